@@ -1,0 +1,56 @@
+"""The ``vigil`` command line: a thin shell over the library."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from vigil import __version__
+from vigil.eql.errors import EqlError
+from vigil.errors import VigilError
+
+# Each command lives in its own module with a ``register(subparsers)`` function.
+COMMANDS = ("demo", "query", "scan", "rules", "alerts", "watch", "serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vigil",
+        description="Run Elastic Security detection rules over event files, live on a Linux host, "
+        "or as a scheduled service.",
+    )
+    parser.add_argument("--version", action="version", version=f"vigil {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"vigil.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"vigil.cli.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (VigilError, EqlError) as exc:
+        print(f"vigil: {exc.render()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``vigil ... | head``): not an error.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

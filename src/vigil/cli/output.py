@@ -1,0 +1,98 @@
+"""Output shared by every command: ``--format table|ndjson`` and progress on a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+import orjson
+
+
+def add_format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("table", "ndjson"),
+        default=None,
+        help="table for people, ndjson (one JSON object per line) for programs "
+        "(default: table on a terminal, ndjson otherwise)",
+    )
+
+
+def resolve_format(args: argparse.Namespace, stream: IO | None = None) -> str:
+    if getattr(args, "format", None):
+        return args.format
+    stream = stream or sys.stdout
+    return "table" if stream.isatty() else "ndjson"
+
+
+def dumps(obj: Any) -> bytes:
+    """One JSON line, the way Vigil writes every machine-readable record."""
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS, default=str)
+
+
+def write_ndjson(records: Iterable[Any], stream: IO | None = None) -> int:
+    out = (stream or sys.stdout).buffer if hasattr(stream or sys.stdout, "buffer") else None
+    n = 0
+    for rec in records:
+        line = dumps(rec) + b"\n"
+        if out is not None:
+            out.write(line)
+        else:
+            (stream or sys.stdout).write(line.decode())
+        n += 1
+    (stream or sys.stdout).flush()
+    return n
+
+
+def console(stream: IO | None = None):
+    from rich.console import Console
+
+    return Console(file=stream or sys.stdout, highlight=False, soft_wrap=False)
+
+
+def error_console():
+    from rich.console import Console
+
+    return Console(file=sys.stderr, highlight=False)
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int | None = None, *, enabled: bool | None = None) -> Iterator[Any]:
+    """A progress bar on standard error when it is a terminal; a no-op otherwise.
+
+    Yields an object with ``advance(n=1)`` and ``update(description=...)``.
+    """
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        yield _NoProgress()
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=error_console(), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield _RichProgress(bar, task)
+
+
+class _NoProgress:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def update(self, **kwargs: Any) -> None:
+        pass
+
+
+class _RichProgress:
+    def __init__(self, bar, task) -> None:
+        self._bar = bar
+        self._task = task
+
+    def advance(self, n: int = 1) -> None:
+        self._bar.advance(self._task, n)
+
+    def update(self, **kwargs: Any) -> None:
+        self._bar.update(self._task, **kwargs)
