@@ -1,0 +1,196 @@
+"""Vigil's scan benchmark: events per second against baselines measured in the same run.
+
+    python bench/run.py [--count 1000000] [--rules-dir DIR] [--keep]
+
+Baselines, on the same generated file:
+  floor   parse every line with orjson and do nothing else;
+  duckdb  DuckDB's read_json with hand-written SQL equivalent to the seed rule.
+Vigil runs `vigil scan` end to end (a subprocess, output discarded) with the
+bundled seed rule and with every EQL rule of the prebuilt corpus, single process
+and with --jobs 2. Peak memory is the child's maximum resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import gen_events  # noqa: E402
+
+SEED_SQL = """
+SELECT count(*) FROM read_json('{path}', format='newline_delimited', union_by_name=true,
+                              maximum_object_size=1048576)
+WHERE host.os.type = 'linux'
+  AND list_contains(event.type, 'creation')
+  AND process.executable IS NOT NULL
+  AND (lower(file.path) LIKE '/lib/dracut/modules.d/%' OR lower(file.path) LIKE '/usr/lib/dracut/modules.d/%')
+  AND NOT (
+    process.executable IN ({excluded})
+    OR lower(process.executable) LIKE '/nix/store/%' OR lower(process.executable) LIKE '/var/lib/dpkg/%'
+    OR lower(process.executable) LIKE '/tmp/vmis.%' OR lower(process.executable) LIKE '/snap/%'
+    OR lower(process.executable) LIKE '/dev/fd/%' OR lower(process.executable) LIKE '/usr/lib/virtualbox/%'
+    OR coalesce(file.extension IN ('swp', 'swpx', 'swx', 'dpkg-remove'), false)
+    OR coalesce(process.name = 'sed' AND lower(file.name) LIKE 'sed%', false)
+  )
+"""
+EXCLUDED = [
+    "/bin/dpkg",
+    "/usr/bin/dpkg",
+    "/bin/dockerd",
+    "/usr/bin/dockerd",
+    "/usr/sbin/dockerd",
+    "/bin/microdnf",
+    "/usr/bin/microdnf",
+    "/bin/rpm",
+    "/usr/bin/rpm",
+    "/bin/snapd",
+    "/usr/bin/snapd",
+    "/bin/yum",
+    "/usr/bin/yum",
+    "/bin/dnf",
+    "/usr/bin/dnf",
+    "/bin/podman",
+    "/usr/bin/podman",
+    "/bin/dnf-automatic",
+    "/usr/bin/dnf-automatic",
+    "/bin/pacman",
+    "/usr/bin/pacman",
+    "/usr/bin/dpkg-divert",
+    "/bin/dpkg-divert",
+    "/sbin/apk",
+    "/usr/sbin/apk",
+    "/usr/local/sbin/apk",
+    "/usr/bin/apt",
+    "/usr/sbin/pacman",
+    "/usr/bin/puppet",
+    "/bin/puppet",
+    "/opt/puppetlabs/puppet/bin/puppet",
+    "/usr/bin/chef-client",
+    "/bin/chef-client",
+    "/bin/autossl_check",
+    "/usr/bin/autossl_check",
+    "/proc/self/exe",
+    "/dev/fd/*",
+    "/usr/bin/pamac-daemon",
+    "/bin/pamac-daemon",
+    "/usr/lib/snapd/snapd",
+    "/usr/local/bin/dockerd",
+    "/usr/bin/crio",
+    "/usr/sbin/crond",
+    "/opt/puppetlabs/puppet/bin/ruby",
+    "/usr/libexec/platform-python",
+    "/kaniko/kaniko-executor",
+    "/bin/install",
+    "/usr/lib/systemd/systemd",
+    "/usr/sbin/sshd",
+    "/usr/bin/gitlab-runner",
+    "/opt/gitlab/embedded/bin/ruby",
+    "/usr/sbin/gdm",
+    "/usr/bin/install",
+    "/usr/local/manageengine/uems_agent/bin/dcregister",
+    "/usr/local/bin/pacman",
+]
+
+
+def floor(path: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    n = 0
+    with open(path, "rb") as f:
+        for line in f:
+            orjson.loads(line)
+            n += 1
+    return time.perf_counter() - start, n
+
+
+def duckdb_seed(path: Path) -> tuple[float, int]:
+    import duckdb
+
+    sql = SEED_SQL.format(path=path, excluded=", ".join(f"'{e}'" for e in EXCLUDED))
+    con = duckdb.connect()
+    con.execute("SET threads TO 1")
+    start = time.perf_counter()
+    (count,) = con.execute(sql).fetchone()
+    return time.perf_counter() - start, count
+
+
+def vigil_scan(path: Path, extra: list[str]) -> tuple[float, int, int]:
+    """Seconds, alerts and peak RSS (KiB) of one `vigil scan` run."""
+    cmd = [str(REPO / ".venv" / "bin" / "vigil"), "scan", "--format", "ndjson", *extra, str(path)]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        # wait4 gives this child's own peak resident set size.
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"vigil scan failed ({' '.join(cmd)}):\n{stderr.decode()[-2000:]}")
+    return elapsed, stdout.count(b"\n"), usage.ru_maxrss
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--count", type=int, default=1_000_000)
+    ap.add_argument("--rules-dir", default=str(REPO.parent / "shared" / "detection-rules"))
+    ap.add_argument("--keep", action="store_true", help="keep the generated file")
+    ap.add_argument("--skip", default="", help="comma-separated rows to skip (duckdb,all,jobs)")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+
+    work = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
+    data = work / "events.ndjson"
+    print(f"generating {args.count:,} events ...", file=sys.stderr)
+    gen_events.write(str(data), args.count)
+    size_mb = data.stat().st_size / 1e6
+    rows: list[tuple[str, float, str, int | None]] = []
+
+    t, n = floor(data)
+    base = n / t
+    rows.append(("floor: orjson parse of every line", base, "", None))
+    if "duckdb" not in skip:
+        t, c = duckdb_seed(data)
+        rows.append(("DuckDB read_json + seed rule SQL (1 thread)", n / t, f"{c} matches", None))
+    rules = Path(args.rules_dir)
+    runs = [("vigil scan, seed rule", [])]
+    if "all" not in skip and rules.is_dir():
+        runs.append(
+            (
+                "vigil scan, all prebuilt EQL rules",
+                ["--rules", str(rules / "rules"), "--rules", str(rules / "rules_building_block")],
+            )
+        )
+    for label, extra in list(runs):
+        t, alerts, rss = vigil_scan(data, extra)
+        rows.append((label, n / t, f"{alerts} alerts", rss))
+        if "jobs" not in skip:
+            t, alerts, rss = vigil_scan(data, [*extra, "--jobs", "2"])
+            rows.append((label + ", --jobs 2", n / t, f"{alerts} alerts", rss))
+
+    print(f"\n{n:,} events, {size_mb:,.0f} MB, {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
+    print(f"{'run':<52} {'events/s':>12} {'x floor':>8}  {'peak MB':>8}  result")
+    for label, eps, result, rss in rows:
+        mb = f"{rss / 1024:.0f}" if rss else ""
+        print(f"{label:<52} {eps:>12,.0f} {eps / base:>8.2f}  {mb:>8}  {result}")
+    if not args.keep:
+        data.unlink()
+        work.rmdir()
+    else:
+        print(f"\nkept {data}")
+
+
+if __name__ == "__main__":
+    main()
