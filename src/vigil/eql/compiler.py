@@ -1,0 +1,426 @@
+"""Compile an EQL expression tree into Python closures.
+
+Everything that does not depend on the event is done once here: aliases
+resolved, literals read as their field's type, wildcards sorted into exact /
+prefix / suffix / contains checks or one compiled regex, ``in`` lists turned
+into sets, constant sub-expressions folded. The rules themselves live in
+:mod:`vigil.eql.semantics`; the reference interpreter must give the same answers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from vigil.eql import ast
+from vigil.eql import semantics as S
+from vigil.eql.functions import lookup_function
+
+Doc = Any
+Pred = Callable[[Doc], bool]
+Tri = Callable[[Doc], "bool | None"]
+Val = Callable[[Doc], Any]
+
+_STRINGY = (None, "keyword", "text")
+
+
+def compile_condition(expr: ast.Expr, schema=None) -> Pred:
+    """A predicate: True when the document passes the condition."""
+    return _Compiler(schema).pred(expr)
+
+
+def compile_value(expr: ast.Expr, schema=None) -> Val:
+    """The value of an expression: scalar, a list for a multi-valued field, None when missing."""
+    c = _Compiler(schema)
+    if isinstance(expr, ast.Field):
+        spec = S.field_spec(expr, schema)
+        if spec.absent:
+            return lambda doc: None
+        read = c.reader(spec)
+        as_value = S.as_field_value
+        return lambda doc: as_value(read(doc))
+    return c.val(expr)
+
+
+def compile_event_filter(
+    event_query: ast.EventQuery, schema=None, category_field: str = "event.category"
+) -> Pred:
+    """Category (any value of the category field, through aliases) and condition."""
+    c = _Compiler(schema)
+    cond = c.pred(event_query.condition)
+    if event_query.category is None:
+        return cond
+    cat_field = ast.Field(S.path_of(category_field))
+    read = c.reader(S.field_spec(cat_field, schema))
+    category = event_query.category
+    if cond is _TRUE:
+        return lambda doc: category in read(doc)
+    return lambda doc: category in read(doc) and cond(doc)
+
+
+def _TRUE(doc: Doc) -> bool:
+    return True
+
+
+def _FALSE(doc: Doc) -> bool:
+    return False
+
+
+class _Compiler:
+    def __init__(self, schema):
+        self.schema = schema
+
+    # --- fields -------------------------------------------------------------------
+
+    def reader(self, spec: S.FieldSpec) -> Callable[[Doc], list]:
+        """Read a field's typed values from a document."""
+        if spec.absent:
+            return lambda doc: []
+        path, ftype, nv = spec.path, spec.ftype, spec.null_value
+        field_values = S.field_values
+        if nv is not None or ftype not in ("keyword", "text", None):
+            return lambda doc: field_values(doc, path, ftype, nv)
+        lookup = S._lookup
+        if ftype is None:
+            return lambda doc: lookup(doc, path, False)
+        convert = S.convert
+
+        def read_keyword(doc: Doc) -> list:
+            vals = lookup(doc, path, False)
+            for v in vals:
+                if type(v) is not str:
+                    return [c for c in (convert(x, "keyword") for x in vals) if c is not S.INVALID]
+            return vals
+
+        return read_keyword
+
+    def field(self, fld: ast.Field) -> tuple[Callable[[Doc], list], str | None]:
+        spec = S.field_spec(fld, self.schema)
+        return self.reader(spec), spec.ftype
+
+    # --- values ---------------------------------------------------------------------
+
+    def val(self, expr: ast.Expr) -> Val:
+        if S.is_constant(expr) and not isinstance(expr, ast.Literal):
+            const = self.val_nofold(expr)(None)
+            return lambda doc: const
+        return self.val_nofold(expr)
+
+    def const(self, expr: ast.Expr) -> Any:
+        return self.val_nofold(expr)(None)
+
+    def val_nofold(self, expr: ast.Expr) -> Val:
+        match expr:
+            case ast.Literal(value=v):
+                return lambda doc: v
+            case ast.Field():
+                read, _ = self.field(expr)
+                first = S.script_value
+                return lambda doc: first(read(doc))
+            case ast.Arithmetic(op=op, left=a, right=b):
+                fa, fb, arith = self.val(a), self.val(b), S.arithmetic
+                return lambda doc: arith(op, fa(doc), fb(doc))
+            case ast.Negate(expr=e):
+                fe, neg = self.val(e), S.negate
+                return lambda doc: neg(fe(doc))
+            case ast.FunctionCall(name=name, args=args, insensitive=ins):
+                spec = lookup_function(name)
+                if spec is None:
+                    return lambda doc: None
+                impl = spec.impl
+                fargs = [self.val(a) for a in args]
+                if len(fargs) == 1:
+                    f0 = fargs[0]
+                    return lambda doc: impl(f0(doc), insensitive=ins)
+                if len(fargs) == 2:
+                    f0, f1 = fargs
+                    return lambda doc: impl(f0(doc), f1(doc), insensitive=ins)
+                return lambda doc: impl(*[f(doc) for f in fargs], insensitive=ins)
+        tri = self.tri(expr)
+        return tri
+
+    # --- two-valued predicates (what a filter keeps) -----------------------------------
+
+    def pred(self, expr: ast.Expr) -> Pred:
+        match expr:
+            case ast.Literal(value=v):
+                return _TRUE if v is True else _FALSE
+            case ast.And(terms=ts):
+                fs = [self.pred(t) for t in ts]
+                if any(f is _FALSE for f in fs):
+                    return _FALSE
+                fs = [f for f in fs if f is not _TRUE]
+                if not fs:
+                    return _TRUE
+                if len(fs) == 1:
+                    return fs[0]
+                if len(fs) == 2:
+                    a, b = fs
+                    return lambda doc: a(doc) and b(doc)
+                return lambda doc: all(f(doc) for f in fs)
+            case ast.Or(terms=ts):
+                fs = [self.pred(t) for t in ts]
+                if any(f is _TRUE for f in fs):
+                    return _TRUE
+                fs = [f for f in fs if f is not _FALSE]
+                if not fs:
+                    return _FALSE
+                if len(fs) == 1:
+                    return fs[0]
+                if len(fs) == 2:
+                    a, b = fs
+                    return lambda doc: a(doc) or b(doc)
+                return lambda doc: any(f(doc) for f in fs)
+            case ast.Not(expr=e):
+                if S.is_query_condition(e):
+                    inner = self.pred(e)
+                    if inner is _TRUE:
+                        return _FALSE
+                    if inner is _FALSE:
+                        return _TRUE
+                    return lambda doc: not inner(doc)
+                tri = self.tri(e)
+                return lambda doc: tri(doc) is False
+            case ast.In(negated=True) as node:
+                return self.pred(ast.Not(ast.In(node.value, node.items, node.insensitive, False)))
+            case ast.Comparison(op=op, left=ast.Field() as fld, right=r) if self._plain(op, r):
+                return self._field_compare(fld, op, self.const(r), flip=False)
+            case ast.Comparison(op=op, left=lft, right=ast.Field() as fld) if self._plain(op, lft):
+                return self._field_compare(fld, op, self.const(lft), flip=True)
+            case ast.Pattern(op=op, value=ast.Field() as fld, patterns=ps) if all(
+                S.is_constant(p) for p in ps
+            ):
+                return self._field_pattern(fld, op, [self.const(p) for p in ps])
+            case ast.In(value=ast.Field() as fld, items=items, insensitive=ins) if all(
+                S.is_constant(i) for i in items
+            ):
+                return self._field_in(fld, [self.const(i) for i in items], ins)
+        tri = self.tri(expr)
+        return lambda doc: tri(doc) is True
+
+    def _plain(self, op: str, other: ast.Expr) -> bool:
+        """A field against a constant that is not a null check."""
+        return S.is_constant(other) and not (op in ("==", "!=") and S.is_null_literal(other, self.schema))
+
+    def _field_compare(self, fld: ast.Field, op: str, lit: Any, flip: bool) -> Pred:
+        if S.is_null_literal(fld, self.schema):
+            # An absent optional field is null: any comparison with it is unknown.
+            return _FALSE
+        read, ftype = self.field(fld)
+        lit = S.literal_as(lit, ftype)
+        if lit is None:
+            return _FALSE
+        if ftype in ("keyword", "text") and isinstance(lit, str):
+            if op == "==":
+                return lambda doc: lit in read(doc)
+            if op == "!=":
+                return lambda doc: any(v != lit for v in read(doc))
+        compare = S.compare
+        if flip:
+            return lambda doc: any(compare(op, lit, v) is True for v in read(doc))
+        return lambda doc: any(compare(op, v, lit) is True for v in read(doc))
+
+    def _field_pattern(self, fld: ast.Field, op: str, pats: list) -> Pred:
+        read, ftype = self.field(fld)
+        if S.is_null_literal(fld, self.schema):
+            return _FALSE
+        pats = [p for p in pats if p is not None]
+        generic = S.pattern_match
+        if op in ("regex", "regex~"):
+            regs = [S.lucene_regex(S.to_string(p), op == "regex~") for p in pats]
+            to_string = S.to_string
+
+            def regex_pred(doc: Doc) -> bool:
+                for v in read(doc):
+                    s = v if type(v) is str else to_string(v)
+                    for r in regs:
+                        if r.fullmatch(s):
+                            return True
+                return False
+
+            return regex_pred
+        if ftype not in _STRINGY or not all(isinstance(p, str) for p in pats):
+            return lambda doc: any(generic(op, v, p) is True for v in read(doc) for p in pats)
+        test = string_matcher(pats, insensitive=op != "like")
+
+        def pattern_pred(doc: Doc) -> bool:
+            for v in read(doc):
+                if type(v) is str:
+                    if test(v):
+                        return True
+                elif any(generic(op, v, p) is True for p in pats):
+                    return True
+            return False
+
+        return pattern_pred
+
+    def _field_in(self, fld: ast.Field, items: list, ins: bool) -> Pred:
+        if S.is_null_literal(fld, self.schema):
+            return _FALSE
+        read, ftype = self.field(fld)
+        items = [S.literal_as(i, ftype) for i in items if i is not None]
+        in_match = S.in_match
+        if ftype in _STRINGY and all(isinstance(i, str) for i in items):
+            keys = frozenset(i.lower() for i in items) if ins else frozenset(items)
+
+            def in_pred(doc: Doc) -> bool:
+                for v in read(doc):
+                    if type(v) is str:
+                        if (v.lower() if ins else v) in keys:
+                            return True
+                    elif any(in_match(v, i, ins) is True for i in items):
+                        return True
+                return False
+
+            return in_pred
+        return lambda doc: any(in_match(v, i, ins) is True for v in read(doc) for i in items)
+
+    # --- three-valued conditions (inside scripts and under `not` of a script) ---------
+
+    def tri(self, expr: ast.Expr) -> Tri:
+        match expr:
+            case ast.Literal(value=v):
+                b = v if isinstance(v, bool) else None
+                return lambda doc: b
+            case ast.Field():
+                read, _ = self.field(expr)
+                any_true = S.any_true
+                return lambda doc: any_true(v is True for v in read(doc))
+            case ast.And(terms=ts):
+                fs = [self.tri(t) for t in ts]
+                and3 = S.and3
+
+                def and_tri(doc: Doc):
+                    out = True
+                    for f in fs:
+                        out = and3(out, f(doc))
+                        if out is False:
+                            return False
+                    return out
+
+                return and_tri
+            case ast.Or(terms=ts):
+                fs = [self.tri(t) for t in ts]
+                or3 = S.or3
+
+                def or_tri(doc: Doc):
+                    out = False
+                    for f in fs:
+                        out = or3(out, f(doc))
+                        if out is True:
+                            return True
+                    return out
+
+                return or_tri
+            case ast.Not(expr=e):
+                if S.is_query_condition(e):
+                    p = self.pred(e)
+                    return lambda doc: not p(doc)
+                t = self.tri(e)
+                return lambda doc: None if (r := t(doc)) is None else not r
+            case ast.In(negated=True) as node:
+                return self.tri(ast.Not(ast.In(node.value, node.items, node.insensitive, False)))
+            case ast.Comparison():
+                return self._tri_comparison(expr)
+            case ast.Pattern(op=op, value=v, patterns=ps):
+                pats = [self.val(p) for p in ps]
+                pm = S.pattern_match
+                return self._over(v, lambda x, doc: S.any_true(pm(op, x, p(doc)) for p in pats))
+            case ast.In(value=v, items=items, insensitive=ins):
+                ftype = S.field_spec(v, self.schema).ftype if isinstance(v, ast.Field) else None
+                vals = [self.val(i) for i in items]
+                im, lit_as = S.in_match, S.literal_as
+                return self._over(
+                    v, lambda x, doc: S.any_true(im(x, lit_as(i(doc), ftype), ins) for i in vals)
+                )
+            case ast.FunctionCall(name=name, args=args, insensitive=ins) if S.is_query_function(expr):
+                impl = lookup_function(name).impl
+                rest = [self.val(a) for a in args[1:]]
+                read, _ = self.field(args[0])
+                any_true = S.any_true
+
+                def fn_tri(doc: Doc):
+                    r = [f(doc) for f in rest]
+                    return any_true(impl(x, *r, insensitive=ins) for x in read(doc))
+
+                return fn_tri
+        f = self.val(expr)
+        return lambda doc: v if isinstance(v := f(doc), bool) else None
+
+    def _over(self, v: ast.Expr, test: Callable[[Any, Doc], Any]) -> Tri:
+        if isinstance(v, ast.Field):
+            read, _ = self.field(v)
+            any_true = S.any_true
+            return lambda doc: any_true(test(x, doc) for x in read(doc))
+        fv = self.val(v)
+        return lambda doc: None if (x := fv(doc)) is None else test(x, doc)
+
+    def _tri_comparison(self, expr: ast.Comparison) -> Tri:
+        op, left, right = expr.op, expr.left, expr.right
+        ln, rn = S.is_null_literal(left, self.schema), S.is_null_literal(right, self.schema)
+        compare, any_true, lit_as = S.compare, S.any_true, S.literal_as
+        if op in ("==", "!=") and (ln or rn):
+            want_missing = op == "=="
+            if ln and rn:
+                return lambda doc: want_missing
+            other = right if ln else left
+            if isinstance(other, ast.Field):
+                read, _ = self.field(other)
+                return lambda doc: (not read(doc)) == want_missing
+            fo = self.val(other)
+            return lambda doc: (fo(doc) is None) == want_missing
+        if isinstance(left, ast.Field) and not isinstance(right, ast.Field):
+            read, ftype = self.field(left)
+            fr = self.val(right)
+            return lambda doc: any_true(compare(op, x, lit_as(fr(doc), ftype)) for x in read(doc))
+        if isinstance(right, ast.Field) and not isinstance(left, ast.Field):
+            read, ftype = self.field(right)
+            fl = self.val(left)
+            return lambda doc: any_true(compare(op, lit_as(fl(doc), ftype), x) for x in read(doc))
+        fa, fb = self.val(left), self.val(right)
+        return lambda doc: compare(op, fa(doc), fb(doc))
+
+
+def string_matcher(patterns: list[str], insensitive: bool) -> Callable[[str], bool]:
+    """One test for a list of wildcard patterns against a string: exact values in a
+    set, ``x*`` / ``*x`` / ``*x*`` as prefix / suffix / substring checks, the rest
+    as one compiled regex."""
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    contains: list[str] = []
+    regexes: list[str] = []
+    for p in patterns:
+        if insensitive:
+            p = p.lower()
+        if not S.has_wildcard(p):
+            exact.add(p)
+            continue
+        core = p.strip("*")
+        if "?" in p or "*" in core:
+            regexes.append(S.wildcard_regex(p, False).pattern)
+        elif p.startswith("*") and p.endswith("*") and len(p) >= 2:
+            contains.append(core)
+        elif p.endswith("*"):
+            prefixes.append(core)
+        else:
+            suffixes.append(core)
+    pre, suf = tuple(prefixes), tuple(suffixes)
+    rx = re.compile("|".join(f"(?:{r})" for r in regexes), re.DOTALL) if regexes else None
+
+    def test(v: str) -> bool:
+        if insensitive:
+            v = v.lower()
+        if v in exact:
+            return True
+        if pre and v.startswith(pre):
+            return True
+        if suf and v.endswith(suf):
+            return True
+        for c in contains:
+            if c in v:
+                return True
+        return rx is not None and rx.fullmatch(v) is not None
+
+    return test

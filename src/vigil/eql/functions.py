@@ -1,0 +1,230 @@
+"""EQL's functions, each with Elasticsearch's behaviour.
+
+Every function takes already-evaluated scalar arguments (a field's first doc
+value, see :func:`vigil.eql.semantics.script_value`) and returns a value or
+None. Unless a function says otherwise, a null argument gives null. The
+behaviour follows ES's ``org.elasticsearch.xpack.eql.expression.function.scalar``
+processors (``BetweenFunctionProcessor``, ``CIDRMatchFunctionProcessor``,
+``IndexOfFunctionProcessor``, ``SubstringFunctionProcessor``,
+``ToNumberFunctionProcessor``, ...) and the QL arithmetic processors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from vigil.eql.semantics import arithmetic, is_number, to_string
+
+# Argument kinds the checker verifies for literal arguments.
+STR, NUM, BOOL, ANY = "string", "number", "boolean", "any"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str  # canonical spelling
+    impl: Callable[..., Any]  # impl(*args, insensitive=bool)
+    min_args: int
+    max_args: int | None  # None: any number
+    arg_kinds: tuple[str, ...]  # kinds by position; the last repeats
+    insensitive_ok: bool = False
+    returns: str = ANY
+
+    def kind_of(self, i: int) -> str:
+        if not self.arg_kinds:
+            return ANY
+        return self.arg_kinds[min(i, len(self.arg_kinds) - 1)]
+
+
+def _lower(s: str, insensitive: bool) -> str:
+    return s.lower() if insensitive else s
+
+
+def _str(v: Any) -> str | None:
+    """A string argument: strings as they are, other values as ES prints them."""
+    return v if isinstance(v, str) or v is None else to_string(v)
+
+
+def fn_between(source, left, right, greedy=False, *, insensitive=False):
+    """Text between ``left`` and the next (or, greedy, the last) ``right`` after it;
+    "" when either is absent."""
+    source, left, right = _str(source), _str(left), _str(right)
+    if source is None or left is None or right is None:
+        return None
+    greedy = bool(greedy) if greedy is not None else False
+    hay = _lower(source, insensitive)
+    lft, rgt = _lower(left, insensitive), _lower(right, insensitive)
+    start = hay.find(lft)
+    if start < 0:
+        return ""
+    start += len(lft)
+    end = hay.rfind(rgt) if greedy else hay.find(rgt, start)
+    if end < start:
+        return ""
+    return source[start:end]
+
+
+def fn_cidr_match(source, *cidrs, insensitive=False):
+    """True when the address lies in any of the networks (host bits are ignored)."""
+    if source is None:
+        return None
+    try:
+        addr = ipaddress.ip_address(str(source))
+    except ValueError:
+        return False
+    for c in cidrs:
+        if c is None:
+            continue
+        net = _network(str(c))
+        if net is not None and addr.version == net.version and addr in net:
+            return True
+    return False
+
+
+@lru_cache(maxsize=1024)
+def _network(text: str):
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def fn_concat(*args, insensitive=False):
+    """All arguments as strings, joined; null when any is null."""
+    parts = []
+    for a in args:
+        if a is None:
+            return None
+        parts.append(to_string(a))
+    return "".join(parts)
+
+
+def fn_ends_with(source, suffix, *, insensitive=False):
+    source, suffix = _str(source), _str(suffix)
+    if source is None or suffix is None:
+        return None
+    return _lower(source, insensitive).endswith(_lower(suffix, insensitive))
+
+
+def fn_starts_with(source, prefix, *, insensitive=False):
+    source, prefix = _str(source), _str(prefix)
+    if source is None or prefix is None:
+        return None
+    return _lower(source, insensitive).startswith(_lower(prefix, insensitive))
+
+
+def fn_string_contains(source, sub, *, insensitive=False):
+    source, sub = _str(source), _str(sub)
+    if source is None or sub is None:
+        return None
+    return _lower(sub, insensitive) in _lower(source, insensitive)
+
+
+def fn_index_of(source, sub, start=None, *, insensitive=False):
+    """Position of ``sub`` at or after ``start`` (negative starts count as 0, as
+    Java's ``indexOf``); null when not found."""
+    source, sub = _str(source), _str(sub)
+    if source is None or sub is None:
+        return None
+    begin = 0 if start is None else max(int(start), 0)
+    pos = _lower(source, insensitive).find(_lower(sub, insensitive), begin)
+    return None if pos < 0 else pos
+
+
+def fn_length(source, *, insensitive=False):
+    """Length in UTF-16 code units, as Java's ``String.length()``."""
+    source = _str(source)
+    if source is None:
+        return None
+    return len(source) + sum(1 for ch in source if ord(ch) > 0xFFFF)
+
+
+def fn_string(value, *, insensitive=False):
+    return to_string(value)
+
+
+def fn_substring(source, start=None, end=None, *, insensitive=False):
+    """Python-style slice: negative positions count from the end."""
+    source = _str(source)
+    if source is None:
+        return None
+    s = 0 if start is None else int(start)
+    if end is None:
+        return source[s:]
+    return source[s : int(end)]
+
+
+_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def fn_number(source, base=None, *, insensitive=False):
+    """A string parsed as a number: base 10 gives an integer or a float; other
+    bases an integer (``0x`` allowed for 16). Null when it is not a number."""
+    if source is None:
+        return None
+    if is_number(source):
+        return source
+    text = str(source).strip()
+    b = 10 if base is None else int(base)
+    if b == 10:
+        if re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+        if _NUMBER_RE.match(text):
+            return float(text)
+        return None
+    if b == 16 and re.match(r"^[+-]?0[xX]", text):
+        sign = "-" if text.startswith("-") else ""
+        text = sign + text.lstrip("+-")[2:]
+    if not re.fullmatch(r"[+-]?[0-9a-zA-Z]+", text):
+        return None
+    try:
+        return int(text, b)
+    except ValueError:
+        return None
+
+
+def _arith(op: str):
+    def fn(a, b, *, insensitive=False):
+        return arithmetic(op, a, b)
+
+    return fn
+
+
+FUNCTIONS: dict[str, FunctionSpec] = {
+    spec.name.lower(): spec
+    for spec in (
+        FunctionSpec("add", _arith("+"), 2, 2, (NUM,), returns=NUM),
+        FunctionSpec("between", fn_between, 3, 4, (STR, STR, STR, BOOL), insensitive_ok=True, returns=STR),
+        FunctionSpec("cidrMatch", fn_cidr_match, 2, None, (ANY, STR), returns=BOOL),
+        FunctionSpec("concat", fn_concat, 1, None, (ANY,), returns=STR),
+        FunctionSpec("divide", _arith("/"), 2, 2, (NUM,), returns=NUM),
+        FunctionSpec("endsWith", fn_ends_with, 2, 2, (STR,), insensitive_ok=True, returns=BOOL),
+        FunctionSpec("indexOf", fn_index_of, 2, 3, (STR, STR, NUM), insensitive_ok=True, returns=NUM),
+        FunctionSpec("length", fn_length, 1, 1, (STR,), returns=NUM),
+        FunctionSpec("modulo", _arith("%"), 2, 2, (NUM,), returns=NUM),
+        FunctionSpec("multiply", _arith("*"), 2, 2, (NUM,), returns=NUM),
+        FunctionSpec("number", fn_number, 1, 2, (STR, NUM), returns=NUM),
+        FunctionSpec("startsWith", fn_starts_with, 2, 2, (STR,), insensitive_ok=True, returns=BOOL),
+        FunctionSpec("string", fn_string, 1, 1, (ANY,), returns=STR),
+        FunctionSpec("stringContains", fn_string_contains, 2, 2, (STR,), insensitive_ok=True, returns=BOOL),
+        FunctionSpec("substring", fn_substring, 2, 3, (STR, NUM, NUM), returns=STR),
+        FunctionSpec("subtract", _arith("-"), 2, 2, (NUM,), returns=NUM),
+    )
+}
+
+
+def lookup_function(name: str) -> FunctionSpec | None:
+    """The function named ``name`` (function names are not case-sensitive in ES)."""
+    return FUNCTIONS.get(name.lower())
+
+
+def call(name: str, args: list, insensitive: bool = False) -> Any:
+    """Call a function by name with evaluated arguments."""
+    spec = lookup_function(name)
+    if spec is None:
+        raise KeyError(name)
+    return spec.impl(*args, insensitive=insensitive)

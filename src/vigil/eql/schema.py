@@ -1,0 +1,131 @@
+"""Field types, as an Elasticsearch index mapping gives them.
+
+A :class:`Schema` answers three questions about a field name: its type
+(``keyword``, ``long``, ``ip``, ``date``, ``version``...), the real field an
+alias points to, and the ``null_value`` an explicit JSON null is indexed as.
+
+``Schema.ecs()`` is the default: ECS types for ECS fields and Elasticsearch's
+dynamic mapping for everything else (the value decides: strings keyword,
+integers long, floats double). ``Schema.from_mapping()`` is strict: a field the
+mapping lacks is unknown, which the checker reports as ES does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vigil.eql.ecs import ecs_type
+
+# Mapping types that hold exact strings; they all behave as keyword for EQL.
+KEYWORD_TYPES = frozenset({"keyword", "constant_keyword", "wildcard", "[runtime_random_keyword_type]"})
+INTEGER_TYPES = frozenset({"long", "integer", "short", "byte", "unsigned_long"})
+FLOAT_TYPES = frozenset({"double", "float", "half_float", "scaled_float"})
+NUMERIC_TYPES = INTEGER_TYPES | FLOAT_TYPES
+DATE_TYPES = frozenset({"date", "date_nanos"})
+
+
+@dataclass
+class Schema:
+    """Field name -> type, with aliases and null values.
+
+    ``strict`` is true for a schema read from a mapping: unknown fields are errors.
+    """
+
+    types: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    null_values: dict[str, Any] = field(default_factory=dict)
+    strict: bool = False
+    use_ecs: bool = False
+
+    @classmethod
+    def ecs(cls) -> Schema:
+        """ECS types for ECS fields; dynamic mapping for the rest."""
+        return cls(use_ecs=True)
+
+    @classmethod
+    def dynamic(cls) -> Schema:
+        """No known types at all: every value is read as it comes."""
+        return cls()
+
+    @classmethod
+    def from_mapping(cls, mapping: dict | str | Path) -> Schema:
+        """Read an Elasticsearch mapping: ``{"properties": ...}`` or ``{"mappings": {...}}``.
+
+        Accepts a dict, JSON text, or a path to a file; ``#`` comment lines are
+        dropped (as Elasticsearch's test loader does).
+        """
+        if isinstance(mapping, Path):
+            mapping = mapping.read_text(encoding="utf-8")
+        if isinstance(mapping, str):
+            text = "\n".join(line for line in mapping.splitlines() if not line.lstrip().startswith("#"))
+            mapping = json.loads(text)
+        if "mappings" in mapping:
+            mapping = mapping["mappings"]
+        schema = cls(strict=True)
+        schema._read(mapping.get("properties", {}), "")
+        return schema
+
+    def _read(self, props: dict, prefix: str) -> None:
+        for name, spec in props.items():
+            full = prefix + name
+            if not isinstance(spec, dict):
+                continue
+            typ = spec.get("type")
+            if "properties" in spec and typ in (None, "object", "nested"):
+                self._read(spec["properties"], full + ".")
+                continue
+            if typ == "alias":
+                self.aliases[full] = spec.get("path", "")
+                continue
+            typ = normalize_type(typ or "object")
+            self.types[full] = typ
+            if "null_value" in spec:
+                self.null_values[full] = spec["null_value"]
+            for sub, subspec in (spec.get("fields") or {}).items():
+                if isinstance(subspec, dict):
+                    self.types[f"{full}.{sub}"] = normalize_type(subspec.get("type", "keyword"))
+
+    def resolve(self, name: str) -> str:
+        """The field an alias points to (the name itself when it is no alias)."""
+        seen = 0
+        while name in self.aliases and seen < 16:
+            name = self.aliases[name]
+            seen += 1
+        return name
+
+    def field_type(self, name: str) -> str | None:
+        """The type of a field, following aliases; None when the schema does not know it."""
+        real = self.resolve(name)
+        t = self.types.get(real)
+        if t is None and self.use_ecs:
+            t = ecs_type(real)
+        return t
+
+    def null_value(self, name: str) -> Any:
+        """What an explicit JSON null in this field is indexed as (None: not indexed)."""
+        return self.null_values.get(self.resolve(name))
+
+    def knows(self, name: str) -> bool:
+        """True when the field exists for this schema (always, when it is not strict)."""
+        if not self.strict:
+            return True
+        real = self.resolve(name)
+        return real in self.types
+
+
+def normalize_type(typ: str) -> str:
+    """One name per behaviour: every exact-string type is keyword, every integer long."""
+    if typ in KEYWORD_TYPES:
+        return "keyword"
+    if typ in INTEGER_TYPES:
+        return "long"
+    if typ in FLOAT_TYPES:
+        return "double"
+    if typ == "date_nanos":
+        return "date"
+    if typ == "match_only_text":
+        return "text"
+    return typ

@@ -1,0 +1,768 @@
+"""Elasticsearch's EQL semantics, each rule once, as a named function.
+
+The compiler and the reference interpreter both call these; neither re-derives
+a rule. Values are read as the field's mapped type (see :func:`convert`), an
+array field matches when any value matches, a missing field makes a comparison
+unknown (``None``), and the filter keeps only ``True``.
+
+Two evaluation modes exist in Elasticsearch, and both show through:
+
+* a condition on a field against literals becomes a Query DSL query: it looks
+  at every value of the field, and ``not`` of it is its complement (a missing
+  field satisfies ``not (x == 1)``);
+* anything computed (functions, arithmetic, comparing computed values) runs as
+  a script: it sees the field's first doc value (the smallest: doc values are
+  sorted), null propagates, and ``not null`` stays null, so it filters out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from functools import lru_cache, total_ordering
+from typing import Any
+
+from vigil.eql import ast
+from vigil.eql.dates import iso_from_millis, to_epoch_millis
+from vigil.eql.fields import split_path
+
+# --- typed values ----------------------------------------------------------------
+
+
+class DateValue(int):
+    """Epoch milliseconds read from a ``date`` field; prints as ES prints a date."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return iso_from_millis(int(self))
+
+    __repr__ = __str__
+
+
+class IpValue(int):
+    """An IP address as its IPv6-mapped integer (ES orders IPv4 inside IPv6)."""
+
+    def __new__(cls, text: str) -> IpValue:
+        addr = ipaddress.ip_address(text.strip())
+        key = int(addr) + (0xFFFF << 32) if addr.version == 4 else int(addr)
+        obj = super().__new__(cls, key)
+        obj.text = str(addr)
+        return obj
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+
+_VERSION_RE = re.compile(r"^(\d+)((?:\.\d+)*)(?:-([0-9A-Za-z.-]+))?(?:\+([0-9A-Za-z.-]+))?$")
+
+
+@total_ordering
+class VersionValue:
+    """A ``version`` field value: semantic ordering; invalid versions sort after
+    valid ones, among themselves as plain strings (Elasticsearch's version type)."""
+
+    __slots__ = ("text", "key")
+
+    def __init__(self, text: str):
+        self.text = text
+        m = _VERSION_RE.match(text)
+        if m is None:
+            self.key: tuple = (1, text)
+            return
+        numbers = (int(m.group(1)), *(int(p) for p in m.group(2).split(".")[1:]))
+        pre = m.group(3)
+        # A pre-release sorts before its release; identifiers: numbers before words.
+        pre_key = (
+            (1,)
+            if pre is None
+            else (0, *((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")))
+        )
+        self.key = (0, numbers, pre_key)
+
+    @property
+    def valid(self) -> bool:
+        return self.key[0] == 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VersionValue) and self.key == other.key
+
+    def __lt__(self, other: VersionValue) -> bool:
+        return self.key < other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+
+class Invalid:
+    """Marker for a value a field's type cannot hold (ES would not index it)."""
+
+
+INVALID = Invalid()
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def java_double_str(x: float) -> str:
+    """``Double.toString``: plain between 1e-3 and 1e7, else scientific ``1.0E7``."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0:
+        return "-0.0" if math.copysign(1, x) < 0 else "0.0"
+    if 1e-3 <= abs(x) < 1e7:
+        s = repr(x)
+        if "e" in s or "E" in s:
+            s = f"{x:.20f}".rstrip("0")
+        return s if "." in s else s + ".0"
+    mant, _, exp = f"{x:.17e}".partition("e")
+    # Shortest mantissa that round-trips, as Java prints it.
+    for digits in range(1, 18):
+        cand = f"{x:.{digits - 1}e}"
+        if float(cand) == x:
+            mant, _, exp = cand.partition("e")
+            break
+    if "." not in mant:
+        mant += ".0"
+    return f"{mant}E{int(exp)}"
+
+
+def to_string(value: Any) -> str | None:
+    """A value as Elasticsearch's ``string()`` and ``concat()`` print it."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return java_double_str(value)
+    if isinstance(value, (DateValue, IpValue, VersionValue)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return str(value)
+
+
+def convert(value: Any, ftype: str | None) -> Any:
+    """A JSON value read as a field of type ``ftype`` (None: dynamic, as it comes).
+
+    Returns :data:`INVALID` when the type cannot hold it (a keyword field takes
+    any scalar: JSON ``0`` is the keyword ``"0"``; a long field takes ``"10"``).
+    """
+    if ftype is None:
+        return value
+    if ftype in ("keyword", "text"):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float):
+            # ES keeps a JSON number's source text; Python's repr matches it for plain numbers.
+            return repr(value)
+        return str(value) if isinstance(value, int) else INVALID
+    if ftype == "long":
+        if isinstance(value, bool):
+            return INVALID
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float):
+            return int(value) if math.isfinite(value) else INVALID
+        if isinstance(value, str):
+            s = value.strip()
+            if _INT_RE.match(s):
+                return int(s)
+            if _FLOAT_RE.match(s):
+                return int(float(s))
+        return INVALID
+    if ftype == "double":
+        if isinstance(value, bool):
+            return INVALID
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
+            return float(value)
+        return INVALID
+    if ftype == "date":
+        if isinstance(value, DateValue):
+            return value
+        ms = to_epoch_millis(value)
+        return INVALID if ms is None else DateValue(ms)
+    if ftype == "ip":
+        if isinstance(value, IpValue):
+            return value
+        if not isinstance(value, str):
+            return INVALID
+        try:
+            return IpValue(value)
+        except ValueError:
+            return INVALID
+    if ftype == "version":
+        if isinstance(value, VersionValue):
+            return value
+        return VersionValue(value) if isinstance(value, str) else INVALID
+    if ftype == "boolean":
+        if isinstance(value, bool):
+            return value
+        if value == "true":
+            return True
+        if value in ("false", ""):
+            return False
+        return INVALID
+    return value
+
+
+# --- reading fields ---------------------------------------------------------------
+
+
+def field_values(doc: Any, path: tuple[str, ...], ftype: str | None = None, null_value: Any = None) -> list:
+    """Every value of a field, read as its type; invalid values are dropped.
+
+    With a mapping ``null_value``, an explicit JSON null counts as that value.
+    """
+    raw = _lookup(doc, path, null_value is not None)
+    if null_value is not None:
+        raw = [null_value if v is None else v for v in raw]
+    if ftype is None:
+        return raw
+    out = []
+    for v in raw:
+        c = convert(v, ftype)
+        if c is not INVALID:
+            out.append(c)
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _prefixes(parts: tuple[str, ...]) -> tuple:
+    n = len(parts)
+    return tuple(tuple((".".join(parts[i:j]), j) for j in range(n, i, -1)) for i in range(n))
+
+
+def _lookup(doc: Any, parts: tuple[str, ...], keep_nulls: bool) -> list:
+    """Leaf values of a dotted path, as :func:`vigil.eql.fields.lookup`, optionally keeping nulls."""
+    out: list = []
+    if len(parts) == 1 and isinstance(doc, dict):
+        # Fast path: a top-level key holding a scalar.
+        v = doc.get(parts[0], _MISSING)
+        if v is _MISSING:
+            return out
+        if v is None:
+            if keep_nulls:
+                out.append(None)
+            return out
+        if not isinstance(v, (dict, list)):
+            out.append(v)
+            return out
+    _collect(doc, parts, _prefixes(parts), 0, out, keep_nulls)
+    return out
+
+
+_MISSING = object()
+
+
+def _collect(obj: Any, parts: tuple, prefixes: tuple, i: int, out: list, keep_nulls: bool) -> None:
+    if i == len(parts):
+        _leaves(obj, out, keep_nulls)
+        return
+    if isinstance(obj, list):
+        for item in obj:
+            _collect(item, parts, prefixes, i, out, keep_nulls)
+        return
+    if not isinstance(obj, dict):
+        return
+    for key, j in prefixes[i]:
+        if key in obj:
+            _collect(obj[key], parts, prefixes, j, out, keep_nulls)
+
+
+def _leaves(obj: Any, out: list, keep_nulls: bool) -> None:
+    if obj is None:
+        if keep_nulls:
+            out.append(None)
+        return
+    if isinstance(obj, dict):
+        return
+    if isinstance(obj, list):
+        for item in obj:
+            _leaves(item, out, keep_nulls)
+        return
+    out.append(obj)
+
+
+def script_value(values: list) -> Any:
+    """The value a script sees for a field: the first doc value, i.e. the smallest
+    (doc values are sorted), or None when the field is missing."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    try:
+        return min(values, key=_sort_key)
+    except TypeError:
+        return values[0]
+
+
+def _sort_key(v: Any) -> Any:
+    # Keywords sort by their UTF-8 bytes in Lucene.
+    return v.encode("utf-8", "surrogatepass") if isinstance(v, str) else v
+
+
+def as_field_value(values: list) -> Any:
+    """A field's values as one value: None when missing, the value, or the list."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else list(values)
+
+
+# --- comparing ---------------------------------------------------------------------
+
+
+def literal_as(value: Any, ftype: str | None) -> Any:
+    """A query literal read as the type of the field it is compared with.
+
+    Returns the literal unchanged when the type cannot take it (the comparison
+    then falls back to :func:`align`). A number compared with a date field is
+    epoch milliseconds; a string is parsed as the field's date, ip or version.
+    """
+    if value is None or ftype is None or ftype in ("keyword", "text"):
+        return value
+    if ftype in ("long", "double"):
+        if isinstance(value, str):
+            c = convert(value, "double" if not _INT_RE.match(value.strip()) else "long")
+            return value if c is INVALID else c
+        return value
+    c = convert(value, ftype)
+    return value if c is INVALID else c
+
+
+def align(a: Any, b: Any) -> tuple[Any, Any] | None:
+    """Two values brought to one comparable type, or None when they cannot be compared.
+
+    Typed values (date, ip, version) parse the other side; a string and a number
+    (dynamic fields) compare as numbers when the string is one, else as strings.
+    """
+    ta, tb = type(a), type(b)
+    if ta is tb and ta is not Invalid:
+        return a, b
+    if isinstance(a, bool) or isinstance(b, bool):
+        if isinstance(a, bool) and isinstance(b, bool):
+            return a, b
+        other, flag = (b, a) if isinstance(a, bool) else (a, b)
+        c = convert(other, "boolean")
+        if c is INVALID:
+            return None
+        return (flag, c) if isinstance(a, bool) else (c, flag)
+    for typed, ftype in ((DateValue, "date"), (IpValue, "ip"), (VersionValue, "version")):
+        if isinstance(a, typed) or isinstance(b, typed):
+            if isinstance(a, typed) and isinstance(b, typed):
+                return a, b
+            if isinstance(a, typed):
+                c = convert(b, ftype)
+                return None if c is INVALID else (a, c)
+            c = convert(a, ftype)
+            return None if c is INVALID else (c, b)
+    num_a = isinstance(a, (int, float))
+    num_b = isinstance(b, (int, float))
+    if num_a and num_b:
+        return a, b
+    if num_a and isinstance(b, str):
+        n = convert(b, "double")
+        return (a, n) if n is not INVALID else (to_string(a), b)
+    if num_b and isinstance(a, str):
+        n = convert(a, "double")
+        return (n, b) if n is not INVALID else (a, to_string(b))
+    return None
+
+
+def compare(op: str, a: Any, b: Any) -> bool | None:
+    """``a op b`` for two present values; None (unknown) when either is null or
+    they cannot be compared."""
+    if a is None or b is None:
+        return None
+    pair = align(a, b)
+    if pair is None:
+        return None if op not in ("==", "!=") else op == "!="
+    x, y = pair
+    if isinstance(x, str):
+        # Lucene orders terms by UTF-8 bytes; code points order the same way.
+        pass
+    try:
+        if op == "==":
+            return x == y
+        if op == "!=":
+            return x != y
+        if op == "<":
+            return x < y
+        if op == "<=":
+            return x <= y
+        if op == ">":
+            return x > y
+        if op == ">=":
+            return x >= y
+    except TypeError:
+        return None
+    raise ValueError(f"unknown comparison {op}")
+
+
+def equals_insensitive(a: Any, b: Any) -> bool | None:
+    """Case-insensitive equality (``:``, ``in~``): strings compare lowercased."""
+    if a is None or b is None:
+        return None
+    if isinstance(a, str) and isinstance(b, str):
+        return a.lower() == b.lower()
+    return compare("==", a, b)
+
+
+def any_true(results) -> bool | None:
+    """Over the values of a multi-valued field: True if any is, else False if any
+    value was compared, else None (no value)."""
+    seen = False
+    for r in results:
+        if r is True:
+            return True
+        if r is False:
+            seen = True
+    return False if seen else None
+
+
+# --- three-valued logic ------------------------------------------------------------
+
+
+def and3(a: bool | None, b: bool | None) -> bool | None:
+    if a is False or b is False:
+        return False
+    if a is None or b is None:
+        return None
+    return True
+
+
+def or3(a: bool | None, b: bool | None) -> bool | None:
+    if a is True or b is True:
+        return True
+    if a is None or b is None:
+        return None
+    return False
+
+
+def not3(a: bool | None) -> bool | None:
+    return None if a is None else not a
+
+
+def keeps(result: Any) -> bool:
+    """A filter keeps an event only when its condition is exactly true."""
+    return result is True
+
+
+def is_query_condition(expr: ast.Expr) -> bool:
+    """True when Elasticsearch turns this condition into a Query DSL query, whose
+    ``not`` is its complement (a missing field then satisfies ``not``); false for
+    a script (functions, arithmetic), whose ``not null`` stays null."""
+    match expr:
+        case ast.And() | ast.Or():
+            return True
+        case ast.Not(expr=e):
+            return is_query_condition(e)
+        case ast.Literal() | ast.Field():
+            return True
+        case ast.Comparison(left=l, right=r):
+            return (isinstance(l, ast.Field) and is_constant(r)) or (
+                isinstance(r, ast.Field) and is_constant(l)
+            )
+        case ast.Pattern(value=v, patterns=ps) | ast.In(value=v, items=ps):
+            return isinstance(v, ast.Field) and all(is_constant(p) for p in ps)
+        case ast.FunctionCall():
+            return is_query_function(expr)
+    return False
+
+
+def is_query_function(expr: ast.Expr) -> bool:
+    """A function ES runs as a query on its first argument, a field, against
+    constants: it matches when any value of the field does."""
+    return (
+        isinstance(expr, ast.FunctionCall)
+        and expr.name.lower() in QUERY_FUNCTIONS
+        and bool(expr.args)
+        and isinstance(expr.args[0], ast.Field)
+        and all(is_constant(a) for a in expr.args[1:])
+    )
+
+
+def is_constant(expr: ast.Expr) -> bool:
+    """True when the expression reads no field (ES folds it to a literal)."""
+    return not any(isinstance(n, ast.Field) for n in ast.walk(expr))
+
+
+# Functions ES turns into a query on a field (prefix, wildcard, terms on an ip),
+# which therefore match when any value of a multi-valued field does.
+QUERY_FUNCTIONS = frozenset({"startswith", "endswith", "stringcontains", "cidrmatch"})
+
+
+def null_check(op: str, expr: ast.Expr) -> bool:
+    """``x == null`` / ``x != null``: ES reads these as "x does not exist" / "exists"."""
+    return op in ("==", "!=") and isinstance(expr, ast.Literal) and expr.value is None
+
+
+# --- wildcards and regular expressions ---------------------------------------------
+
+
+def has_wildcard(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
+
+
+@lru_cache(maxsize=8192)
+def wildcard_regex(pattern: str, insensitive: bool) -> re.Pattern:
+    """``*`` any run of characters, ``?`` one character, newlines included; the
+    whole value must match. There is no escape character: ``\\`` is literal."""
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        else:
+            out.append(re.escape(ch))
+    flags = re.DOTALL | (re.IGNORECASE if insensitive else 0)
+    return re.compile("".join(out), flags)
+
+
+def wildcard_match(value: Any, pattern: str, insensitive: bool) -> bool | None:
+    """``value : pattern`` / ``like`` / ``like~`` for one value and one pattern."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = to_string(value)
+    if insensitive:
+        value = value.lower()
+        pattern = pattern.lower()
+    if not has_wildcard(pattern):
+        return value == pattern
+    return wildcard_regex(pattern, False).fullmatch(value) is not None
+
+
+class RegexSyntaxError(ValueError):
+    pass
+
+
+# Lucene's ALL-flags reserved characters outside a class; the others are literal.
+_SHORTHAND = {"d": r"\d", "D": r"\D", "s": r"\s", "S": r"\S", "w": r"\w", "W": r"\W"}
+
+
+@lru_cache(maxsize=4096)
+def lucene_regex(pattern: str, insensitive: bool) -> re.Pattern:
+    """Translate a Lucene regular expression (as ES's ``regexp`` query reads it)
+    into a Python pattern used with ``fullmatch``: anchored to the whole value,
+    ``.`` matching newlines, ``^``/``$`` plain characters, ``"..."`` literal text,
+    ``@`` any string, ``#`` nothing, ``<1-10>`` a number range.
+
+    Raises RegexSyntaxError for what Python cannot express (``~``, ``&``).
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            if i + 1 >= n:
+                raise RegexSyntaxError("regular expression ends with an escape character")
+            nxt = pattern[i + 1]
+            out.append(_SHORTHAND.get(nxt) or re.escape(nxt))
+            i += 2
+        elif ch == "[":
+            j, cls = _char_class(pattern, i)
+            out.append(cls)
+            i = j
+        elif ch == '"':
+            j = pattern.find('"', i + 1)
+            if j < 0:
+                raise RegexSyntaxError("unterminated string in regular expression")
+            out.append(re.escape(pattern[i + 1 : j]))
+            i = j + 1
+        elif ch == "<":
+            m = re.match(r"<(\d+)-(\d+)>", pattern[i:])
+            if m is None:
+                out.append(re.escape(ch))
+                i += 1
+                continue
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if lo > hi:
+                lo, hi = hi, lo
+            if hi - lo > 10000:
+                raise RegexSyntaxError("numeric interval too large")
+            out.append("0*(?:" + "|".join(str(k) for k in range(hi, lo - 1, -1)) + ")")
+            i += m.end()
+        elif ch == "@":
+            out.append(".*")
+            i += 1
+        elif ch == "#":
+            out.append("(?!)")
+            i += 1
+        elif ch in "~&":
+            raise RegexSyntaxError(f"the regular expression operator '{ch}' is not supported")
+        elif ch in ".()|*+?{}":
+            if ch == "{":
+                m = re.match(r"\{(\d+)(,(\d*))?\}", pattern[i:])
+                if m is None:
+                    raise RegexSyntaxError("invalid repetition in regular expression")
+                out.append(m.group(0))
+                i += m.end()
+                continue
+            out.append(ch)
+            i += 1
+        else:
+            out.append(re.escape(ch))
+            i += 1
+    flags = re.DOTALL | (re.IGNORECASE if insensitive else 0)
+    try:
+        return re.compile("".join(out), flags)
+    except re.error as exc:
+        raise RegexSyntaxError(f"invalid regular expression: {exc.msg}") from None
+
+
+def _char_class(pattern: str, start: int) -> tuple[int, str]:
+    i = start + 1
+    n = len(pattern)
+    parts = ["["]
+    if i < n and pattern[i] == "^":
+        parts.append("^")
+        i += 1
+    while i < n and pattern[i] != "]":
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < n:
+            nxt = pattern[i + 1]
+            parts.append(_SHORTHAND.get(nxt) or re.escape(nxt))
+            i += 2
+            continue
+        if ch == "-" and len(parts) > 1 and i + 1 < n and pattern[i + 1] != "]":
+            parts.append("-")
+        else:
+            parts.append(re.escape(ch))
+        i += 1
+    if i >= n:
+        raise RegexSyntaxError("unterminated character class in regular expression")
+    parts.append("]")
+    return i + 1, "".join(parts)
+
+
+def regex_match(value: Any, pattern: str, insensitive: bool) -> bool | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = to_string(value)
+    return lucene_regex(pattern, insensitive).fullmatch(value) is not None
+
+
+# --- arithmetic --------------------------------------------------------------------
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def arithmetic(op: str, a: Any, b: Any) -> Any:
+    """``a op b`` as Java does it: integers stay integers, ``/`` truncates toward
+    zero and ``%`` takes the dividend's sign; null in, null out; division by
+    zero gives null."""
+    if a is None or b is None or not is_number(a) or not is_number(b):
+        return None
+    a = int(a) if isinstance(a, int) else a
+    b = int(b) if isinstance(b, int) else b
+    ints = isinstance(a, int) and isinstance(b, int)
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        if b == 0:
+            return None
+        if ints:
+            q = abs(a) // abs(b)
+            return q if (a >= 0) == (b >= 0) else -q
+        return a / b
+    if op == "%":
+        if b == 0:
+            return None
+        if ints:
+            r = abs(a) % abs(b)
+            return r if a >= 0 else -r
+        return math.fmod(a, b)
+    raise ValueError(f"unknown operator {op}")
+
+
+def negate(a: Any) -> Any:
+    return -a if is_number(a) else None
+
+
+def path_of(name: str) -> tuple[str, ...]:
+    return split_path(name)
+
+
+# --- fields through a schema -------------------------------------------------------
+
+
+class FieldSpec(tuple):
+    """How to read one field reference: (path, type, null_value, absent).
+
+    ``absent`` is true for an optional ``?field`` the mapping does not have: ES
+    replaces it with a null literal.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, path, ftype, null_value, absent):
+        return super().__new__(cls, (path, ftype, null_value, absent))
+
+    path = property(lambda self: self[0])
+    ftype = property(lambda self: self[1])
+    null_value = property(lambda self: self[2])
+    absent = property(lambda self: self[3])
+
+
+def field_spec(fld: ast.Field, schema) -> FieldSpec:
+    """Resolve a field reference: aliases followed, type and null value found."""
+    name = fld.name
+    if schema is None:
+        return FieldSpec(fld.path, None, None, False)
+    real = schema.resolve(name)
+    absent = fld.optional and not schema.knows(name)
+    path = split_path(real) if real != name else fld.path
+    return FieldSpec(path, schema.field_type(name), schema.null_value(name), absent)
+
+
+def is_null_literal(expr: ast.Expr, schema) -> bool:
+    """A null literal, or an optional field the mapping lacks (ES makes it null)."""
+    if isinstance(expr, ast.Literal):
+        return expr.value is None
+    if isinstance(expr, ast.Field) and expr.optional and schema is not None:
+        return not schema.knows(expr.name)
+    return False
+
+
+def pattern_match(op: str, value: Any, pattern: Any) -> bool | None:
+    """One value against one pattern of ``:``, ``like``, ``like~``, ``regex``, ``regex~``."""
+    if value is None or pattern is None:
+        return None
+    if op in ("regex", "regex~"):
+        return regex_match(value, to_string(pattern), op == "regex~")
+    insensitive = op != "like"
+    if isinstance(pattern, str):
+        if isinstance(value, str) or has_wildcard(pattern):
+            return wildcard_match(value, pattern, insensitive)
+        return equals_insensitive(value, pattern) if insensitive else compare("==", value, pattern)
+    return compare("==", value, pattern)
+
+
+def in_match(value: Any, item: Any, insensitive: bool) -> bool | None:
+    """One value against one item of ``in`` / ``in~`` (no wildcards)."""
+    if insensitive:
+        return equals_insensitive(value, item)
+    return compare("==", value, item)
