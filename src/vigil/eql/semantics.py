@@ -766,3 +766,12 @@ def in_match(value: Any, item: Any, insensitive: bool) -> bool | None:
     if insensitive:
         return equals_insensitive(value, item)
     return compare("==", value, item)
+
+
+def is_cidr(text: str) -> bool:
+    """Whether text is an address or a CIDR block (host bits allowed)."""
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True

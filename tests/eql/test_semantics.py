@@ -1,0 +1,348 @@
+"""Elasticsearch's EQL semantics, rule by rule, through the compiler and the
+reference interpreter (both must give the same answer)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vigil.eql import ast, interpreter
+from vigil.eql import semantics as S
+from vigil.eql.compiler import compile_condition, compile_event_filter, compile_value
+from vigil.eql.schema import Schema
+
+
+def F(name: str, optional: bool = False) -> ast.Field:
+    return ast.Field(tuple(name.split(".")), optional)
+
+
+def L(v) -> ast.Literal:
+    return ast.Literal(v)
+
+
+def cmp(op, a, b):
+    return ast.Comparison(op, a, b)
+
+
+def both(expr, doc, schema=None) -> bool:
+    """The compiled answer, checked against the interpreter's."""
+    got = compile_condition(expr, schema)(doc)
+    ref = interpreter.matches(expr, doc, schema)
+    assert got == ref, f"compiler {got} != interpreter {ref} for {expr} on {doc}"
+    return got
+
+
+ECS = Schema.ecs()
+
+
+# --- case sensitivity --------------------------------------------------------------
+
+
+def test_equality_is_case_sensitive_and_colon_is_not():
+    doc = {"process": {"name": "CMD.EXE"}}
+    assert not both(cmp("==", F("process.name"), L("cmd.exe")), doc, ECS)
+    assert both(ast.Pattern(":", F("process.name"), (L("cmd.exe"),)), doc, ECS)
+    assert not both(ast.Pattern("like", F("process.name"), (L("cmd.*"),)), doc, ECS)
+    assert both(ast.Pattern("like~", F("process.name"), (L("cmd.*"),)), doc, ECS)
+    assert not both(ast.In(F("process.name"), (L("cmd.exe"),)), doc, ECS)
+    assert both(ast.In(F("process.name"), (L("cmd.exe"),), insensitive=True), doc, ECS)
+
+
+def test_wildcards_only_in_colon_and_like():
+    doc = {"a": "x*y"}
+    assert both(cmp("==", F("a"), L("x*y")), doc)
+    assert not both(cmp("==", F("a"), L("x*")), doc)
+    assert not both(ast.In(F("a"), (L("x*"),)), doc)
+    assert both(ast.Pattern(":", F("a"), (L("x*"),)), doc)
+    assert both(ast.Pattern("like", F("a"), (L("x?y"),)), doc)
+
+
+def test_wildcard_matches_the_whole_value_with_newlines():
+    doc = {"cmd": "bash -c 'a\nb'"}
+    assert both(ast.Pattern(":", F("cmd"), (L("*a*b*"),)), doc)
+    assert both(ast.Pattern(":", F("cmd"), (L("bash*"),)), doc)
+    assert not both(ast.Pattern(":", F("cmd"), (L("a*"),)), doc)
+    assert both(ast.Pattern(":", F("cmd"), (L("bash -c 'a?b'"),)), doc)
+
+
+def test_backslash_is_no_wildcard_escape():
+    # Windows paths: "\\*" is a backslash then a wildcard.
+    doc = {"p": "C:\\Windows\\System32\\cmd.exe"}
+    assert both(ast.Pattern(":", F("p"), (L("c:\\windows\\*\\cmd.exe"),)), doc)
+
+
+def test_string_matcher_prefix_suffix_contains_regex():
+    t = __import__("vigil.eql.compiler", fromlist=["x"]).string_matcher(
+        ["/usr/*", "*.so", "*dracut*", "a?c", "exact", "x*y*z"], insensitive=True
+    )
+    assert t("/USR/bin") and t("lib.SO") and t("my-dracut-x") and t("abc") and t("EXACT") and t("xQyQz")
+    assert not t("usr") and not t("ac") and not t("exactly") and not t("xz")
+
+
+# --- regex -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        (".*?net1.*?", "c:\\net1.exe", True),
+        ("net1", "xnet1", False),  # anchored to the whole value
+        ("a.c", "a\nc", True),  # '.' matches newlines in Lucene
+        ("^ab$", "^ab$", True),  # ^ and $ are plain characters
+        ("ab", "^ab", False),
+        ('"a.b"c', "a.bc", True),  # quoted text is literal
+        ('"a.b"c', "axbc", False),
+        ("@", "anything\nat all", True),  # @ is any string
+        ("a#", "a", False),  # # is the empty language
+        ("<1-12>", "7", True),
+        ("<1-12>", "13", False),
+        ("[a-c]+", "abcab", True),
+        ("[^a-c]+", "xyz", True),
+        ("[^a-c]+", "xaz", False),
+        ("a{2,3}", "aaa", True),
+        ("a{2,3}", "aaaa", False),
+        ("\\d+", "123", True),
+        ("a\\.b", "a.b", True),
+        ("a\\.b", "axb", False),
+    ],
+)
+def test_lucene_regex(pattern, value, expected):
+    assert S.regex_match(value, pattern, False) is expected
+
+
+def test_regex_insensitive():
+    assert S.regex_match("NET1", "net[0-9]", True)
+    assert not S.regex_match("NET1", "net[0-9]", False)
+
+
+@pytest.mark.parametrize("bad", ["a~b", "a&b", "(ab", "[ab", "a\\"])
+def test_regex_errors(bad):
+    with pytest.raises(S.RegexSyntaxError):
+        S.lucene_regex(bad, False)
+
+
+# --- missing, null, arrays, not -----------------------------------------------------
+
+
+def test_missing_field_comparisons_are_false_and_not_is_true():
+    doc = {"other": 1}
+    for op in ("==", "!=", "<", "<=", ">", ">="):
+        assert not both(cmp(op, F("x"), L(1)), doc)
+        assert both(ast.Not(cmp(op, F("x"), L(1))), doc)
+    assert not both(ast.Pattern(":", F("x"), (L("*"),)), doc)
+    assert both(ast.Not(ast.Pattern(":", F("x"), (L("*"),))), doc)
+    assert both(ast.In(F("x"), (L(1),), negated=True), doc)
+
+
+def test_null_checks_mean_exists():
+    assert both(cmp("==", F("x"), L(None)), {"x": None})
+    assert both(cmp("==", F("x"), L(None)), {})
+    assert both(cmp("==", F("x"), L(None)), {"x": [None, None]})
+    assert not both(cmp("==", F("x"), L(None)), {"x": 0})
+    assert both(cmp("!=", F("x"), L(None)), {"x": ""})
+    assert both(cmp("==", L(None), F("x")), {})
+
+
+def test_script_null_stays_null_under_not():
+    # ES runs functions as scripts: not(null) is null, which filters the event out.
+    expr = ast.Not(cmp("==", ast.FunctionCall("length", (F("x"),)), L(3)))
+    assert not both(expr, {})
+    assert both(expr, {"x": "ab"})
+    assert not both(expr, {"x": "abc"})
+    # null == (comparison) selects events where the comparison is unknown
+    null_cmp = cmp("==", L(None), cmp(">", F("exit_code"), L(-1)))
+    assert both(null_cmp, {"pid": 1})
+    assert not both(null_cmp, {"exit_code": 0})
+
+
+def test_array_matches_when_any_value_matches():
+    doc = {"tags": ["a", "b"], "n": [1, 5]}
+    assert both(cmp("==", F("tags"), L("b")), doc)
+    assert both(cmp("!=", F("tags"), L("a")), doc)  # "b" != "a"
+    assert both(cmp(">", F("n"), L(4)), doc)
+    assert both(cmp("<", F("n"), L(2)), doc)
+    assert not both(cmp(">", F("n"), L(5)), doc)
+    assert both(ast.In(F("tags"), (L("z"), L("a"))), doc)
+
+
+def test_dotted_keys_and_objects_are_the_same_field():
+    for doc in ({"file.path": "/a"}, {"file": {"path": "/a"}}, {"file": [{"path": "/a"}]}):
+        assert both(cmp("==", F("file.path"), L("/a")), doc)
+
+
+def test_functions_see_first_doc_value():
+    # A script reads the smallest doc value of a multi-valued field.
+    expr = cmp("==", ast.FunctionCall("string", (F("tags"),)), L("a"))
+    assert both(expr, {"tags": ["b", "a"]})
+    assert not both(cmp("==", ast.FunctionCall("string", (F("tags"),)), L("b")), {"tags": ["b", "a"]})
+
+
+def test_query_functions_match_any_value():
+    expr = ast.FunctionCall("startsWith", (F("args"), L("-e")))
+    assert both(expr, {"args": ["bash", "-enc"]})
+    assert both(ast.Not(expr), {})
+
+
+# --- types -------------------------------------------------------------------------
+
+
+def test_keyword_reads_numbers_as_strings():
+    assert both(cmp("==", F("user.id"), L("0")), {"user": {"id": 0}}, ECS)
+    assert both(ast.Pattern(":", F("user.id"), (L("0"),)), {"user": {"id": 0}}, ECS)
+    assert both(ast.In(F("group.id"), (L("0"), L("4"))), {"group": {"id": 4}}, ECS)
+
+
+def test_long_reads_strings_as_numbers():
+    assert both(cmp("==", F("process.pid"), L(10)), {"process": {"pid": "10"}}, ECS)
+    assert both(cmp(">", F("process.parent.pid"), L(9)), {"process": {"parent": {"pid": "10"}}}, ECS)
+    assert not both(cmp(">", F("process.pid"), L(9)), {"process": {"pid": "ten"}}, ECS)
+
+
+def test_dates_compare_with_iso_strings_and_millis():
+    doc = {"@timestamp": "2017-08-30T20:47:33Z"}
+    assert both(cmp("==", F("@timestamp"), L("2017-08-30T20:47:33Z")), doc, ECS)
+    assert both(cmp("==", F("@timestamp"), L(1504126053000)), doc, ECS)
+    assert both(cmp("<", F("@timestamp"), L("2017-08-30T20:47:34.000Z")), doc, ECS)
+    assert both(cmp(">", F("@timestamp"), L(1504126052999)), {"@timestamp": 1504126053000}, ECS)
+    assert both(cmp("==", F("@timestamp"), L(1)), {"@timestamp": "1"}, ECS)
+
+
+def test_ip_comparisons():
+    doc = {"source": {"ip": "10.0.0.5"}}
+    assert both(cmp("==", F("source.ip"), L("10.0.0.5")), doc, ECS)
+    assert both(cmp(">", F("source.ip"), L("10.0.0.4")), doc, ECS)
+    assert not both(cmp("==", F("source.ip"), L("10.0.0.05x")), doc, ECS)
+    assert both(ast.FunctionCall("cidrMatch", (F("source.ip"), L("10.0.0.0/8"))), doc, ECS)
+
+
+def test_versions_order_semantically_and_invalid_last():
+    schema = Schema.from_mapping({"properties": {"v": {"type": "version"}}})
+    assert both(cmp(">", F("v"), L("1.5.0")), {"v": "1.11.3"}, schema)
+    assert not both(cmp(">", F("v"), L("1.5.0")), {"v": "1.2.4"}, schema)
+    assert both(cmp("<", F("v"), L("1.0.0")), {"v": "1.0.0-alpha"}, schema)
+    assert both(cmp(">", F("v"), L("99.0.0")), {"v": "bad"}, schema)
+    assert both(cmp("==", F("v"), L("bad")), {"v": "bad"}, schema)
+    assert S.VersionValue("1.0.0-alpha.1") < S.VersionValue("1.0.0-alpha.beta")
+    assert S.VersionValue("1.0.0-2") < S.VersionValue("1.0.0-11")
+
+
+def test_boolean_field():
+    schema = Schema.from_mapping({"properties": {"b": {"type": "boolean"}}})
+    assert both(F("b"), {"b": True}, schema)
+    assert both(F("b"), {"b": "true"}, schema)
+    assert not both(F("b"), {"b": False}, schema)
+    assert both(cmp("==", F("b"), L(False)), {"b": "false"}, schema)
+
+
+def test_null_value_and_optional_fields():
+    schema = Schema.from_mapping(
+        {"properties": {"d": {"type": "keyword", "null_value": "NULL"}, "m": {"type": "keyword"}}}
+    )
+    assert both(cmp("==", F("d", True), L("NULL")), {"d": None}, schema)
+    assert not both(cmp("==", F("d", True), L(None)), {"d": None}, schema)
+    assert both(cmp("==", F("d", True), L(None)), {}, schema)
+    # ?unknown is null: equal to null, and to another unknown optional field
+    assert both(cmp("==", F("nope", True), L(None)), {"nope": 1}, schema)
+    assert both(cmp("==", F("nope", True), F("other", True)), {}, schema)
+    assert not both(F("nope", True), {"nope": True}, schema)
+    assert not both(cmp("==", F("m", True), L(123)), {}, schema)
+
+
+def test_text_with_keyword_subfield_and_alias():
+    mapping = {
+        "properties": {
+            "event_type": {"type": "keyword"},
+            "event": {"properties": {"category": {"type": "alias", "path": "event_type"}}},
+            "host": {"type": "text", "fields": {"keyword": {"type": "keyword"}}},
+        }
+    }
+    schema = Schema.from_mapping(mapping)
+    assert schema.resolve("event.category") == "event_type"
+    assert schema.field_type("host") == "text"
+    assert schema.field_type("host.keyword") == "keyword"
+    q = ast.EventQuery("process", cmp("==", F("host"), L("Web")))
+    f = compile_event_filter(q, schema)
+    assert f({"event_type": "process", "host": "Web"})
+    assert not f({"event_type": "file", "host": "Web"})
+    assert not f({"event_type": "process", "host": "web"})
+
+
+def test_category_matches_any_value():
+    q = ast.EventQuery("file", L(True))
+    f = compile_event_filter(q, ECS)
+    assert f({"event": {"category": ["process", "file"]}})
+    assert not f({"event": {"category": "process"}})
+    assert compile_event_filter(ast.EventQuery(None, L(True)), ECS)({})
+
+
+def test_mapping_files_parse(shared):
+    data = shared / "conformance" / "elasticsearch-eql"
+    eg = Schema.from_mapping(data / "data" / "endgame-140.mapping")
+    assert eg.field_type("event.category") == "keyword"
+    assert eg.field_type("serial_event_id") == "long"
+    assert eg.field_type("source_address") == "ip"
+    assert eg.field_type("unique_pid") is None and not eg.knows("unique_pid")
+    old = Schema.from_mapping(json.loads((data / "mapping-default.json").read_text()))
+    assert old.knows("process_name")
+    extra = Schema.from_mapping(data / "data" / "extra.mapping")
+    assert extra.null_value("optional_field_default_null") == "NULL"
+    assert extra.field_type("version") == "version"
+
+
+def test_compile_value_shapes():
+    assert compile_value(F("a"))({"a": [1, 2]}) == [1, 2]
+    assert compile_value(F("a"))({"a": 1}) == 1
+    assert compile_value(F("a"))({}) is None
+    assert compile_value(F("x", True), Schema.from_mapping({"properties": {}}))({"x": 1}) is None
+    d = compile_value(F("@timestamp"), ECS)({"@timestamp": "1970-01-01T00:00:00Z"})
+    assert d == 0 and str(d) == "1970-01-01T00:00:00.000Z"
+
+
+# --- arithmetic and three-valued logic -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("op", "a", "b", "want"),
+    [
+        ("/", 83, 2, 41),
+        ("/", -7, 2, -3),  # Java truncates toward zero
+        ("%", -7, 3, -1),  # remainder takes the dividend's sign
+        ("%", 7, -3, 1),
+        ("/", 30, 4.0, 7.5),
+        ("/", 1, 0, None),
+        ("+", None, 1, None),
+        ("*", 6, 5, 30),
+        ("-", 1, "a", None),
+    ],
+)
+def test_arithmetic(op, a, b, want):
+    assert S.arithmetic(op, a, b) == want
+
+
+def test_three_valued_logic():
+    assert S.and3(None, False) is False and S.and3(None, True) is None
+    assert S.or3(None, True) is True and S.or3(None, False) is None
+    assert S.not3(None) is None and S.not3(True) is False
+
+
+def test_string_conversion_like_java():
+    assert S.to_string(5) == "5"
+    assert S.to_string(7.5) == "7.5"
+    assert S.to_string(1.0) == "1.0"
+    assert S.to_string(1e20) == "1.0E20"
+    assert S.to_string(True) == "true"
+    assert S.convert(0, "keyword") == "0"
+    assert S.convert("10", "long") == 10
+    assert S.convert("x", "long") is S.INVALID
+
+
+def test_ecs_table_types():
+    assert ECS.field_type("process.parent.pid") == "long"
+    assert ECS.field_type("destination.port") == "long"
+    assert ECS.field_type("source.ip") == "ip"
+    assert ECS.field_type("event.created") == "date"
+    assert ECS.field_type("user.id") == "keyword"
+    assert ECS.field_type("file.size") == "long"
+    assert ECS.field_type("process.args_count") == "long"
+    assert ECS.field_type("something.unknown") is None
