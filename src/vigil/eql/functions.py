@@ -55,6 +55,9 @@ def fn_between(source, left, right, greedy=False, *, insensitive=False):
     source, left, right = _str(source), _str(left), _str(right)
     if source is None or left is None or right is None:
         return None
+    if not source or not left or not right:
+        # StringUtils.between gives the input back when any part is empty.
+        return source
     greedy = bool(greedy) if greedy is not None else False
     hay = _lower(source, insensitive)
     lft, rgt = _lower(left, insensitive), _lower(right, insensitive)
@@ -121,6 +124,9 @@ def fn_string_contains(source, sub, *, insensitive=False):
     source, sub = _str(source), _str(sub)
     if source is None or sub is None:
         return None
+    if not source or not sub:
+        # ES: an empty string contains nothing and nothing is contained.
+        return False
     return _lower(sub, insensitive) in _lower(source, insensitive)
 
 
@@ -131,6 +137,8 @@ def fn_index_of(source, sub, start=None, *, insensitive=False):
     if source is None or sub is None:
         return None
     begin = 0 if start is None else max(int(start), 0)
+    if not sub:
+        return min(begin, len(source))  # Java: "" is found where the search starts
     pos = _lower(source, insensitive).find(_lower(sub, insensitive), begin)
     return None if pos < 0 else pos
 
@@ -169,17 +177,20 @@ def fn_number(source, base=None, *, insensitive=False):
     if is_number(source):
         return source
     text = str(source).strip()
-    b = 10 if base is None else int(base)
+    # ToNumberFunctionProcessor: a "0x" prefix means base 16 when no base is given.
+    hex_prefix = text.startswith("0x")
+    b = (16 if hex_prefix else 10) if base is None else int(base)
+    if hex_prefix and b == 16:
+        text = text[2:]
     if b == 10:
         if re.fullmatch(r"[+-]?\d+", text):
             return int(text)
         if _NUMBER_RE.match(text):
             return float(text)
         return None
-    if b == 16 and re.match(r"^[+-]?0[xX]", text):
-        sign = "-" if text.startswith("-") else ""
-        text = sign + text.lstrip("+-")[2:]
     if not re.fullmatch(r"[+-]?[0-9a-zA-Z]+", text):
+        return None
+    if not 2 <= b <= 36:
         return None
     try:
         return int(text, b)
