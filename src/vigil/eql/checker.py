@@ -173,7 +173,7 @@ class _Checker:
         spec = lookup_function(call.name)
         if spec is None:
             names = {n: s.name for n, s in FUNCTIONS.items()}
-            close = difflib.get_close_matches(call.name.lower(), list(names), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(call.name.lower(), list(names), n=1, cutoff=0.75)
             hint = f", did you mean [{names[close[0]]}]?" if close else ""
             raise self.error(call, f"Unknown function [{call.name}]{hint}")
         n = len(call.args)
