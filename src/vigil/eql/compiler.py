@@ -184,9 +184,9 @@ class _Compiler:
                 return lambda doc: tri(doc) is False
             case ast.In(negated=True) as node:
                 return self.pred(ast.Not(ast.In(node.value, node.items, node.insensitive, False)))
-            case ast.Comparison(op=op, left=ast.Field() as fld, right=r) if self._plain(op, r):
+            case ast.Comparison(op=op, left=ast.Field() as fld, right=r) if self._plain(op, fld, r):
                 return self._field_compare(fld, op, self.const(r), flip=False)
-            case ast.Comparison(op=op, left=lft, right=ast.Field() as fld) if self._plain(op, lft):
+            case ast.Comparison(op=op, left=lft, right=ast.Field() as fld) if self._plain(op, fld, lft):
                 return self._field_compare(fld, op, self.const(lft), flip=True)
             case ast.Pattern(op=op, value=ast.Field() as fld, patterns=ps) if all(
                 S.is_constant(p) for p in ps
@@ -199,9 +199,12 @@ class _Compiler:
         tri = self.tri(expr)
         return lambda doc: tri(doc) is True
 
-    def _plain(self, op: str, other: ast.Expr) -> bool:
-        """A field against a constant that is not a null check."""
-        return S.is_constant(other) and not (op in ("==", "!=") and S.is_null_literal(other, self.schema))
+    def _plain(self, op: str, fld: ast.Field, other: ast.Expr) -> bool:
+        """A field against a constant, and no null check (``x == null``, ``?absent != 1``)."""
+        if not S.is_constant(other):
+            return False
+        nulls = S.is_null_literal(other, self.schema) or S.is_null_literal(fld, self.schema)
+        return not (op in ("==", "!=") and nulls)
 
     def _field_compare(self, fld: ast.Field, op: str, lit: Any, flip: bool) -> Pred:
         if S.is_null_literal(fld, self.schema):
@@ -324,6 +327,11 @@ class _Compiler:
             case ast.Comparison():
                 return self._tri_comparison(expr)
             case ast.Pattern(op=op, value=v, patterns=ps):
+                if op in ("regex", "regex~"):
+                    # Bad constant patterns fail now, not per event.
+                    for p in ps:
+                        if S.is_constant(p):
+                            S.lucene_regex(S.to_string(self.const(p)) or "", op == "regex~")
                 pats = [self.val(p) for p in ps]
                 pm = S.pattern_match
                 return self._over(v, lambda x, doc: S.any_true(pm(op, x, p(doc)) for p in pats))
