@@ -81,19 +81,7 @@ class _Compiler:
         field_values = S.field_values
         if nv is not None or ftype not in ("keyword", "text", None):
             return lambda doc: field_values(doc, path, ftype, nv)
-        lookup = S._lookup
-        if ftype is None:
-            return lambda doc: lookup(doc, path, False)
-        convert = S.convert
-
-        def read_keyword(doc: Doc) -> list:
-            vals = lookup(doc, path, False)
-            for v in vals:
-                if type(v) is not str:
-                    return [c for c in (convert(x, "keyword") for x in vals) if c is not S.INVALID]
-            return vals
-
-        return read_keyword
+        return S.make_lookup(path, keyword=ftype is not None)
 
     def field(self, fld: ast.Field) -> tuple[Callable[[Doc], list], str | None]:
         spec = S.field_spec(fld, self.schema)

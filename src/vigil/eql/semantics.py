@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Callable
 from functools import lru_cache, total_ordering
 from typing import Any
 
@@ -775,3 +776,60 @@ def is_cidr(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def make_lookup(parts: tuple[str, ...], keyword: bool = False) -> Callable[[Any], list]:
+    """A fast reader of a field's non-null leaf values, the same as
+    ``_lookup(doc, parts, False)`` (read as keywords when ``keyword``): it walks
+    nested objects directly and falls back to the general walk only when a
+    dotted key (``"file.path"``) or an array of objects is on the way.
+
+    The list returned may be the document's own array: callers must not change it.
+    """
+    n = len(parts)
+    # Keys that would also reach the field from level i: "a.b", "a.b.c", ...
+    alts = tuple(tuple(".".join(parts[i:j]) for j in range(i + 2, n + 1)) for i in range(n))
+    head, rest = parts[0], parts[1:]
+    checks = tuple(zip(rest, alts[1:], strict=True))
+    top_alts = alts[0]
+
+    def general(doc: Any) -> list:
+        vals = _lookup(doc, parts, False)
+        if keyword:
+            return [c for c in (convert(v, "keyword") for v in vals) if c is not INVALID]
+        return vals
+
+    def read(doc: Any) -> list:
+        if type(doc) is not dict:
+            return general(doc)
+        for k in top_alts:
+            if k in doc:
+                return general(doc)
+        obj = doc.get(head)
+        for key, level_alts in checks:
+            if obj is None:
+                return []
+            if type(obj) is not dict:
+                return general(doc)
+            for k in level_alts:
+                if k in obj:
+                    return general(doc)
+            obj = obj.get(key)
+        if obj is None:
+            return []
+        t = type(obj)
+        if t is str:
+            return [obj]
+        if t is list:
+            for x in obj:
+                if type(x) is not str:
+                    return general(doc)
+            return obj
+        if t is dict:
+            return []
+        if keyword:
+            c = convert(obj, "keyword")
+            return [] if c is INVALID else [c]
+        return [obj]
+
+    return read
