@@ -5,8 +5,11 @@
 Both are measured in the same run on the same generated ECS events: parsing
 each NDJSON line with orjson (the floor any engine pays), evaluating the
 compiled "Dracut Module Creation" query on the parsed document, and, for
-reference, the tree-walking interpreter. The target is evaluation < 1/5 of
-parsing.
+reference, the tree-walking interpreter. The evaluation cost that counts is
+the one a scan pays: (parse + evaluate each line) minus (parse each line),
+with the document still in the CPU cache. Evaluating a list of documents
+parsed long before is also shown; it is dominated by cache misses. The
+target is evaluation < 1/5 of parsing.
 """
 
 from __future__ import annotations
@@ -115,7 +118,13 @@ def main() -> None:
         for line in lines:
             loads(line)
 
-    def eval_all():
+    def parse_and_eval():
+        # As a scan runs: each event is evaluated right after it is parsed.
+        for line in lines:
+            compiled(loads(line))
+
+    def eval_cold():
+        # Every document already parsed: a pass over memory that left the cache long ago.
         for doc in docs:
             compiled(doc)
 
@@ -131,19 +140,23 @@ def main() -> None:
 
     n = len(lines)
     t_parse = best(parse_all, args.repeat) / n
-    t_eval = best(eval_all, args.repeat) / n
+    t_both = best(parse_and_eval, args.repeat) / n
+    t_eval = max(t_both - t_parse, 0.0)
+    t_cold = best(eval_cold, args.repeat) / n
     t_interp = best(interp_sample, args.repeat) / len(sample)
     avg_bytes = sum(len(x) for x in lines) / n
 
     rows = [
         ("orjson.loads (baseline)", t_parse),
-        ("compiled seed query", t_eval),
-        ("interpreter (reference)", t_interp),
+        ("loads + compiled query", t_both),
+        ("compiled query (in pipe)", t_eval),
+        ("compiled query (cold docs)", t_cold),
+        ("interpreter (cold docs)", t_interp),
     ]
     print(f"events: {n:,}  avg line: {avg_bytes:.0f} B  matches: {hits}  (Python {sys.version.split()[0]})")
-    print(f"{'step':<26}{'ns/event':>12}{'vs parse':>10}")
+    print(f"{'step':<28}{'ns/event':>10}{'vs parse':>10}")
     for name, t in rows:
-        print(f"{name:<26}{t * 1e9:>12.0f}{t / t_parse:>10.3f}")
+        print(f"{name:<28}{t * 1e9:>10.0f}{t / t_parse:>10.3f}")
     verdict = "meets" if t_eval < t_parse / 5 else "misses"
     print(f"evaluation / parse = {t_eval / t_parse:.3f} ({verdict} the < 0.2 target)")
 

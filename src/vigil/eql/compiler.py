@@ -27,7 +27,7 @@ _STRINGY = (None, "keyword", "text")
 
 def compile_condition(expr: ast.Expr, schema=None) -> Pred:
     """A predicate: True when the document passes the condition."""
-    return _Compiler(schema).pred(expr)
+    return _Compiler(schema).top(None, expr)
 
 
 def compile_value(expr: ast.Expr, schema=None) -> Val:
@@ -47,16 +47,11 @@ def compile_event_filter(
     event_query: ast.EventQuery, schema=None, category_field: str = "event.category"
 ) -> Pred:
     """Category (any value of the category field, through aliases) and condition."""
-    c = _Compiler(schema)
-    cond = c.pred(event_query.condition)
-    if event_query.category is None:
-        return cond
     cat_field = ast.Field(S.path_of(category_field))
-    read = c.reader(S.field_spec(cat_field, schema))
-    category = event_query.category
-    if cond is _TRUE:
-        return lambda doc: category in read(doc)
-    return lambda doc: category in read(doc) and cond(doc)
+    return _Compiler(schema).top(
+        (cat_field, event_query.category) if event_query.category is not None else None,
+        event_query.condition,
+    )
 
 
 def _TRUE(doc: Doc) -> bool:
@@ -127,6 +122,34 @@ class _Compiler:
                 return lambda doc: impl(*[f(doc) for f in fargs], insensitive=ins)
         tri = self.tri(expr)
         return tri
+
+    # --- the top level: one generated function ------------------------------------------
+
+    def top(self, category: tuple[ast.Field, str] | None, expr: ast.Expr) -> Pred:
+        """The whole filter as one generated Python function.
+
+        A call costs as much as a dictionary walk, so the top-level ``and`` (and
+        the category test) become straight-line code: each string field is read
+        inline once, and tested inline or with one helper call. Anything less
+        common (typed values, arrays of objects, dotted keys, nested logic) is
+        handed to the closure compiled for that term, which has the full rules.
+        """
+        terms = list(expr.terms) if isinstance(expr, ast.And) else [expr]
+        gen = _Gen(self)
+        if category is not None:
+            fld, cat = category
+            var = gen.read(fld)
+            slow = gen.bind(self.pred(ast.Comparison("==", fld, ast.Literal(cat))))
+            gen.line(f"if {var} is None:")
+            gen.line(f"    if not {slow}(doc): return False")
+            gen.line(f"elif {gen.bind(cat)} not in {var}: return False")
+        preds = [self.pred(term) for term in terms]
+        if any(p is _FALSE for p in preds):
+            return _FALSE
+        for term, pred in zip(terms, preds, strict=True):
+            if pred is not _TRUE:
+                gen.term(term, pred)
+        return gen.build()
 
     # --- two-valued predicates (what a filter keeps) -----------------------------------
 
@@ -420,3 +443,143 @@ def string_matcher(patterns: list[str], insensitive: bool) -> Callable[[str], bo
         return rx is not None and rx.fullmatch(v) is not None
 
     return test
+
+
+class _Gen:
+    """Writes the straight-line body of a top-level filter."""
+
+    def __init__(self, compiler: _Compiler):
+        self.c = compiler
+        self.lines: list[str] = []
+        self.ns: dict[str, Any] = {}
+        self.vars: dict[tuple, str] = {}
+
+    def line(self, text: str, indent: int = 1) -> None:
+        self.lines.append("    " * indent + text)
+
+    def bind(self, obj: Any) -> str:
+        name = f"k{len(self.ns)}"
+        self.ns[name] = obj
+        return name
+
+    def read(self, fld: ast.Field) -> str | None:
+        """Read a field of strings inline into a local: a tuple/list of strings,
+        () when missing, None when only the general reader can say."""
+        spec = S.field_spec(fld, self.c.schema)
+        key = (spec.path, spec.ftype, spec.null_value, spec.absent)
+        if key in self.vars:
+            return self.vars[key]
+        var = f"v{len(self.vars)}"
+        self.vars[key] = var
+        if spec.absent or spec.null_value is not None or spec.ftype not in _STRINGY:
+            self.line(f"{var} = None")
+            return var
+        parts = spec.path
+        n = len(parts)
+        alts = [[".".join(parts[i:j]) for j in range(i + 2, n + 1)] for i in range(n)]
+
+        def no_alts(obj: str, level: int) -> str:
+            return "".join(f" and {self.bind(k)} not in {obj}" for k in alts[level])
+
+        self.line(f"{var} = None")
+        self.line(f"if type(doc) is dict{no_alts('doc', 0)}:")
+        self.line(f"o = doc.get({self.bind(parts[0])})", 2)
+        depth = 2
+        for level in range(1, n):
+            self.line(f"if o is None: {var} = ()", depth)
+            self.line(f"elif type(o) is dict{no_alts('o', level)}:", depth)
+            depth += 1
+            self.line(f"o = o.get({self.bind(parts[level])})", depth)
+        self.line(f"if o is None: {var} = ()", depth)
+        self.line(f"elif type(o) is str: {var} = (o,)", depth)
+        self.line(f"elif type(o) is list and len(o) == 1 and type(o[0]) is str: {var} = o", depth)
+        return var
+
+    def term(self, term: ast.Expr, pred: Pred) -> None:
+        slow = self.bind(pred)
+        test = self.inline_test(term)
+        if test is None:
+            self.line(f"if not {slow}(doc): return False")
+            return
+        var, expr = test
+        self.line(f"if {var} is None:")
+        self.line(f"if not {slow}(doc): return False", 2)
+        self.line(f"elif not ({expr}): return False")
+
+    def inline_test(self, term: ast.Expr) -> tuple[str, str] | None:
+        """(local, Python test on it) for a string field against constants, or None."""
+        schema = self.c.schema
+        match term:
+            case ast.Comparison(op=op, left=ast.Field() as fld, right=ast.Literal(value=lit)) if op in (
+                "==",
+                "!=",
+            ):
+                if S.is_null_literal(fld, schema):
+                    return None
+                var = self.read(fld)
+                if lit is None:
+                    return var, (f"not {var}" if op == "==" else var)
+                if not isinstance(lit, str):
+                    return None
+                if op == "==":
+                    return var, f"{self.bind(lit)} in {var}"
+                return var, f"{self.bind(_any_not_equal)}({var}, {self.bind(lit)})"
+            case ast.Pattern(op=op, value=ast.Field() as fld, patterns=ps) if op in (":", "like", "like~"):
+                if S.is_null_literal(fld, schema) or not all(
+                    isinstance(p, ast.Literal) and isinstance(p.value, str) for p in ps
+                ):
+                    return None
+                var = self.read(fld)
+                test = string_matcher([p.value for p in ps], insensitive=op != "like")
+                return var, f"{self.bind(_any_of(test))}({var})"
+            case ast.In(value=ast.Field() as fld, items=items, insensitive=ins, negated=False):
+                if S.is_null_literal(fld, schema) or not all(
+                    isinstance(i, ast.Literal) and isinstance(i.value, str) for i in items
+                ):
+                    return None
+                var = self.read(fld)
+                keys = frozenset(i.value.lower() if ins else i.value for i in items)
+                if ins:
+                    return var, f"{self.bind(_any_lower_in)}({var}, {self.bind(keys)})"
+                return var, f"{self.bind(_any_in)}({var}, {self.bind(keys)})"
+        return None
+
+    def build(self) -> Pred:
+        body = "\n".join(self.lines) if self.lines else "    pass"
+        src = f"def match(doc):\n{body}\n    return True\n"
+        ns = dict(self.ns)
+        exec(compile(src, "<eql filter>", "exec"), ns)  # noqa: S102 - our own generated code
+        match = ns["match"]
+        match.__doc__ = src
+        return match
+
+
+def _any_not_equal(values, lit) -> bool:
+    for v in values:
+        if v != lit:
+            return True
+    return False
+
+
+def _any_in(values, keys) -> bool:
+    for v in values:
+        if v in keys:
+            return True
+    return False
+
+
+def _any_lower_in(values, keys) -> bool:
+    for v in values:
+        if v.lower() in keys:
+            return True
+    return False
+
+
+def _any_of(test: Callable[[str], bool]) -> Callable[[Any], bool]:
+    def any_match(values) -> bool:
+        for v in values:
+            if test(v):
+                return True
+        return False
+
+    return any_match
