@@ -193,6 +193,12 @@ def test_keyword_reads_numbers_as_strings():
     assert both(ast.In(F("group.id"), (L("0"), L("4"))), {"group": {"id": 4}}, ECS)
 
 
+def test_number_literal_on_keyword_field_is_its_text():
+    # A term query on a keyword field searches the number's text: 0 finds "0", not "00".
+    assert both(cmp("==", F("user.id"), L(0)), {"user": {"id": "0"}}, ECS)
+    assert not both(cmp("==", F("user.id"), L(0)), {"user": {"id": "00"}}, ECS)
+
+
 def test_long_reads_strings_as_numbers():
     assert both(cmp("==", F("process.pid"), L(10)), {"process": {"pid": "10"}}, ECS)
     assert both(cmp(">", F("process.parent.pid"), L(9)), {"process": {"parent": {"pid": "10"}}}, ECS)

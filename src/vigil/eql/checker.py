@@ -2,9 +2,11 @@
 
 Unknown functions (with a suggestion), argument counts and literal argument
 types, ``~`` on a function without a case-insensitive form, unknown fields when
-a mapping is known (``Unknown column [x]``, unless written ``?x``), comparing a
-numeric field with a string (or the reverse) under a mapping, non-boolean
-conditions and malformed regular expressions. Each error is an
+a mapping is known (``Unknown column [x]``, unless written ``?x``), non-boolean
+conditions, patterns or ``in`` lists naming fields, and malformed regular
+expressions. Comparing a keyword field with a number is allowed, as in ES (the
+spec query optionalNoDocsFieldNumericEquality runs ``?kw == 123`` and finds
+nothing): the number is searched as its text. Each error is an
 :class:`EqlTypeError` at the offending node's line and column.
 """
 
@@ -19,7 +21,6 @@ from vigil.eql.functions import ANY, BOOL, FUNCTIONS, NUM, STR, lookup_function
 from vigil.eql.schema import Schema
 
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
-_NUMERIC = frozenset({"long", "double", "integer", "float", "date"})
 _STRINGS = frozenset({"keyword", "text"})
 
 
@@ -123,7 +124,6 @@ class _Checker:
             case ast.Comparison(left=a, right=b):
                 self.expr(a)
                 self.expr(b)
-                self.comparison(expr)
             case ast.Arithmetic(left=a, right=b):
                 self.expr(a)
                 self.expr(b)
@@ -162,7 +162,6 @@ class _Checker:
                             f"Comparisons against fields are not (currently) supported; "
                             f"offender [{render(i)}] in [{render(expr)}]",
                         )
-                    self.compatible(expr, v, i)
 
     def field(self, fld: ast.Field) -> None:
         if self.schema is None or fld.optional or self.schema.knows(fld.name):
@@ -209,27 +208,6 @@ class _Checker:
                     )
                 if isinstance(arg.value, str) and not S.is_cidr(arg.value):
                     raise self.error(arg, f"[{arg.value}] is not a valid CIDR address")
-
-    def comparison(self, cmp: ast.Comparison) -> None:
-        if cmp.op in ("==", "!=") and (
-            S.is_null_literal(cmp.left, self.schema) or S.is_null_literal(cmp.right, self.schema)
-        ):
-            return
-        self.compatible(cmp, cmp.left, cmp.right)
-
-    def compatible(self, whole: ast.Expr, a: ast.Expr, b: ast.Expr) -> None:
-        """Under a mapping, a numeric side and a string side cannot be compared (ES errors)."""
-        if self.schema is None or not self.schema.strict:
-            return
-        ta, tb = self.type_name(a), self.type_name(b)
-        num_a, num_b = ta in _NUMERIC - {"date"}, tb in _NUMERIC - {"date"}
-        str_a, str_b = ta in _STRINGS, tb in _STRINGS
-        if (num_a and str_b) or (str_a and num_b):
-            raise self.error(
-                b,
-                f"first argument of [{render(whole)}] is [{ta}] so second argument must also be "
-                f"[{ta}] but was [{tb}]",
-            )
 
     # --- types ----------------------------------------------------------------------
 

@@ -334,8 +334,11 @@ def literal_as(value: Any, ftype: str | None) -> Any:
     then falls back to :func:`align`). A number compared with a date field is
     epoch milliseconds; a string is parsed as the field's date, ip or version.
     """
-    if value is None or ftype is None or ftype in ("keyword", "text"):
+    if value is None or ftype is None:
         return value
+    if ftype in ("keyword", "text"):
+        # A term query on a keyword field searches the literal's text: 123 is "123".
+        return value if isinstance(value, str) else to_string(value)
     if ftype in ("long", "double"):
         if isinstance(value, str):
             c = convert(value, "double" if not _INT_RE.match(value.strip()) else "long")
