@@ -352,3 +352,14 @@ def test_ecs_table_types():
     assert ECS.field_type("file.size") == "long"
     assert ECS.field_type("process.args_count") == "long"
     assert ECS.field_type("something.unknown") is None
+
+
+def test_dynamic_mapping_from_documents():
+    schema = Schema.from_mapping({"properties": {"a": {"type": "long"}}})
+    schema.add_dynamic([{"a": "x", "b": {"c": [1, 2]}, "d.e": "s", "f": [{"g": True}], "h": 1.5, "n": None}])
+    assert schema.field_type("a") == "long"  # the mapping wins
+    assert schema.field_type("b.c") == "long"
+    assert schema.field_type("d.e") == "keyword"
+    assert schema.field_type("f.g") == "boolean"
+    assert schema.field_type("h") == "double"
+    assert not schema.knows("n")  # a null maps nothing

@@ -88,6 +88,36 @@ class Schema:
                 if isinstance(subspec, dict):
                     self.types[f"{full}.{sub}"] = normalize_type(subspec.get("type", "keyword"))
 
+    def add_dynamic(self, docs) -> Schema:
+        """Map the fields these documents bring that the schema lacks, as
+        Elasticsearch's dynamic mapping does when they are indexed: strings
+        keyword (text with a keyword sub-field), integers long, floats double,
+        booleans boolean. Returns the schema itself."""
+        for doc in docs:
+            self._dynamic(doc, "")
+        return self
+
+    def _dynamic(self, obj: Any, prefix: str) -> None:
+        if isinstance(obj, list):
+            for item in obj:
+                self._dynamic(item, prefix)
+            return
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                self._dynamic(value, prefix + key + "." if isinstance(value, (dict, list)) else prefix + key)
+            return
+        name = prefix.rstrip(".")
+        if not name or obj is None or name in self.types or name in self.aliases:
+            return
+        if isinstance(obj, bool):
+            self.types[name] = "boolean"
+        elif isinstance(obj, int):
+            self.types[name] = "long"
+        elif isinstance(obj, float):
+            self.types[name] = "double"
+        else:
+            self.types[name] = "keyword"
+
     def resolve(self, name: str) -> str:
         """The field an alias points to (the name itself when it is no alias)."""
         seen = 0
