@@ -363,3 +363,18 @@ def test_dynamic_mapping_from_documents():
     assert schema.field_type("f.g") == "boolean"
     assert schema.field_type("h") == "double"
     assert not schema.knows("n")  # a null maps nothing
+
+
+def test_generated_filter_reads_dotted_keys_and_objects_together():
+    q = ast.EventQuery("file", ast.Pattern(":", F("process.args"), (L("-enc*"),)))
+    f = compile_event_filter(q, ECS)
+    # "event.category" as a dotted key and as an object: both values count
+    assert f(
+        {"event.category": "file", "event": {"category": "process"}, "process": {"args": ["ps", "-ENCx"]}}
+    )
+    assert f({"event": {"category": ["process", "file"]}, "process.args": "-enc"})
+    assert f({"event": [{"category": "file"}], "process": {"args": ["a", 5, "-enc"]}})
+    assert not f({"event": {"category": "file"}, "process": {"args": ["ps", 5]}})
+    assert not f({"event": {"category": "process"}, "process": {"args": "-enc"}})
+    assert not f({"event": {"category": "file"}})
+    assert not f({"event": "file", "process": {"args": "-enc"}})

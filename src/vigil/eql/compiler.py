@@ -492,7 +492,7 @@ class _Gen:
             self.line(f"o = o.get({self.bind(parts[level])})", depth)
         self.line(f"if o is None: {var} = ()", depth)
         self.line(f"elif type(o) is str: {var} = (o,)", depth)
-        self.line(f"elif type(o) is list and len(o) == 1 and type(o[0]) is str: {var} = o", depth)
+        self.line(f"elif type(o) is list and {self.bind(_all_str)}(o): {var} = o", depth)
         return var
 
     def term(self, term: ast.Expr, pred: Pred) -> None:
@@ -552,6 +552,13 @@ class _Gen:
         match = ns["match"]
         match.__doc__ = src
         return match
+
+
+def _all_str(values: list) -> bool:
+    for v in values:
+        if type(v) is not str:
+            return False
+    return True
 
 
 def _any_not_equal(values, lit) -> bool:
