@@ -127,9 +127,26 @@ def test_regex_errors(bad):
 
 def test_missing_field_comparisons_are_false_and_not_is_true():
     doc = {"other": 1}
-    for op in ("==", "!=", "<", "<=", ">", ">="):
+    for op in ("==", "<", "<=", ">", ">="):
         assert not both(cmp(op, F("x"), L(1)), doc)
         assert both(ast.Not(cmp(op, F("x"), L(1))), doc)
+
+
+def test_not_equal_is_not_equal_to():
+    # ES translates `x != v` to a must_not term query (QL ExpressionTranslators.
+    # BinaryComparisons: NotEquals -> NotQuery(TermQuery)): true on a missing
+    # field, false when any value of an array equals v.
+    assert both(cmp("!=", F("x"), L(1)), {"other": 1})
+    assert both(cmp("!=", L(1), F("x")), {})
+    assert not both(cmp("!=", F("tags"), L("a")), {"tags": ["a", "b"]})
+    assert both(cmp("!=", F("tags"), L("c")), {"tags": ["a", "b"]})
+    assert not both(ast.Not(cmp("!=", F("x"), L(1))), {})
+    # a script comparison stays three-valued: null != 1 is null
+    assert not both(cmp("!=", ast.FunctionCall("string", (F("x"),)), L("1")), {})
+
+
+def test_missing_field_patterns_are_false_and_not_is_true():
+    doc = {"other": 1}
     assert not both(ast.Pattern(":", F("x"), (L("*"),)), doc)
     assert both(ast.Not(ast.Pattern(":", F("x"), (L("*"),))), doc)
     assert both(ast.In(F("x"), (L(1),), negated=True), doc)
@@ -159,7 +176,7 @@ def test_script_null_stays_null_under_not():
 def test_array_matches_when_any_value_matches():
     doc = {"tags": ["a", "b"], "n": [1, 5]}
     assert both(cmp("==", F("tags"), L("b")), doc)
-    assert both(cmp("!=", F("tags"), L("a")), doc)  # "b" != "a"
+    assert not both(cmp("!=", F("tags"), L("a")), doc)  # must_not: an "a" is there
     assert both(cmp(">", F("n"), L(4)), doc)
     assert both(cmp("<", F("n"), L(2)), doc)
     assert not both(cmp(">", F("n"), L(5)), doc)

@@ -229,11 +229,9 @@ class _Compiler:
             if op == "==":
                 return lambda doc: lit in read(doc)
             if op == "!=":
-                return lambda doc: any(v != lit for v in read(doc))
-        compare = S.compare
-        if flip:
-            return lambda doc: any(compare(op, lit, v) is True for v in read(doc))
-        return lambda doc: any(compare(op, v, lit) is True for v in read(doc))
+                return lambda doc: lit not in read(doc)
+        field_compare = S.field_compare
+        return lambda doc: field_compare(op, read(doc), lit, flip) is True
 
     def _field_pattern(self, fld: ast.Field, op: str, pats: list) -> Pred:
         read, ftype = self.field(fld)
@@ -378,7 +376,7 @@ class _Compiler:
     def _tri_comparison(self, expr: ast.Comparison) -> Tri:
         op, left, right = expr.op, expr.left, expr.right
         ln, rn = S.is_null_literal(left, self.schema), S.is_null_literal(right, self.schema)
-        compare, any_true, lit_as = S.compare, S.any_true, S.literal_as
+        compare, lit_as = S.compare, S.literal_as
         if op in ("==", "!=") and (ln or rn):
             want_missing = op == "=="
             if ln and rn:
@@ -389,14 +387,15 @@ class _Compiler:
                 return lambda doc: (not read(doc)) == want_missing
             fo = self.val(other)
             return lambda doc: (fo(doc) is None) == want_missing
+        field_compare = S.field_compare
         if isinstance(left, ast.Field) and not isinstance(right, ast.Field):
             read, ftype = self.field(left)
             fr = self.val(right)
-            return lambda doc: any_true(compare(op, x, lit_as(fr(doc), ftype)) for x in read(doc))
+            return lambda doc: field_compare(op, read(doc), lit_as(fr(doc), ftype))
         if isinstance(right, ast.Field) and not isinstance(left, ast.Field):
             read, ftype = self.field(right)
             fl = self.val(left)
-            return lambda doc: any_true(compare(op, lit_as(fl(doc), ftype), x) for x in read(doc))
+            return lambda doc: field_compare(op, read(doc), lit_as(fl(doc), ftype), True)
         fa, fb = self.val(left), self.val(right)
         return lambda doc: compare(op, fa(doc), fb(doc))
 
@@ -523,7 +522,7 @@ class _Gen:
                     return None
                 if op == "==":
                     return var, f"{self.bind(lit)} in {var}"
-                return var, f"{self.bind(_any_not_equal)}({var}, {self.bind(lit)})"
+                return var, f"{self.bind(lit)} not in {var}"
             case ast.Pattern(op=op, value=ast.Field() as fld, patterns=ps) if op in (":", "like", "like~"):
                 if S.is_null_literal(fld, schema) or not all(
                     isinstance(p, ast.Literal) and isinstance(p.value, str) for p in ps
@@ -559,13 +558,6 @@ def _all_str(values: list) -> bool:
         if type(v) is not str:
             return False
     return True
-
-
-def _any_not_equal(values, lit) -> bool:
-    for v in values:
-        if v != lit:
-            return True
-    return False
 
 
 def _any_in(values, keys) -> bool:

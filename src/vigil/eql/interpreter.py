@@ -145,9 +145,9 @@ def _comparison(expr: ast.Comparison, doc: Any, schema) -> bool | None:
     if isinstance(left, ast.Field) and not isinstance(right, ast.Field):
         vals, ftype = _field_values(left, doc, schema)
         lit = S.literal_as(evaluate(right, doc, schema), ftype)
-        return S.any_true(S.compare(op, x, lit) for x in vals)
+        return S.field_compare(op, vals, lit)
     if isinstance(right, ast.Field) and not isinstance(left, ast.Field):
         vals, ftype = _field_values(right, doc, schema)
         lit = S.literal_as(evaluate(left, doc, schema), ftype)
-        return S.any_true(S.compare(op, lit, x) for x in vals)
+        return S.field_compare(op, vals, lit, lit_first=True)
     return S.compare(op, evaluate(left, doc, schema), evaluate(right, doc, schema))

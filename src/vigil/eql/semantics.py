@@ -9,7 +9,9 @@ Two evaluation modes exist in Elasticsearch, and both show through:
 
 * a condition on a field against literals becomes a Query DSL query: it looks
   at every value of the field, and ``not`` of it is its complement (a missing
-  field satisfies ``not (x == 1)``);
+  field satisfies ``not (x == 1)``). ``x != 1`` is such a ``not``: ES builds a
+  ``must_not`` term query, so it holds when x is missing and fails when any
+  value of x is 1;
 * anything computed (functions, arithmetic, comparing computed values) runs as
   a script: it sees the field's first doc value (the smallest: doc values are
   sorted), null propagates, and ``not null`` stays null, so it filters out.
@@ -415,6 +417,26 @@ def compare(op: str, a: Any, b: Any) -> bool | None:
     except TypeError:
         return None
     raise ValueError(f"unknown comparison {op}")
+
+
+def field_compare(op: str, values: list, lit: Any, lit_first: bool = False) -> bool | None:
+    """A field against a constant, as the Query DSL query ES builds for it.
+
+    ``<``, ``<=``, ``==``... match when any value does, and are unknown on a
+    missing field. ``!=`` is ``not ==`` (ES translates it to a ``must_not``
+    term query: QL's ExpressionTranslators.BinaryComparisons), so it holds on
+    a missing field and fails when any value is equal.
+    """
+    if lit is None:
+        return None
+    if op == "!=":
+        for v in values:
+            if compare("==", v, lit) is True:
+                return False
+        return True
+    if lit_first:
+        return any_true(compare(op, lit, v) for v in values)
+    return any_true(compare(op, v, lit) for v in values)
 
 
 def equals_insensitive(a: Any, b: Any) -> bool | None:
