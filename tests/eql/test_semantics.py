@@ -395,3 +395,19 @@ def test_generated_filter_reads_dotted_keys_and_objects_together():
     assert not f({"event": {"category": "process"}, "process": {"args": "-enc"}})
     assert not f({"event": {"category": "file"}})
     assert not f({"event": "file", "process": {"args": "-enc"}})
+
+
+def test_functions_on_a_field_run_as_es_queries():
+    # EQL's QueryTranslator: endsWith/stringContains on a field become wildcard
+    # queries "*s" / "*s*" (Lucene wildcard syntax inside s), startsWith a prefix
+    # query, cidrMatch a terms query on the ip field.
+    sc = ast.FunctionCall("stringContains", (F("x"), L("")))
+    assert both(sc, {"x": "abc"})  # "**" matches any value
+    assert not both(cmp("==", sc, L(True)), {"x": "abc"})  # as a value, the script says false
+    ew = ast.FunctionCall("endsWith", (F("x"), L("a?c")))
+    assert both(ew, {"x": "zzabc"})
+    assert not both(cmp("==", ew, L(True)), {"x": "zzabc"})
+    assert both(ast.FunctionCall("endsWith", (F("x"), L("\\\\cmd.exe"))), {"x": "C:\\cmd.exe"})
+    sw = ast.FunctionCall("startsWith", (F("x"), L("a*")), insensitive=True)
+    assert both(sw, {"x": "A*b"}) and not both(sw, {"x": "Ab"})
+    assert both(ast.Not(sw), {})

@@ -352,16 +352,10 @@ class _Compiler:
                     v, lambda x, doc: S.any_true(im(x, lit_as(i(doc), ftype), ins) for i in vals)
                 )
             case ast.FunctionCall(name=name, args=args, insensitive=ins) if S.is_query_function(expr):
-                impl = lookup_function(name).impl
-                rest = [self.val(a) for a in args[1:]]
+                rest = [self.const(a) for a in args[1:]]
                 read, _ = self.field(args[0])
-                any_true = S.any_true
-
-                def fn_tri(doc: Doc):
-                    r = [f(doc) for f in rest]
-                    return any_true(impl(x, *r, insensitive=ins) for x in read(doc))
-
-                return fn_tri
+                any_true, qmatch = S.any_true, S.query_function_match
+                return lambda doc: any_true(qmatch(name, x, rest, ins) for x in read(doc))
         f = self.val(expr)
         return lambda doc: v if isinstance(v := f(doc), bool) else None
 

@@ -100,10 +100,9 @@ def truth(expr: ast.Expr, doc: Any, schema=None) -> bool | None:
                 return _negate(ast.In(v, items, ins, False), res)
             return res
         case ast.FunctionCall(name=name, args=args, insensitive=ins) if S.is_query_function(expr):
-            spec = lookup_function(name)
             rest = [evaluate(a, doc, schema) for a in args[1:]]
             vals, _ = _field_values(args[0], doc, schema)
-            return S.any_true(spec.impl(x, *rest, insensitive=ins) for x in vals)
+            return S.any_true(S.query_function_match(name, x, rest, ins) for x in vals)
     v = evaluate(expr, doc, schema)
     return v if isinstance(v, bool) else None
 

@@ -532,6 +532,43 @@ def is_constant(expr: ast.Expr) -> bool:
 QUERY_FUNCTIONS = frozenset({"startswith", "endswith", "stringcontains", "cidrmatch"})
 
 
+@lru_cache(maxsize=4096)
+def lucene_wildcard_regex(pattern: str, insensitive: bool) -> re.Pattern:
+    """Lucene's WildcardQuery syntax: ``*``, ``?``, and ``\\`` escaping the next character."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if insensitive else 0))
+
+
+def query_function_match(name: str, value: Any, args: list, insensitive: bool) -> bool | None:
+    """One value of a field under the query ES builds for ``name(field, constants)``
+    (EQL's QueryTranslator): startsWith a prefix query; endsWith and stringContains
+    a wildcard query ``*s`` / ``*s*`` (so ``*``, ``?`` and ``\\`` in ``s`` act as
+    Lucene wildcard syntax, and ``stringContains(x, "")`` matches any value);
+    cidrMatch a terms query on the ip field."""
+    if value is None or any(a is None for a in args):
+        return None
+    lname = name.lower()
+    if lname == "cidrmatch":
+        from vigil.eql.functions import fn_cidr_match
+
+        return fn_cidr_match(to_string(value), *args)
+    text = value if isinstance(value, str) else to_string(value)
+    arg = args[0] if isinstance(args[0], str) else to_string(args[0])
+    if lname == "startswith":
+        return text.lower().startswith(arg.lower()) if insensitive else text.startswith(arg)
+    pattern = "*" + arg + ("*" if lname == "stringcontains" else "")
+    return lucene_wildcard_regex(pattern, insensitive).fullmatch(text) is not None
+
+
 def null_check(op: str, expr: ast.Expr) -> bool:
     """``x == null`` / ``x != null``: ES reads these as "x does not exist" / "exists"."""
     return op in ("==", "!=") and isinstance(expr, ast.Literal) and expr.value is None
