@@ -411,3 +411,20 @@ def test_functions_on_a_field_run_as_es_queries():
     sw = ast.FunctionCall("startsWith", (F("x"), L("a*")), insensitive=True)
     assert both(sw, {"x": "A*b"}) and not both(sw, {"x": "Ab"})
     assert both(ast.Not(sw), {})
+
+
+def test_partial_date_literals_cover_their_span():
+    # ES range queries round missing date components: gte/lt to the first
+    # millisecond, gt/lte to the last, so == "2017-08-30" is the whole day.
+    noon = {"@timestamp": "2017-08-30T12:00:00.250Z"}
+    assert both(cmp("==", F("@timestamp"), L("2017-08-30")), noon, ECS)
+    assert both(cmp("==", F("@timestamp"), L("2017-08")), noon, ECS)
+    assert both(cmp("==", F("@timestamp"), L("2017-08-30T12:00:00Z")), noon, ECS)
+    assert not both(cmp("==", F("@timestamp"), L("2017-08-30T12:00:00.000Z")), noon, ECS)
+    assert not both(cmp(">", F("@timestamp"), L("2017-08-30")), noon, ECS)
+    assert both(cmp("<=", F("@timestamp"), L("2017-08-30")), noon, ECS)
+    assert not both(cmp("<", F("@timestamp"), L("2017-08-30")), noon, ECS)
+    assert both(cmp(">=", F("@timestamp"), L("2017-08-30")), noon, ECS)
+    assert both(cmp("<", L("2017-08-29"), F("@timestamp")), noon, ECS)
+    assert both(cmp("==", F("@timestamp"), L("2017-08-30T14:00+02:00")), noon, ECS)
+    assert both(cmp("!=", F("@timestamp"), L("2017-08-31")), noon, ECS)

@@ -44,6 +44,92 @@ class DateValue(int):
     __repr__ = __str__
 
 
+class DateRange:
+    """A date literal with missing components (``"2017-08-30"``): the span of
+    milliseconds it names. ES range queries round it per bound ("Missing date
+    components" in the range query docs): ``gte``/``lt`` use its first
+    millisecond, ``gt``/``lte`` its last, so ``==`` covers the whole span."""
+
+    __slots__ = ("low", "high", "text")
+
+    def __init__(self, low: int, high: int, text: str):
+        self.low, self.high, self.text = low, high, text
+
+    def __repr__(self) -> str:
+        return f"DateRange({self.text!r})"
+
+    def compare(self, op: str, v: int) -> bool:
+        """``v op self`` for a date value v."""
+        if op == "==":
+            return self.low <= v <= self.high
+        if op == "!=":
+            return not self.low <= v <= self.high
+        if op == "<":
+            return v < self.low
+        if op == "<=":
+            return v <= self.high
+        if op == ">":
+            return v > self.high
+        return v >= self.low
+
+
+_PARTIAL_DATE = re.compile(
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)?)?)?"
+    r"(Z|z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def date_literal(text: str) -> DateValue | DateRange | None:
+    """A date literal: an exact instant, or the span a partial date names."""
+    m = _PARTIAL_DATE.match(text.strip())
+    if m is None:
+        ms = to_epoch_millis(text)
+        return None if ms is None else DateValue(ms)
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    if frac is not None and len(frac) >= 3 or text.strip().lstrip("-").isdigit():
+        ms = to_epoch_millis(text)
+        return None if ms is None else DateValue(ms)
+    from datetime import UTC, datetime, timedelta
+
+    try:
+        start = datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((frac or "0").ljust(6, "0")[:6]),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return None
+    if month is None:
+        end = start.replace(year=start.year + 1)
+    elif day is None:
+        end = start.replace(year=start.year + (start.month == 12), month=start.month % 12 + 1)
+    elif hour is None:
+        end = start + timedelta(days=1)
+    elif minute is None:
+        end = start + timedelta(hours=1)
+    elif second is None:
+        end = start + timedelta(minutes=1)
+    elif frac is None:
+        end = start + timedelta(seconds=1)
+    else:
+        end = start + timedelta(milliseconds=10 ** (3 - len(frac)))
+    offset = 0
+    if zone not in (None, "Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = sign * (int(digits[:2]) * 60 + int(digits[2:])) * 60_000
+    low = int(start.timestamp() * 1000) - offset
+    high = int(end.timestamp() * 1000) - offset - 1
+    if low == high:
+        return DateValue(low)
+    return DateRange(low, high, text)
+
+
 class IpValue(int):
     """An IP address as its IPv6-mapped integer (ES orders IPv4 inside IPv6)."""
 
@@ -346,6 +432,9 @@ def literal_as(value: Any, ftype: str | None) -> Any:
             c = convert(value, "double" if not _INT_RE.match(value.strip()) else "long")
             return value if c is INVALID else c
         return value
+    if ftype == "date" and isinstance(value, str):
+        d = date_literal(value)
+        return value if d is None else d
     c = convert(value, ftype)
     return value if c is INVALID else c
 
@@ -394,6 +483,8 @@ def compare(op: str, a: Any, b: Any) -> bool | None:
     they cannot be compared."""
     if a is None or b is None:
         return None
+    if type(b) is DateRange or type(a) is DateRange:
+        return _compare_range(op, a, b)
     pair = align(a, b)
     if pair is None:
         return None if op not in ("==", "!=") else op == "!="
@@ -437,6 +528,18 @@ def field_compare(op: str, values: list, lit: Any, lit_first: bool = False) -> b
     if lit_first:
         return any_true(compare(op, lit, v) for v in values)
     return any_true(compare(op, v, lit) for v in values)
+
+
+_FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _compare_range(op: str, a: Any, b: Any) -> bool | None:
+    if type(a) is DateRange:
+        if type(b) is DateRange:
+            return None
+        return _compare_range(_FLIP[op], b, a)
+    v = a if isinstance(a, DateValue) else convert(a, "date")
+    return None if v is INVALID else b.compare(op, v)
 
 
 def equals_insensitive(a: Any, b: Any) -> bool | None:
