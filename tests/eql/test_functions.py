@@ -5,6 +5,8 @@ spec queries in test_queries.toml / additional_test_queries.toml)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vigil.eql import ast, interpreter
 from vigil.eql.compiler import compile_value
@@ -182,3 +184,22 @@ def test_functions_over_fields_compiled_and_interpreted_agree():
     for expr, w in zip(cases, want, strict=True):
         assert compile_value(expr)(doc) == w
         assert interpreter.value(expr, doc) == w
+
+
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.sampled_from(["0x1f", "10.0.0.1", "::1", "1.2.3", "-", "1e400", "/8"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(sorted(FUNCTIONS)), st.lists(ANY_VALUE, max_size=5), st.booleans())
+def test_functions_never_raise_on_any_arguments(name, args, insensitive):
+    spec = FUNCTIONS[name]
+    n = max(spec.min_args, min(len(args), spec.max_args or len(args)))
+    args = (args + [None] * n)[:n]
+    call(name, args, insensitive)

@@ -428,3 +428,11 @@ def test_partial_date_literals_cover_their_span():
     assert both(cmp("<", L("2017-08-29"), F("@timestamp")), noon, ECS)
     assert both(cmp("==", F("@timestamp"), L("2017-08-30T14:00+02:00")), noon, ECS)
     assert both(cmp("!=", F("@timestamp"), L("2017-08-31")), noon, ECS)
+
+
+@pytest.mark.parametrize(
+    ("op", "a", "b"),
+    [("%", float("inf"), 2.0), ("+", 2**1100, 1.0), ("*", 2**62, 4), ("-", -(2**63), 1), ("/", 2**1100, 3.0)],
+)
+def test_arithmetic_errors_are_null(op, a, b):
+    assert S.arithmetic(op, a, b) is None

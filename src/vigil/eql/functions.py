@@ -44,6 +44,16 @@ def _lower(s: str, insensitive: bool) -> str:
     return s.lower() if insensitive else s
 
 
+def _int(v: Any) -> int | None:
+    """A whole-number argument; None for anything else (ES would fail the query)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        return int(v)
+    except (OverflowError, ValueError):
+        return None
+
+
 def _str(v: Any) -> str | None:
     """A string argument: strings as they are, other values as ES prints them."""
     return v if isinstance(v, str) or v is None else to_string(v)
@@ -136,7 +146,9 @@ def fn_index_of(source, sub, start=None, *, insensitive=False):
     source, sub = _str(source), _str(sub)
     if source is None or sub is None:
         return None
-    begin = 0 if start is None else max(int(start), 0)
+    if start is not None and _int(start) is None:
+        return None
+    begin = 0 if start is None else max(_int(start), 0)
     if not sub:
         return min(begin, len(source))  # Java: "" is found where the search starts
     pos = _lower(source, insensitive).find(_lower(sub, insensitive), begin)
@@ -160,10 +172,11 @@ def fn_substring(source, start=None, end=None, *, insensitive=False):
     source = _str(source)
     if source is None:
         return None
-    s = 0 if start is None else int(start)
-    if end is None:
-        return source[s:]
-    return source[s : int(end)]
+    s = 0 if start is None else _int(start)
+    e = None if end is None else _int(end)
+    if s is None or (end is not None and e is None):
+        return None
+    return source[s:e]
 
 
 _NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -179,7 +192,9 @@ def fn_number(source, base=None, *, insensitive=False):
     text = str(source).strip()
     # ToNumberFunctionProcessor: a "0x" prefix means base 16 when no base is given.
     hex_prefix = text.startswith("0x")
-    b = (16 if hex_prefix else 10) if base is None else int(base)
+    b = (16 if hex_prefix else 10) if base is None else _int(base)
+    if b is None:
+        return None
     if hex_prefix and b == 16:
         text = text[2:]
     if b == 10:

@@ -832,7 +832,22 @@ def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+
 def arithmetic(op: str, a: Any, b: Any) -> Any:
+    """See :func:`_arithmetic`; a long overflow or a float error gives null (ES
+    uses Math.addExact and friends, which fail the query instead)."""
+    try:
+        r = _arithmetic(op, a, b)
+    except (OverflowError, ValueError, ZeroDivisionError):
+        return None
+    if isinstance(r, int) and not _LONG_MIN <= r <= _LONG_MAX:
+        return None
+    return r
+
+
+def _arithmetic(op: str, a: Any, b: Any) -> Any:
     """``a op b`` as Java does it: integers stay integers, ``/`` truncates toward
     zero and ``%`` takes the dividend's sign; null in, null out; division by
     zero gives null."""
