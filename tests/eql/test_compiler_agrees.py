@@ -168,3 +168,24 @@ def test_event_filters_agree(category, cond, doc):
     except ValueError:
         return
     assert compiled(doc) == interpreter.matches_event(query, doc, SCHEMA)
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), st.text(max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["s", "n", "o", "k", "o.k", "t", "ip"]), inner, max_size=3),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(conditions(), json_values, SCHEMAS)
+def test_any_json_document_is_safe(expr, doc, schema):
+    # Arbitrary JSON, including non-objects and arrays of arrays: no exceptions, same answer.
+    try:
+        compiled = compile_condition(expr, schema)
+    except ValueError:
+        return
+    assert compiled(doc) == interpreter.matches(expr, doc, schema)
