@@ -436,3 +436,35 @@ def test_partial_date_literals_cover_their_span():
 )
 def test_arithmetic_errors_are_null(op, a, b):
     assert S.arithmetic(op, a, b) is None
+
+
+def test_date_fields_read_with_their_mapping_format(shared):
+    # sample1 maps @timestamp_pretty as "dd-MM-yyyy", sample2 as "yyyy-MM-dd";
+    # ES returns such join keys as epoch millis ("1671235200000" in test_sample.toml).
+    data = shared / "conformance" / "elasticsearch-eql" / "data"
+    s1 = Schema.from_mapping(data / "sample1.mapping")
+    s2 = Schema.from_mapping(data / "sample2.mapping")
+    assert s1.field_type("@timestamp_pretty") == "date"
+    assert s1.date_format("@timestamp_pretty") == "dd-MM-yyyy"
+    ts = F("@timestamp_pretty")
+    assert int(compile_value(ts, s1)({"@timestamp_pretty": "17-12-2022"})) == 1671235200000
+    assert int(compile_value(ts, s2)({"@timestamp_pretty": "2022-12-17"})) == 1671235200000
+    assert both(cmp("==", ts, L("17-12-2022")), {"@timestamp_pretty": "17-12-2022"}, s1)
+    assert both(cmp(">", ts, L("16-12-2022")), {"@timestamp_pretty": "17-12-2022"}, s1)
+    assert not both(cmp("==", ts, L("x")), {"@timestamp_pretty": "17-12-2022"}, s1)
+
+
+@pytest.mark.parametrize(
+    ("value", "fmt", "want"),
+    [
+        ("12-12-2022", "dd-MM-yyyy", 1670803200000),
+        ("5", "dd-MM-yyyy||epoch_millis", 5),
+        (3, "epoch_second", 3000),
+        ("2022-12-17T10:00:00Z", "strict_date_optional_time", 1671271200000),
+        ("2022/12/17 10:00", "yyyy/MM/dd HH:mm", 1671271200000),
+        ("2022-12-17'T'", "yyyy-MM-dd''", None),
+        ("nonsense", "yyyy-MM-dd", None),
+    ],
+)
+def test_parse_with_format(value, fmt, want):
+    assert S.parse_with_format(value, fmt) == want

@@ -37,6 +37,7 @@ class Schema:
     types: dict[str, str] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     null_values: dict[str, Any] = field(default_factory=dict)
+    formats: dict[str, str] = field(default_factory=dict)
     strict: bool = False
     use_ecs: bool = False
 
@@ -84,6 +85,8 @@ class Schema:
             self.types[full] = typ
             if "null_value" in spec:
                 self.null_values[full] = spec["null_value"]
+            if typ == "date" and isinstance(spec.get("format"), str):
+                self.formats[full] = spec["format"]
             for sub, subspec in (spec.get("fields") or {}).items():
                 if isinstance(subspec, dict):
                     self.types[f"{full}.{sub}"] = normalize_type(subspec.get("type", "keyword"))
@@ -137,6 +140,10 @@ class Schema:
     def null_value(self, name: str) -> Any:
         """What an explicit JSON null in this field is indexed as (None: not indexed)."""
         return self.null_values.get(self.resolve(name))
+
+    def date_format(self, name: str) -> str | None:
+        """The mapping's ``format`` of a date field (``"dd-MM-yyyy"``...), if any."""
+        return self.formats.get(self.resolve(name))
 
     def knows(self, name: str) -> bool:
         """True when the field exists for this schema (always, when it is not strict)."""

@@ -130,6 +130,77 @@ def date_literal(text: str) -> DateValue | DateRange | None:
     return DateRange(low, high, text)
 
 
+# Java DateTimeFormatter letters -> strptime directives, for mapping formats.
+_JAVA_DATE = {
+    "yyyy": "%Y",
+    "uuuu": "%Y",
+    "yy": "%y",
+    "MM": "%m",
+    "dd": "%d",
+    "HH": "%H",
+    "mm": "%M",
+    "ss": "%S",
+    "SSS": "%f",
+    "SSSSSS": "%f",
+    "XXX": "%z",
+    "XX": "%z",
+    "Z": "%z",
+    "MMM": "%b",
+    "EEE": "%a",
+}
+_JAVA_TOKEN = re.compile(r"'[^']*'|([a-zA-Z])\1*|.")
+
+
+@lru_cache(maxsize=256)
+def _strptime_pattern(java: str) -> str | None:
+    out = []
+    for m in _JAVA_TOKEN.finditer(java):
+        tok = m.group(0)
+        if tok.startswith("'"):
+            out.append(tok[1:-1].replace("%", "%%"))
+        elif tok[0].isalpha():
+            if tok not in _JAVA_DATE:
+                return None
+            out.append(_JAVA_DATE[tok])
+        else:
+            out.append(tok.replace("%", "%%"))
+    return "".join(out)
+
+
+def parse_with_format(value: Any, fmt: str) -> int | None:
+    """Epoch milliseconds of a date value under a mapping ``format``
+    (``"dd-MM-yyyy||epoch_millis"``: the first format that reads it wins)."""
+    from datetime import UTC, datetime
+
+    for one in fmt.split("||"):
+        one = one.strip()
+        if one in ("epoch_millis", "epoch_second"):
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, (int, float)) or (isinstance(value, str) and _FLOAT_RE.match(value.strip())):
+                n = float(value)
+                return int(n * 1000) if one == "epoch_second" else int(n)
+            continue
+        if "date" in one and "_" in one or one in ("date", "date_time"):
+            # strict_date_optional_time, date_optional_time, strict_date_time...: ISO 8601
+            if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+                ms = to_epoch_millis(value)
+                if ms is not None:
+                    return ms
+            continue
+        pattern = _strptime_pattern(one)
+        if pattern is None or not isinstance(value, str):
+            continue
+        try:
+            dt = datetime.strptime(value.strip(), pattern)
+        except ValueError:
+            continue
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return round(dt.timestamp() * 1000)
+    return None
+
+
 class IpValue(int):
     """An IP address as its IPv6-mapped integer (ES orders IPv4 inside IPv6)."""
 
@@ -285,6 +356,11 @@ def convert(value: Any, ftype: str | None) -> Any:
             return value
         ms = to_epoch_millis(value)
         return INVALID if ms is None else DateValue(ms)
+    if ftype.startswith("date:"):
+        if isinstance(value, DateValue):
+            return value
+        ms = parse_with_format(value, ftype[5:])
+        return INVALID if ms is None else DateValue(ms)
     if ftype == "ip":
         if isinstance(value, IpValue):
             return value
@@ -432,6 +508,11 @@ def literal_as(value: Any, ftype: str | None) -> Any:
             c = convert(value, "double" if not _INT_RE.match(value.strip()) else "long")
             return value if c is INVALID else c
         return value
+    if ftype.startswith("date:") and isinstance(value, str):
+        ms = parse_with_format(value, ftype[5:])
+        if ms is not None:
+            return DateValue(ms)
+        ftype = "date"
     if ftype == "date" and isinstance(value, str):
         d = date_literal(value)
         return value if d is None else d
@@ -916,7 +997,13 @@ def field_spec(fld: ast.Field, schema) -> FieldSpec:
     real = schema.resolve(name)
     absent = fld.optional and not schema.knows(name)
     path = split_path(real) if real != name else fld.path
-    return FieldSpec(path, schema.field_type(name), schema.null_value(name), absent)
+    ftype = schema.field_type(name)
+    if ftype == "date":
+        fmt = getattr(schema, "date_format", lambda n: None)(name)
+        if fmt:
+            # The format travels with the type: "date:dd-MM-yyyy".
+            ftype = "date:" + fmt
+    return FieldSpec(path, ftype, schema.null_value(name), absent)
 
 
 def is_null_literal(expr: ast.Expr, schema) -> bool:
