@@ -125,11 +125,24 @@ def test_regex_errors(bad):
 # --- missing, null, arrays, not -----------------------------------------------------
 
 
-def test_missing_field_comparisons_are_false_and_not_is_true():
+def test_missing_field_comparisons_are_false():
     doc = {"other": 1}
     for op in ("==", "<", "<=", ">", ">="):
         assert not both(cmp(op, F("x"), L(1)), doc)
-        assert both(ast.Not(cmp(op, F("x"), L(1))), doc)
+    # not of == is != (a must_not query): true on a missing field
+    assert both(ast.Not(cmp("==", F("x"), L(1))), doc)
+
+
+def test_not_of_a_range_is_the_opposite_range():
+    # ES's optimizer (QL BooleanSimplification) rewrites not (x > 1) as x <= 1:
+    # false on a missing field, and "any value <= 1" on an array.
+    for op in ("<", "<=", ">", ">="):
+        assert not both(ast.Not(cmp(op, F("x"), L(1))), {"other": 1})
+    assert both(ast.Not(cmp("<", F("n"), L(5))), {"n": [1, 10]})
+    assert not both(ast.Not(cmp("<", F("n"), L(5))), {"n": [1, 2]})
+    assert both(ast.Not(ast.Not(cmp("<", F("n"), L(5)))), {"n": [1, 10]})
+    # not of a pattern or of an `and` stays a complement
+    assert both(ast.Not(ast.And((cmp(">", F("x"), L(1)), L(True)))), {})
 
 
 def test_not_equal_is_not_equal_to():

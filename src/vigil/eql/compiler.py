@@ -183,6 +183,8 @@ class _Compiler:
                     a, b = fs
                     return lambda doc: a(doc) or b(doc)
                 return lambda doc: any(f(doc) for f in fs)
+            case ast.Not(expr=e) if S.simplify_not(e) is not None:
+                return self.pred(S.simplify_not(e))
             case ast.Not(expr=e):
                 if S.is_query_condition(e):
                     inner = self.pred(e)
@@ -325,6 +327,8 @@ class _Compiler:
                     return out
 
                 return or_tri
+            case ast.Not(expr=e) if S.simplify_not(e) is not None:
+                return self.tri(S.simplify_not(e))
             case ast.Not(expr=e):
                 if S.is_query_condition(e):
                     p = self.pred(e)

@@ -88,6 +88,9 @@ def truth(expr: ast.Expr, doc: Any, schema=None) -> bool | None:
                 out = S.or3(out, truth(t, doc, schema))
             return out
         case ast.Not(expr=e):
+            simpler = S.simplify_not(e)
+            if simpler is not None:
+                return truth(simpler, doc, schema)
             return _negate(e, truth(e, doc, schema))
         case ast.Comparison():
             return _comparison(expr, doc, schema)

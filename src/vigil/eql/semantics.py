@@ -9,9 +9,11 @@ Two evaluation modes exist in Elasticsearch, and both show through:
 
 * a condition on a field against literals becomes a Query DSL query: it looks
   at every value of the field, and ``not`` of it is its complement (a missing
-  field satisfies ``not (x == 1)``). ``x != 1`` is such a ``not``: ES builds a
-  ``must_not`` term query, so it holds when x is missing and fails when any
-  value of x is 1;
+  field satisfies ``not (x : "a*")``). ``x != 1`` is such a ``not``: ES builds
+  a ``must_not`` term query, so it holds when x is missing and fails when any
+  value of x is 1. But the optimizer first turns ``not`` of a comparison into
+  the opposite comparison (:func:`simplify_not`): ``not (x > 1)`` is
+  ``x <= 1``, false on a missing x, while ``not (x == 1)`` is ``x != 1``, true;
 * anything computed (functions, arithmetic, comparing computed values) runs as
   a script: it sees the field's first doc value (the smallest: doc values are
   sorted), null propagates, and ``not null`` stays null, so it filters out.
@@ -692,6 +694,21 @@ def is_query_condition(expr: ast.Expr) -> bool:
         case ast.FunctionCall():
             return is_query_function(expr)
     return False
+
+
+_NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+def simplify_not(inner: ast.Expr) -> ast.Expr | None:
+    """What ES's optimizer makes of ``not inner`` (QL BooleanSimplification, which
+    EQL uses unchanged): a comparison is replaced by its negation (``not (x > 1)``
+    is ``x <= 1``, so it is false on a missing x), a double ``not`` cancels.
+    None when ``not`` stays a ``not``."""
+    if isinstance(inner, ast.Comparison):
+        return ast.Comparison(_NEGATED[inner.op], inner.left, inner.right, loc=inner.loc)
+    if isinstance(inner, ast.Not):
+        return inner.expr
+    return None
 
 
 def is_query_function(expr: ast.Expr) -> bool:
