@@ -481,3 +481,12 @@ def test_date_fields_read_with_their_mapping_format(shared):
 )
 def test_parse_with_format(value, fmt, want):
     assert S.parse_with_format(value, fmt) == want
+
+
+def test_constants_folding_to_null_are_null_checks():
+    # EQL's ReplaceNullChecks: a side that folds to null makes == / != a null test.
+    folds_null = ast.FunctionCall("concat", (L("a"), L(None)))
+    assert both(cmp("==", F("x"), folds_null), {})
+    assert not both(cmp("==", F("x"), folds_null), {"x": "a"})
+    assert both(cmp("!=", folds_null, F("x")), {"x": "a"})
+    assert both(cmp("==", ast.Arithmetic("+", L(1), L(None)), L(None)), {})

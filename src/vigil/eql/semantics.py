@@ -1024,11 +1024,17 @@ def field_spec(fld: ast.Field, schema) -> FieldSpec:
 
 
 def is_null_literal(expr: ast.Expr, schema) -> bool:
-    """A null literal, or an optional field the mapping lacks (ES makes it null)."""
+    """Null as ES's optimizer sees it: a null literal, a constant expression
+    that folds to null (``concat("a", null)``), or an optional field the mapping
+    lacks. ``x == <that>`` is then "x is null" (EQL's ReplaceNullChecks)."""
     if isinstance(expr, ast.Literal):
         return expr.value is None
-    if isinstance(expr, ast.Field) and expr.optional and schema is not None:
-        return not schema.knows(expr.name)
+    if isinstance(expr, ast.Field):
+        return expr.optional and schema is not None and not schema.knows(expr.name)
+    if is_constant(expr):
+        from vigil.eql.interpreter import evaluate
+
+        return evaluate(expr, None, schema) is None
     return False
 
 
