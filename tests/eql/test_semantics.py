@@ -416,10 +416,11 @@ def test_functions_on_a_field_run_as_es_queries():
     # query, cidrMatch a terms query on the ip field.
     sc = ast.FunctionCall("stringContains", (F("x"), L("")))
     assert both(sc, {"x": "abc"})  # "**" matches any value
-    assert not both(cmp("==", sc, L(True)), {"x": "abc"})  # as a value, the script says false
+    # as a value inside a script, the function itself says false
+    assert both(cmp("==", ast.FunctionCall("string", (sc,)), L("false")), {"x": "abc"})
     ew = ast.FunctionCall("endsWith", (F("x"), L("a?c")))
     assert both(ew, {"x": "zzabc"})
-    assert not both(cmp("==", ew, L(True)), {"x": "zzabc"})
+    assert both(cmp("==", ast.FunctionCall("string", (ew,)), L("false")), {"x": "zzabc"})
     assert both(ast.FunctionCall("endsWith", (F("x"), L("\\\\cmd.exe"))), {"x": "C:\\cmd.exe"})
     sw = ast.FunctionCall("startsWith", (F("x"), L("a*")), insensitive=True)
     assert both(sw, {"x": "A*b"}) and not both(sw, {"x": "Ab"})
@@ -490,3 +491,14 @@ def test_constants_folding_to_null_are_null_checks():
     assert not both(cmp("==", F("x"), folds_null), {"x": "a"})
     assert both(cmp("!=", folds_null, F("x")), {"x": "a"})
     assert both(cmp("==", ast.Arithmetic("+", L(1), L(None)), L(None)), {})
+
+
+def test_function_equals_boolean_is_the_function():
+    # ES's BooleanFunctionEqualsElimination: f() == true -> f(), f() == false -> not f()
+    cm = ast.FunctionCall("cidrMatch", (F("ip"), L("10.0.0.0/8")))
+    doc = {"ip": ["192.168.0.1", "10.1.2.3"]}  # the first doc value is not in range
+    assert both(cmp("==", cm, L(True)), doc)
+    assert both(cmp("==", L(True), cm), doc)
+    assert not both(cmp("!=", cm, L(True)), doc)
+    assert both(cmp("==", cm, L(False)), {})  # not of a query: true on a missing field
+    assert not both(cmp("==", ast.FunctionCall("string", (F("ip"),)), L(True)), doc)

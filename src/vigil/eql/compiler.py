@@ -197,6 +197,8 @@ class _Compiler:
                 return lambda doc: tri(doc) is False
             case ast.In(negated=True) as node:
                 return self.pred(ast.Not(ast.In(node.value, node.items, node.insensitive, False)))
+            case ast.Comparison() if S.simplify_bool_equals(expr) is not None:
+                return self.pred(S.simplify_bool_equals(expr))
             case ast.Comparison(op=op, left=ast.Field() as fld, right=r) if self._plain(op, fld, r):
                 return self._field_compare(fld, op, self.const(r), flip=False)
             case ast.Comparison(op=op, left=lft, right=ast.Field() as fld) if self._plain(op, fld, lft):
@@ -337,6 +339,8 @@ class _Compiler:
                 return lambda doc: None if (r := t(doc)) is None else not r
             case ast.In(negated=True) as node:
                 return self.tri(ast.Not(ast.In(node.value, node.items, node.insensitive, False)))
+            case ast.Comparison() if S.simplify_bool_equals(expr) is not None:
+                return self.tri(S.simplify_bool_equals(expr))
             case ast.Comparison():
                 return self._tri_comparison(expr)
             case ast.Pattern(op=op, value=v, patterns=ps):

@@ -92,6 +92,8 @@ def truth(expr: ast.Expr, doc: Any, schema=None) -> bool | None:
             if simpler is not None:
                 return truth(simpler, doc, schema)
             return _negate(e, truth(e, doc, schema))
+        case ast.Comparison() if S.simplify_bool_equals(expr) is not None:
+            return truth(S.simplify_bool_equals(expr), doc, schema)
         case ast.Comparison():
             return _comparison(expr, doc, schema)
         case ast.Pattern(op=op, value=v, patterns=ps):

@@ -711,6 +711,27 @@ def simplify_not(inner: ast.Expr) -> ast.Expr | None:
     return None
 
 
+def simplify_bool_equals(cmp: ast.Comparison) -> ast.Expr | None:
+    """``f(...) == true`` is ``f(...)``, ``f(...) == false`` is ``not f(...)``
+    (and ``!=`` the other way round), for a function call on either side: ES's
+    BooleanFunctionEqualsElimination, after LiteralsOnTheRight. So
+    ``cidrMatch(ip, "10.0.0.0/8") == true`` runs as the query on every value."""
+    if cmp.op not in ("==", "!="):
+        return None
+    fn, lit = cmp.left, cmp.right
+    if isinstance(fn, ast.Literal):
+        fn, lit = lit, fn
+    if (
+        not isinstance(fn, ast.FunctionCall)
+        or not isinstance(lit, ast.Literal)
+        or not isinstance(lit.value, bool)
+    ):
+        return None
+    if lit.value == (cmp.op == "=="):
+        return fn
+    return ast.Not(fn, loc=cmp.loc)
+
+
 def is_query_function(expr: ast.Expr) -> bool:
     """A function ES runs as a query on its first argument, a field, against
     constants: it matches when any value of the field does."""
