@@ -502,3 +502,21 @@ def test_function_equals_boolean_is_the_function():
     assert not both(cmp("!=", cm, L(True)), doc)
     assert both(cmp("==", cm, L(False)), {})  # not of a query: true on a missing field
     assert not both(cmp("==", ast.FunctionCall("string", (F("ip"),)), L(True)), doc)
+
+
+def test_same_field_comparisons_in_an_and_need_one_value():
+    # ES merges them into one query (CombineBinaryComparisons, PropagateEquals).
+    between = ast.And((cmp(">", F("n"), L(1)), cmp("<", F("n"), L(5))))
+    assert not both(between, {"n": [0, 10]})
+    assert both(between, {"n": [0, 3]})
+    assert not both(between, {})
+    assert both(ast.Not(between), {"n": [0, 10]})
+    assert not both(ast.And((cmp("==", F("n"), L(1)), cmp("==", F("n"), L(2)))), {"n": [1, 2]})
+    assert both(ast.And((cmp("==", F("n"), L(1)), cmp("!=", F("n"), L(2)))), {"n": [1, 2]})
+    assert not both(ast.And((cmp(">", F("n"), L(1)), cmp("!=", F("n"), L(10)))), {"n": [0, 10]})
+    # nested ands and literals on the left are merged too
+    nested = ast.And((cmp("<", L(1), F("n")), ast.And((L(True), cmp(">", L(5), F("n"))))))
+    assert not both(nested, {"n": [0, 10]})
+    assert both(nested, {"n": 2})
+    # other fields and other terms are untouched
+    assert both(ast.And((cmp(">", F("n"), L(1)), cmp("<", F("m"), L(5)))), {"n": 10, "m": 0})

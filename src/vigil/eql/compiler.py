@@ -134,7 +134,7 @@ class _Compiler:
         common (typed values, arrays of objects, dotted keys, nested logic) is
         handed to the closure compiled for that term, which has the full rules.
         """
-        terms = list(expr.terms) if isinstance(expr, ast.And) else [expr]
+        terms = S.plan_conjunction(expr.terms, self.schema) if isinstance(expr, ast.And) else [expr]
         gen = _Gen(self)
         if category is not None:
             fld, cat = category
@@ -143,7 +143,7 @@ class _Compiler:
             gen.line(f"if {var} is None:")
             gen.line(f"    if not {slow}(doc): return False")
             gen.line(f"elif {gen.bind(cat)} not in {var}: return False")
-        preds = [self.pred(term) for term in terms]
+        preds = [self.item_pred(term) for term in terms]
         if any(p is _FALSE for p in preds):
             return _FALSE
         for term, pred in zip(terms, preds, strict=True):
@@ -158,7 +158,7 @@ class _Compiler:
             case ast.Literal(value=v):
                 return _TRUE if v is True else _FALSE
             case ast.And(terms=ts):
-                fs = [self.pred(t) for t in ts]
+                fs = [self.item_pred(t) for t in S.plan_conjunction(ts, self.schema)]
                 if any(f is _FALSE for f in fs):
                     return _FALSE
                 fs = [f for f in fs if f is not _TRUE]
@@ -213,6 +213,22 @@ class _Compiler:
                 return self._field_in(fld, [self.const(i) for i in items], ins)
         tri = self.tri(expr)
         return lambda doc: tri(doc) is True
+
+    def item_pred(self, item) -> Pred:
+        if isinstance(item, S.FieldGroup):
+            g = self.group(item)
+            return lambda doc: g(doc) is True
+        return self.pred(item)
+
+    def item_tri(self, item) -> Tri:
+        return self.group(item) if isinstance(item, S.FieldGroup) else self.tri(item)
+
+    def group(self, group: S.FieldGroup) -> Tri:
+        """Same-field comparisons that one value must meet together."""
+        read, ftype = self.field(group.field)
+        conds = [(op, S.literal_as(self.const(c), ftype)) for op, c in group.conditions]
+        match = S.single_value_match
+        return lambda doc: match(read(doc), conds)
 
     def _plain(self, op: str, fld: ast.Field, other: ast.Expr) -> bool:
         """A field against a constant, and no null check (``x == null``, ``?absent != 1``)."""
@@ -304,7 +320,7 @@ class _Compiler:
                 any_true = S.any_true
                 return lambda doc: any_true(v is True for v in read(doc))
             case ast.And(terms=ts):
-                fs = [self.tri(t) for t in ts]
+                fs = [self.item_tri(t) for t in S.plan_conjunction(ts, self.schema)]
                 and3 = S.and3
 
                 def and_tri(doc: Doc):
@@ -507,7 +523,7 @@ class _Gen:
         self.line(f"if not {slow}(doc): return False", 2)
         self.line(f"elif not ({expr}): return False")
 
-    def inline_test(self, term: ast.Expr) -> tuple[str, str] | None:
+    def inline_test(self, term) -> tuple[str, str] | None:
         """(local, Python test on it) for a string field against constants, or None."""
         schema = self.c.schema
         match term:

@@ -79,8 +79,10 @@ def truth(expr: ast.Expr, doc: Any, schema=None) -> bool | None:
             return S.any_true(v is True for v in vals)
         case ast.And(terms=ts):
             out: bool | None = True
-            for t in ts:
-                out = S.and3(out, truth(t, doc, schema))
+            for t in S.plan_conjunction(ts, schema):
+                out = S.and3(
+                    out, _group(t, doc, schema) if isinstance(t, S.FieldGroup) else truth(t, doc, schema)
+                )
             return out
         case ast.Or(terms=ts):
             out = False
@@ -110,6 +112,12 @@ def truth(expr: ast.Expr, doc: Any, schema=None) -> bool | None:
             return S.any_true(S.query_function_match(name, x, rest, ins) for x in vals)
     v = evaluate(expr, doc, schema)
     return v if isinstance(v, bool) else None
+
+
+def _group(group: S.FieldGroup, doc: Any, schema) -> bool | None:
+    vals, ftype = _field_values(group.field, doc, schema)
+    conds = [(op, S.literal_as(evaluate(c, doc, schema), ftype)) for op, c in group.conditions]
+    return S.single_value_match(vals, conds)
 
 
 def _negate(inner: ast.Expr, result: bool | None) -> bool | None:

@@ -25,6 +25,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache, total_ordering
 from typing import Any
 
@@ -709,6 +710,81 @@ def simplify_not(inner: ast.Expr) -> ast.Expr | None:
     if isinstance(inner, ast.Not):
         return inner.expr
     return None
+
+
+_FLIP_OP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+@dataclass(frozen=True)
+class FieldGroup:
+    """Comparisons of one field with constants, joined by ``and``, that ES merges
+    into one query (QL's CombineBinaryComparisons makes ``x > 1 and x < 5`` one
+    range query; PropagateEquals folds ``x == 1 and x > 5`` to false and
+    ``x == 1 and x != 2`` to ``x == 1``). One query means one value must satisfy
+    them all: on an array, [0, 10] is not ``> 1 and < 5``."""
+
+    field: ast.Field
+    conditions: tuple[tuple[str, ast.Expr], ...]  # (op, constant), the field on the left
+
+
+def flatten_and(terms) -> list[ast.Expr]:
+    out: list[ast.Expr] = []
+    for t in terms:
+        if isinstance(t, ast.And):
+            out.extend(flatten_and(t.terms))
+        else:
+            out.append(t)
+    return out
+
+
+def plan_conjunction(terms, schema) -> list:
+    """The terms of an ``and`` as ES evaluates them: each term alone, except that
+    same-field comparisons (``==``, ``<``, ``<=``, ``>``, ``>=``; ``!=`` too when
+    an ``==`` is with them) become one :class:`FieldGroup`."""
+    flat = flatten_and(terms)
+    groups: dict[tuple, list[tuple[int, str, ast.Expr]]] = {}
+    for i, t in enumerate(flat):
+        if not isinstance(t, ast.Comparison):
+            continue
+        fld, other, op = t.left, t.right, t.op
+        if not isinstance(fld, ast.Field):
+            fld, other, op = t.right, t.left, _FLIP_OP[t.op]
+        if not isinstance(fld, ast.Field) or not is_constant(other) or is_null_literal(other, schema):
+            continue
+        if is_null_literal(fld, schema):
+            continue
+        groups.setdefault((fld.path, fld.optional), []).append((i, op, other))
+    merged: dict[int, FieldGroup] = {}
+    used: set[int] = set()
+    for members in groups.values():
+        has_eq = any(op == "==" for _, op, _ in members)
+        members = [m for m in members if m[1] != "!=" or has_eq]
+        if len(members) < 2:
+            continue
+        first = members[0][0]
+        fld = flat[first].left if isinstance(flat[first].left, ast.Field) else flat[first].right
+        merged[first] = FieldGroup(fld, tuple((op, c) for _, op, c in members))
+        used.update(i for i, _, _ in members)
+    plan: list = []
+    for i, t in enumerate(flat):
+        if i in merged:
+            plan.append(merged[i])
+        elif i not in used:
+            plan.append(t)
+    return plan
+
+
+def single_value_match(values: list, conditions: list[tuple[str, Any]]) -> bool | None:
+    """True when one value meets every (op, constant); None when the field is missing."""
+    if not values:
+        return None
+    for v in values:
+        for op, lit in conditions:
+            if compare(op, v, lit) is not True:
+                break
+        else:
+            return True
+    return False
 
 
 def simplify_bool_equals(cmp: ast.Comparison) -> ast.Expr | None:
