@@ -136,6 +136,14 @@ class _Compiler:
         """
         terms = S.plan_conjunction(expr.terms, self.schema) if isinstance(expr, ast.And) else [expr]
         gen = _Gen(self)
+        # Inline reads assume an object; anything else takes the closures.
+        cond = self.pred(expr)
+        if category is not None:
+            cat_pred = self.pred(ast.Comparison("==", category[0], ast.Literal(category[1])))
+            whole = lambda doc: cat_pred(doc) and cond(doc)  # noqa: E731
+        else:
+            whole = cond
+        gen.line(f"if type(doc) is not dict: return {gen.bind(whole)}(doc)")
         if category is not None:
             fld, cat = category
             var = gen.read(fld)
@@ -499,7 +507,8 @@ class _Gen:
             return "".join(f" and {self.bind(k)} not in {obj}" for k in alts[level])
 
         self.line(f"{var} = None")
-        self.line(f"if type(doc) is dict{no_alts('doc', 0)}:")
+        top_check = no_alts("doc", 0)[5:]  # without the leading " and "
+        self.line(f"if {top_check or 'True'}:")
         self.line(f"o = doc.get({self.bind(parts[0])})", 2)
         depth = 2
         for level in range(1, n):
@@ -509,7 +518,10 @@ class _Gen:
             self.line(f"o = o.get({self.bind(parts[level])})", depth)
         self.line(f"if o is None: {var} = ()", depth)
         self.line(f"elif type(o) is str: {var} = (o,)", depth)
-        self.line(f"elif type(o) is list and {self.bind(_all_str)}(o): {var} = o", depth)
+        self.line(
+            f"elif type(o) is list and (len(o) == 1 and type(o[0]) is str or {self.bind(_all_str)}(o)): {var} = o",
+            depth,
+        )
         return var
 
     def term(self, term: ast.Expr, pred: Pred) -> None:
