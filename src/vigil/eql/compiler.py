@@ -9,6 +9,7 @@ into sets, constant sub-expressions folded. The rules themselves live in
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,14 @@ Tri = Callable[[Doc], "bool | None"]
 Val = Callable[[Doc], Any]
 
 _STRINGY = (None, "keyword", "text")
+_NUMERIC_OPS = {
+    "==": operator.eq,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_FLIP_OP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 def compile_condition(expr: ast.Expr, schema=None) -> Pred:
@@ -258,6 +267,12 @@ class _Compiler:
                 return lambda doc: lit in read(doc)
             if op == "!=":
                 return lambda doc: lit not in read(doc)
+        if ftype in ("long", "double", "date") and S.is_number(lit):
+            # Typed numbers on both sides: plain Python comparison per value.
+            if op == "!=":
+                return lambda doc: lit not in read(doc)
+            test = _NUMERIC_OPS[_FLIP_OP[op] if flip else op]
+            return lambda doc: any(test(v, lit) for v in read(doc))
         field_compare = S.field_compare
         return lambda doc: field_compare(op, read(doc), lit, flip) is True
 
