@@ -3,10 +3,18 @@ generated query and event (and neither raises)."""
 
 from __future__ import annotations
 
+import json
+import re
+import tomllib
+from functools import cache
+from pathlib import Path
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vigil.eql import ast, interpreter
+from vigil.eql.checker import check
 from vigil.eql.compiler import compile_condition, compile_event_filter, compile_value
 from vigil.eql.schema import Schema
 
@@ -189,3 +197,61 @@ def test_any_json_document_is_safe(expr, doc, schema):
     except ValueError:
         return
     assert compiled(doc) == interpreter.matches(expr, doc, schema)
+
+
+# --- the spec's event queries, once a parser is installed ---------------------------
+
+SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "elasticsearch-eql"
+ENDGAME_FILES = ("test_queries.toml", "additional_test_queries.toml", "test_queries_date.toml")
+
+
+def _spec_entries(name: str) -> list[dict]:
+    if not (SPEC / name).is_file():
+        return []
+    text = (SPEC / name).read_text(encoding="utf-8")
+    # test_extra.toml has bare nulls in join_keys (not TOML); the runner compares "null".
+    text = "\n".join(
+        re.sub(r'(?<!")\bnull\b(?!")', '"null"', line) if "join_keys" in line else line
+        for line in text.splitlines()
+    )
+    return [
+        q for q in tomllib.loads(text)["queries"] if not q["query"].strip().startswith(("sequence", "sample"))
+    ]
+
+
+EVENT_CASES = [(f, q) for f in (*ENDGAME_FILES, "test_extra.toml") for q in _spec_entries(f)]
+
+
+@cache
+def _spec_data(which: str):
+    if which == "endgame":
+        docs = json.loads((SPEC / "test_data.json").read_text())
+        for d in docs:
+            # DataLoader: @timestamp from the Windows FILETIME in "timestamp"
+            d["@timestamp"] = d["timestamp"] // 10_000 - 11_644_473_600_000
+        schema = Schema.from_mapping(SPEC / "data" / "endgame-140.mapping").add_dynamic(docs)
+        docs.sort(key=lambda d: (d["@timestamp"], d["serial_event_id"]))
+        return docs, schema, "serial_event_id"
+    docs = json.loads((SPEC / "data" / "extra.data").read_text())
+    schema = Schema.from_mapping(SPEC / "data" / "extra.mapping").add_dynamic(docs)
+    docs.sort(key=lambda d: (int(d["@timestamp"]), d["sequence"]))
+    return docs, schema, "sequence"
+
+
+@pytest.mark.parametrize(("file", "case"), EVENT_CASES, ids=[q["name"] for _, q in EVENT_CASES])
+def test_spec_event_queries(file, case):
+    parser = pytest.importorskip("vigil.eql.parser")
+    docs, schema, id_field = _spec_data("extra" if file == "test_extra.toml" else "endgame")
+    statement = parser.parse(case["query"].strip())
+    check(statement, schema)
+    query = statement.query
+    compiled = compile_event_filter(query, schema)
+    got = [d[id_field] for d in docs if compiled(d)]
+    reference = [d[id_field] for d in docs if interpreter.matches_event(query, d, schema)]
+    for pipe in statement.pipes:
+        got = got[: pipe.count] if pipe.name == "head" else got[-pipe.count :] if pipe.count else []
+        reference = (
+            reference[: pipe.count] if pipe.name == "head" else reference[-pipe.count :] if pipe.count else []
+        )
+    assert got == case["expected_event_ids"]
+    assert reference == got
