@@ -520,3 +520,15 @@ def test_same_field_comparisons_in_an_and_need_one_value():
     assert both(nested, {"n": 2})
     # other fields and other terms are untouched
     assert both(ast.And((cmp(">", F("n"), L(1)), cmp("<", F("m"), L(5)))), {"n": 10, "m": 0})
+
+
+def test_cidr_literal_on_an_ip_field_matches_the_block():
+    # A term(s) query on an ip field accepts CIDR notation.
+    doc = {"destination": {"ip": ["192.168.1.7", "8.8.8.8"]}}
+    assert both(cmp("==", F("destination.ip"), L("192.168.0.0/16")), doc, ECS)
+    assert both(ast.In(F("destination.ip"), (L("10.0.0.0/8"), L("8.8.8.0/24"))), doc, ECS)
+    assert not both(ast.In(F("destination.ip"), (L("10.0.0.0/8"), L("::1/128"))), doc, ECS)
+    assert not both(cmp("!=", F("destination.ip"), L("8.8.0.0/16")), doc, ECS)
+    assert both(
+        cmp("==", F("destination.ip"), L("2001:db8::/32")), {"destination": {"ip": "2001:db8::5"}}, ECS
+    )

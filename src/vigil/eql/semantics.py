@@ -204,6 +204,24 @@ def parse_with_format(value: Any, fmt: str) -> int | None:
     return None
 
 
+class IpRange(DateRange):
+    """A CIDR block compared with an ip field: ES's term query on an ip field
+    takes ``"10.0.0.0/8"`` and matches every address inside it."""
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, text: str) -> IpRange | None:
+        try:
+            net = ipaddress.ip_network(text.strip(), strict=False)
+        except ValueError:
+            return None
+        low, high = int(net.network_address), int(net.broadcast_address)
+        if net.version == 4:
+            low, high = low + (0xFFFF << 32), high + (0xFFFF << 32)
+        return cls(low, high, text)
+
+
 class IpValue(int):
     """An IP address as its IPv6-mapped integer (ES orders IPv4 inside IPv6)."""
 
@@ -519,6 +537,9 @@ def literal_as(value: Any, ftype: str | None) -> Any:
     if ftype == "date" and isinstance(value, str):
         d = date_literal(value)
         return value if d is None else d
+    if ftype == "ip" and isinstance(value, str) and "/" in value:
+        r = IpRange.parse(value)
+        return value if r is None else r
     c = convert(value, ftype)
     return value if c is INVALID else c
 
@@ -567,15 +588,13 @@ def compare(op: str, a: Any, b: Any) -> bool | None:
     they cannot be compared."""
     if a is None or b is None:
         return None
-    if type(b) is DateRange or type(a) is DateRange:
+    if isinstance(b, DateRange) or isinstance(a, DateRange):
         return _compare_range(op, a, b)
     pair = align(a, b)
     if pair is None:
         return None if op not in ("==", "!=") else op == "!="
     x, y = pair
-    if isinstance(x, str):
-        # Lucene orders terms by UTF-8 bytes; code points order the same way.
-        pass
+    # (Lucene orders keyword terms by UTF-8 bytes; Python's code point order agrees.)
     try:
         if op == "==":
             return x == y
@@ -618,11 +637,14 @@ _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 def _compare_range(op: str, a: Any, b: Any) -> bool | None:
-    if type(a) is DateRange:
-        if type(b) is DateRange:
+    if isinstance(a, DateRange):
+        if isinstance(b, DateRange):
             return None
         return _compare_range(_FLIP[op], b, a)
-    v = a if isinstance(a, DateValue) else convert(a, "date")
+    if isinstance(b, IpRange):
+        v = a if isinstance(a, IpValue) else convert(a, "ip")
+    else:
+        v = a if isinstance(a, DateValue) else convert(a, "date")
     return None if v is INVALID else b.compare(op, v)
 
 
