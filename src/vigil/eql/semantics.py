@@ -889,11 +889,6 @@ def query_function_match(name: str, value: Any, args: list, insensitive: bool) -
     return lucene_wildcard_regex(pattern, insensitive).fullmatch(text) is not None
 
 
-def null_check(op: str, expr: ast.Expr) -> bool:
-    """``x == null`` / ``x != null``: ES reads these as "x does not exist" / "exists"."""
-    return op in ("==", "!=") and isinstance(expr, ast.Literal) and expr.value is None
-
-
 # --- wildcards and regular expressions ---------------------------------------------
 
 
