@@ -532,3 +532,15 @@ def test_cidr_literal_on_an_ip_field_matches_the_block():
     assert both(
         cmp("==", F("destination.ip"), L("2001:db8::/32")), {"destination": {"ip": "2001:db8::5"}}, ECS
     )
+
+
+def test_ignore_above_hides_long_strings(shared):
+    # endgame-140.mapping: hostname is text with a keyword sub-field, ignore_above 256.
+    schema = Schema.from_mapping(
+        shared / "conformance" / "elasticsearch-eql" / "data" / "endgame-140.mapping"
+    )
+    assert schema.ignore_above("hostname") == 256
+    long_name = "h" * 257
+    assert not both(ast.Pattern(":", F("hostname"), (L("h*"),)), {"hostname": long_name}, schema)
+    assert both(ast.Pattern(":", F("hostname"), (L("h*"),)), {"hostname": long_name[:256]}, schema)
+    assert compile_value(F("hostname"), schema)({"hostname": [long_name, "a"]}) == "a"

@@ -81,10 +81,10 @@ class _Compiler:
         """Read a field's typed values from a document."""
         if spec.absent:
             return lambda doc: []
-        path, ftype, nv = spec.path, spec.ftype, spec.null_value
+        path, ftype, nv, limit = spec.path, spec.ftype, spec.null_value, spec.limit
         field_values = S.field_values
-        if nv is not None or ftype not in ("keyword", "text", None):
-            return lambda doc: field_values(doc, path, ftype, nv)
+        if nv is not None or limit is not None or ftype not in ("keyword", "text", None):
+            return lambda doc: field_values(doc, path, ftype, nv, limit)
         return S.make_lookup(path, keyword=ftype is not None)
 
     def field(self, fld: ast.Field) -> tuple[Callable[[Doc], list], str | None]:
@@ -506,12 +506,12 @@ class _Gen:
         """Read a field of strings inline into a local: a tuple/list of strings,
         () when missing, None when only the general reader can say."""
         spec = S.field_spec(fld, self.c.schema)
-        key = (spec.path, spec.ftype, spec.null_value, spec.absent)
+        key = tuple(spec)
         if key in self.vars:
             return self.vars[key]
         var = f"v{len(self.vars)}"
         self.vars[key] = var
-        if spec.absent or spec.null_value is not None or spec.ftype not in _STRINGY:
+        if spec.absent or spec.null_value is not None or spec.limit is not None or spec.ftype not in _STRINGY:
             self.line(f"{var} = None")
             return var
         parts = spec.path

@@ -41,7 +41,7 @@ def value(expr: ast.Expr, doc: Any, schema=None) -> Any:
 def _values(spec: S.FieldSpec, doc: Any) -> list:
     if spec.absent:
         return []
-    return S.field_values(doc, spec.path, spec.ftype, spec.null_value)
+    return S.field_values(doc, spec.path, spec.ftype, spec.null_value, spec.limit)
 
 
 def _field_values(fld: ast.Field, doc: Any, schema) -> tuple[list, str | None]:

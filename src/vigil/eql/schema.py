@@ -38,6 +38,7 @@ class Schema:
     aliases: dict[str, str] = field(default_factory=dict)
     null_values: dict[str, Any] = field(default_factory=dict)
     formats: dict[str, str] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)
     strict: bool = False
     use_ecs: bool = False
 
@@ -87,9 +88,18 @@ class Schema:
                 self.null_values[full] = spec["null_value"]
             if typ == "date" and isinstance(spec.get("format"), str):
                 self.formats[full] = spec["format"]
+            if typ == "keyword" and isinstance(spec.get("ignore_above"), int):
+                self.limits[full] = spec["ignore_above"]
             for sub, subspec in (spec.get("fields") or {}).items():
-                if isinstance(subspec, dict):
-                    self.types[f"{full}.{sub}"] = normalize_type(subspec.get("type", "keyword"))
+                if not isinstance(subspec, dict):
+                    continue
+                subtype = normalize_type(subspec.get("type", "keyword"))
+                self.types[f"{full}.{sub}"] = subtype
+                if subtype == "keyword" and isinstance(subspec.get("ignore_above"), int):
+                    self.limits[f"{full}.{sub}"] = subspec["ignore_above"]
+                    if typ == "text":
+                        # exact matching on a text field uses this sub-field
+                        self.limits.setdefault(full, subspec["ignore_above"])
 
     def add_dynamic(self, docs) -> Schema:
         """Map the fields these documents bring that the schema lacks, as
@@ -144,6 +154,10 @@ class Schema:
     def date_format(self, name: str) -> str | None:
         """The mapping's ``format`` of a date field (``"dd-MM-yyyy"``...), if any."""
         return self.formats.get(self.resolve(name))
+
+    def ignore_above(self, name: str) -> int | None:
+        """Strings longer than this are not indexed (``ignore_above``), if set."""
+        return self.limits.get(self.resolve(name))
 
     def knows(self, name: str) -> bool:
         """True when the field exists for this schema (always, when it is not strict)."""

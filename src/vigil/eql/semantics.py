@@ -409,21 +409,30 @@ def convert(value: Any, ftype: str | None) -> Any:
 # --- reading fields ---------------------------------------------------------------
 
 
-def field_values(doc: Any, path: tuple[str, ...], ftype: str | None = None, null_value: Any = None) -> list:
+def field_values(
+    doc: Any,
+    path: tuple[str, ...],
+    ftype: str | None = None,
+    null_value: Any = None,
+    limit: int | None = None,
+) -> list:
     """Every value of a field, read as its type; invalid values are dropped.
 
     With a mapping ``null_value``, an explicit JSON null counts as that value.
+    With ``limit`` (``ignore_above``), longer strings are dropped: ES does not
+    index them, so no query or script sees them.
     """
     raw = _lookup(doc, path, null_value is not None)
     if null_value is not None:
         raw = [null_value if v is None else v for v in raw]
-    if ftype is None:
+    if ftype is None and limit is None:
         return raw
     out = []
     for v in raw:
         c = convert(v, ftype)
-        if c is not INVALID:
-            out.append(c)
+        if c is INVALID or (limit is not None and isinstance(c, str) and len(c) > limit):
+            continue
+        out.append(c)
     return out
 
 
@@ -1103,21 +1112,22 @@ def path_of(name: str) -> tuple[str, ...]:
 
 
 class FieldSpec(tuple):
-    """How to read one field reference: (path, type, null_value, absent).
+    """How to read one field reference: (path, type, null_value, absent, limit).
 
     ``absent`` is true for an optional ``?field`` the mapping does not have: ES
-    replaces it with a null literal.
+    replaces it with a null literal. ``limit`` is the mapping's ``ignore_above``.
     """
 
     __slots__ = ()
 
-    def __new__(cls, path, ftype, null_value, absent):
-        return super().__new__(cls, (path, ftype, null_value, absent))
+    def __new__(cls, path, ftype, null_value, absent, limit=None):
+        return super().__new__(cls, (path, ftype, null_value, absent, limit))
 
     path = property(lambda self: self[0])
     ftype = property(lambda self: self[1])
     null_value = property(lambda self: self[2])
     absent = property(lambda self: self[3])
+    limit = property(lambda self: self[4])
 
 
 def field_spec(fld: ast.Field, schema) -> FieldSpec:
@@ -1134,7 +1144,8 @@ def field_spec(fld: ast.Field, schema) -> FieldSpec:
         if fmt:
             # The format travels with the type: "date:dd-MM-yyyy".
             ftype = "date:" + fmt
-    return FieldSpec(path, ftype, schema.null_value(name), absent)
+    limit = getattr(schema, "ignore_above", lambda n: None)(name)
+    return FieldSpec(path, ftype, schema.null_value(name), absent, limit)
 
 
 def is_null_literal(expr: ast.Expr, schema) -> bool:
