@@ -544,3 +544,18 @@ def test_ignore_above_hides_long_strings(shared):
     assert not both(ast.Pattern(":", F("hostname"), (L("h*"),)), {"hostname": long_name}, schema)
     assert both(ast.Pattern(":", F("hostname"), (L("h*"),)), {"hostname": long_name[:256]}, schema)
     assert compile_value(F("hostname"), schema)({"hostname": [long_name, "a"]}) == "a"
+
+
+@pytest.mark.parametrize(
+    "wrapped",
+    [
+        {"properties": {"pid": {"type": "long"}}},
+        {"mappings": {"properties": {"pid": {"type": "long"}}}},
+        {"mappings": {"_doc": {"properties": {"pid": {"type": "long"}}}}},
+        {"logs-x": {"mappings": {"properties": {"pid": {"type": "long"}}}}},
+        {"template": {"mappings": {"properties": {"pid": {"type": "long"}}}}},
+    ],
+)
+def test_mapping_shapes(wrapped):
+    assert Schema.from_mapping(wrapped).field_type("pid") == "long"
+    assert Schema.from_mapping(json.dumps(wrapped)).field_type("pid") == "long"

@@ -64,8 +64,7 @@ class Schema:
         if isinstance(mapping, str):
             text = "\n".join(line for line in mapping.splitlines() if not line.lstrip().startswith("#"))
             mapping = json.loads(text)
-        if "mappings" in mapping:
-            mapping = mapping["mappings"]
+        mapping = _unwrap(mapping)
         schema = cls(strict=True)
         schema._read(mapping.get("properties", {}), "")
         return schema
@@ -165,6 +164,26 @@ class Schema:
             return True
         real = self.resolve(name)
         return real in self.types
+
+
+def _unwrap(mapping: dict) -> dict:
+    """The object holding ``properties``: accepts an index template
+    (``{"template": {"mappings": ...}}``), ``{"mappings": ...}``, a GET _mapping
+    response (``{"index": {"mappings": ...}}``) and a 6.x typed mapping
+    (``{"mappings": {"_doc": {"properties": ...}}}``)."""
+    for _ in range(4):
+        if not isinstance(mapping, dict) or "properties" in mapping:
+            break
+        for key in ("template", "mappings"):
+            if key in mapping:
+                mapping = mapping[key]
+                break
+        else:
+            inner = [v for v in mapping.values() if isinstance(v, dict)]
+            if len(inner) != 1:
+                break
+            mapping = inner[0]
+    return mapping if isinstance(mapping, dict) else {}
 
 
 def normalize_type(typ: str) -> str:
