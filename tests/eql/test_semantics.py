@@ -559,3 +559,18 @@ def test_ignore_above_hides_long_strings(shared):
 def test_mapping_shapes(wrapped):
     assert Schema.from_mapping(wrapped).field_type("pid") == "long"
     assert Schema.from_mapping(json.dumps(wrapped)).field_type("pid") == "long"
+
+
+def test_bad_mappings_name_file_line_and_column(tmp_path):
+    from vigil.eql.schema import SchemaError
+
+    bad = tmp_path / "bad.mapping"
+    bad.write_text('# comment\n{\n  "properties": {\n    "a": {"type": "long"},,\n  }\n}\n')
+    with pytest.raises(SchemaError) as info:
+        Schema.from_mapping(bad)
+    assert (info.value.file, info.value.line) == (str(bad), 4)
+    assert str(info.value).startswith(f"{bad}:4:")
+    with pytest.raises(SchemaError):
+        Schema.from_mapping(tmp_path / "missing.mapping")
+    with pytest.raises(SchemaError):
+        Schema.from_mapping("[1, 2]")

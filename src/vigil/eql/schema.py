@@ -27,6 +27,17 @@ NUMERIC_TYPES = INTEGER_TYPES | FLOAT_TYPES
 DATE_TYPES = frozenset({"date", "date_nanos"})
 
 
+class SchemaError(ValueError):
+    """A mapping that cannot be read; names the file, line and column when known."""
+
+    def __init__(
+        self, message: str, file: str | None = None, line: int | None = None, column: int | None = None
+    ):
+        where = ":".join(str(x) for x in (file, line, column) if x is not None)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.message, self.file, self.line, self.column = message, file, line, column
+
+
 @dataclass
 class Schema:
     """Field name -> type, with aliases and null values.
@@ -59,11 +70,24 @@ class Schema:
         Accepts a dict, JSON text, or a path to a file; ``#`` comment lines are
         dropped (as Elasticsearch's test loader does).
         """
+        source = None
         if isinstance(mapping, Path):
-            mapping = mapping.read_text(encoding="utf-8")
+            source = str(mapping)
+            try:
+                mapping = mapping.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SchemaError(f"cannot read mapping: {exc}", source) from None
         if isinstance(mapping, str):
-            text = "\n".join(line for line in mapping.splitlines() if not line.lstrip().startswith("#"))
-            mapping = json.loads(text)
+            # Blank out comment lines rather than drop them, so line numbers stay true.
+            text = "\n".join("" if line.lstrip().startswith("#") else line for line in mapping.splitlines())
+            try:
+                mapping = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SchemaError(
+                    f"mapping is not valid JSON: {exc.msg}", source, exc.lineno, exc.colno
+                ) from None
+        if not isinstance(mapping, dict):
+            raise SchemaError("mapping must be a JSON object", source)
         mapping = _unwrap(mapping)
         schema = cls(strict=True)
         schema._read(mapping.get("properties", {}), "")
