@@ -3,8 +3,13 @@
 Everything that does not depend on the event is done once here: aliases
 resolved, literals read as their field's type, wildcards sorted into exact /
 prefix / suffix / contains checks or one compiled regex, ``in`` lists turned
-into sets, constant sub-expressions folded. The rules themselves live in
-:mod:`vigil.eql.semantics`; the reference interpreter must give the same answers.
+into sets, constant sub-expressions folded. The top level of a filter (the
+category test and the terms of its ``and``) is generated as one Python
+function that reads string fields inline, because at hundreds of rules per
+event a function call costs as much as the test itself. The rules themselves
+live in :mod:`vigil.eql.semantics`; the reference interpreter
+(:mod:`vigil.eql.interpreter`) must give the same answers, which a property
+test checks.
 """
 
 from __future__ import annotations

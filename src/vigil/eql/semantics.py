@@ -17,6 +17,11 @@ Two evaluation modes exist in Elasticsearch, and both show through:
 * anything computed (functions, arithmetic, comparing computed values) runs as
   a script: it sees the field's first doc value (the smallest: doc values are
   sorted), null propagates, and ``not null`` stays null, so it filters out.
+
+ES's optimizer rewrites also show: ``x == null`` is "x is missing"
+(:func:`is_null_literal`), ``f() == true`` is ``f()``
+(:func:`simplify_bool_equals`), and same-field comparisons joined by ``and``
+become one query that one value must satisfy (:func:`plan_conjunction`).
 """
 
 from __future__ import annotations
