@@ -544,54 +544,88 @@ class _Gen:
         )
         return var
 
-    def term(self, term: ast.Expr, pred: Pred) -> None:
+    def term(self, term, pred: Pred) -> None:
         slow = self.bind(pred)
-        test = self.inline_test(term)
-        if test is None:
+        if not self.inlinable(term):
             self.line(f"if not {slow}(doc): return False")
             return
-        var, expr = test
-        self.line(f"if {var} is None:")
+        used: list[str] = []
+        expr = self.inline(term, used)
+        unknown = " or ".join(f"{v} is None" for v in dict.fromkeys(used)) or "False"
+        self.line(f"if {unknown}:")
         self.line(f"if not {slow}(doc): return False", 2)
         self.line(f"elif not ({expr}): return False")
 
-    def inline_test(self, term) -> tuple[str, str] | None:
-        """(local, Python test on it) for a string field against constants, or None."""
+    def inlinable(self, term) -> bool:
+        """Can this term be tested inline on string fields read into locals?"""
         schema = self.c.schema
         match term:
-            case ast.Comparison(op=op, left=ast.Field() as fld, right=ast.Literal(value=lit)) if op in (
-                "==",
-                "!=",
-            ):
-                if S.is_null_literal(fld, schema):
-                    return None
-                var = self.read(fld)
-                if lit is None:
-                    return var, (f"not {var}" if op == "==" else var)
-                if not isinstance(lit, str):
-                    return None
-                if op == "==":
-                    return var, f"{self.bind(lit)} in {var}"
-                return var, f"{self.bind(lit)} not in {var}"
-            case ast.Pattern(op=op, value=ast.Field() as fld, patterns=ps) if op in (":", "like", "like~"):
-                if S.is_null_literal(fld, schema) or not all(
-                    isinstance(p, ast.Literal) and isinstance(p.value, str) for p in ps
-                ):
-                    return None
-                var = self.read(fld)
-                test = string_matcher([p.value for p in ps], insensitive=op != "like")
-                return var, f"{self.bind(_any_of(test))}({var})"
-            case ast.In(value=ast.Field() as fld, items=items, insensitive=ins, negated=False):
-                if S.is_null_literal(fld, schema) or not all(
+            case ast.Literal(value=v):
+                return isinstance(v, bool)
+            case ast.Not(expr=e):
+                simpler = S.simplify_not(e)
+                if simpler is not None:
+                    return self.inlinable(simpler)
+                return S.is_query_condition(e) and self.inlinable(e)
+            case ast.And(terms=ts):
+                plan = S.plan_conjunction(ts, schema)
+                return not any(isinstance(p, S.FieldGroup) for p in plan) and all(
+                    self.inlinable(p) for p in plan
+                )
+            case ast.Or(terms=ts):
+                return all(self.inlinable(t) for t in ts)
+            case ast.Comparison(op=op, left=ast.Field() as fld, right=ast.Literal(value=lit)):
+                return (
+                    op in ("==", "!=")
+                    and not S.is_null_literal(fld, schema)
+                    and (lit is None or isinstance(lit, str))
+                )
+            case ast.Pattern(op=op, value=ast.Field() as fld, patterns=ps):
+                return (
+                    op in (":", "like", "like~")
+                    and not S.is_null_literal(fld, schema)
+                    and all(isinstance(p, ast.Literal) and isinstance(p.value, str) for p in ps)
+                )
+            case ast.In(value=ast.Field() as fld, items=items):
+                return not S.is_null_literal(fld, schema) and all(
                     isinstance(i, ast.Literal) and isinstance(i.value, str) for i in items
-                ):
-                    return None
+                )
+        return False
+
+    def inline(self, term, used: list[str]) -> str:
+        """The Python test for an :meth:`inlinable` term; the locals it reads go to ``used``."""
+        match term:
+            case ast.Literal(value=v):
+                return "True" if v else "False"
+            case ast.Not(expr=e):
+                simpler = S.simplify_not(e)
+                if simpler is not None:
+                    return self.inline(simpler, used)
+                return f"not ({self.inline(e, used)})"
+            case ast.And(terms=ts):
+                return " and ".join(
+                    f"({self.inline(p, used)})" for p in S.plan_conjunction(ts, self.c.schema)
+                )
+            case ast.Or(terms=ts):
+                return " or ".join(f"({self.inline(t, used)})" for t in ts)
+            case ast.Comparison(op=op, left=ast.Field() as fld, right=ast.Literal(value=lit)):
                 var = self.read(fld)
+                used.append(var)
+                if lit is None:
+                    return f"not {var}" if op == "==" else f"bool({var})"
+                return f"{self.bind(lit)} {'in' if op == '==' else 'not in'} {var}"
+            case ast.Pattern(op=op, value=ast.Field() as fld, patterns=ps):
+                var = self.read(fld)
+                used.append(var)
+                test = string_matcher([p.value for p in ps], insensitive=op != "like")
+                return f"{self.bind(_any_of(test))}({var})"
+            case ast.In(value=ast.Field() as fld, items=items, insensitive=ins, negated=neg):
+                var = self.read(fld)
+                used.append(var)
                 keys = frozenset(i.value.lower() if ins else i.value for i in items)
-                if ins:
-                    return var, f"{self.bind(_any_lower_in)}({var}, {self.bind(keys)})"
-                return var, f"{self.bind(_any_in)}({var}, {self.bind(keys)})"
-        return None
+                call = f"{self.bind(_any_lower_in if ins else _any_in)}({var}, {self.bind(keys)})"
+                return f"not {call}" if neg else call
+        raise AssertionError(f"not inlinable: {term!r}")
 
     def build(self) -> Pred:
         body = "\n".join(self.lines) if self.lines else "    pass"
