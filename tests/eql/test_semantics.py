@@ -574,3 +574,36 @@ def test_bad_mappings_name_file_line_and_column(tmp_path):
         Schema.from_mapping(tmp_path / "missing.mapping")
     with pytest.raises(SchemaError):
         Schema.from_mapping("[1, 2]")
+
+
+def test_generated_filter_nested_logic_and_fallbacks():
+    cond = ast.And(
+        (
+            cmp("==", F("host.os.type"), L("linux")),
+            ast.Not(
+                ast.Or(
+                    (
+                        ast.In(F("process.name"), (L("a"), L("B")), insensitive=True),
+                        ast.Pattern(":", F("file.path"), (L("*.TMP"),)),
+                        ast.And((cmp("==", F("process.name"), L("sed")), cmp("!=", F("user.name"), L(None)))),
+                    )
+                )
+            ),
+        )
+    )
+    f = compile_event_filter(ast.EventQuery("file", cond), ECS)
+    base = {"event": {"category": "file"}, "host": {"os": {"type": "linux"}}}
+    cases = [
+        ({}, True),
+        ({"process": {"name": "b"}}, False),
+        ({"process": {"name": ["x", 7, "A"]}}, False),  # a number in the array: the general path
+        ({"process": {"name": ["x", 7]}}, True),
+        ({"file": {"path": "/x/y.tmp"}}, False),
+        ({"process": {"name": "sed"}}, True),
+        ({"process": {"name": "sed"}, "user": {"name": "root"}}, False),
+        ({"process.name": "a"}, False),  # dotted key: the general path
+    ]
+    for extra, want in cases:
+        doc = {**base, **extra}
+        assert f(doc) is want, extra
+        assert interpreter.matches_event(ast.EventQuery("file", cond), doc, ECS) is want, extra
