@@ -607,3 +607,14 @@ def test_generated_filter_nested_logic_and_fallbacks():
         doc = {**base, **extra}
         assert f(doc) is want, extra
         assert interpreter.matches_event(ast.EventQuery("file", cond), doc, ECS) is want, extra
+
+
+def test_dates_outside_python_years_still_print():
+    d = S.convert(253402300800000, "date")  # year 10000
+    assert int(d) == 253402300800000 and str(d) == "253402300800000"
+
+
+@pytest.mark.parametrize("text", ["9999", "9999-12", "0000-01-01", "2017-02-30", "2017-13", "x"])
+def test_odd_date_literals_do_not_raise(text):
+    S.date_literal(text)
+    S.literal_as(text, "date")

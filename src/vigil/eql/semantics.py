@@ -47,7 +47,11 @@ class DateValue(int):
     __slots__ = ()
 
     def __str__(self) -> str:
-        return iso_from_millis(int(self))
+        try:
+            return iso_from_millis(int(self))
+        except (ValueError, OverflowError, OSError):
+            # Outside Python's years 1-9999: the epoch milliseconds themselves.
+            return str(int(self))
 
     __repr__ = __str__
 
@@ -89,6 +93,13 @@ _PARTIAL_DATE = re.compile(
 
 def date_literal(text: str) -> DateValue | DateRange | None:
     """A date literal: an exact instant, or the span a partial date names."""
+    try:
+        return _date_literal(text)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _date_literal(text: str) -> DateValue | DateRange | None:
     m = _PARTIAL_DATE.match(text.strip())
     if m is None:
         ms = to_epoch_millis(text)
