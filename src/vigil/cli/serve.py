@@ -1,0 +1,66 @@
+"""``vigil serve``: receive events over HTTP, run every enabled rule on its schedule."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from vigil.scheduler.windows import duration_ms
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="run rules on a schedule over events shipped over HTTP (Elasticsearch _bulk compatible)",
+        description="Store events sent to POST /_bulk or POST /events/<index> and run each enabled rule "
+        "every `interval` over [now - from, now], as Kibana does. REST API under /api, health at /health.",
+    )
+    p.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="rule file or folder (repeatable; default: bundled rules)",
+    )
+    p.add_argument("--exceptions", metavar="FILE", help="exception lists to apply")
+    p.add_argument(
+        "--data", default="vigil-data", metavar="DIR", help="where the store lives (default: ./vigil-data)"
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:9200",
+        metavar="ADDR",
+        help="HOST:PORT (default 127.0.0.1:9200; port 0 picks one)",
+    )
+    p.add_argument("--token", help="bearer token required on every request (mandatory off loopback)")
+    p.add_argument("--retention", default="7d", help="drop events ingested longer ago than this (default 7d)")
+    p.add_argument("--plugin", help=argparse.SUPPRESS)  # module with load_rules/Engine, for tests
+    p.add_argument("--verbose", "-v", action="store_true", help="log each run and request")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vigil.server.main import serve
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    retention = duration_ms(args.retention, what="--retention")
+
+    def announce(line: str) -> None:
+        print(line, flush=True)
+
+    return serve(
+        rule_paths=args.rules,
+        exceptions_path=args.exceptions,
+        data_dir=Path(args.data),
+        listen=args.listen,
+        token=args.token,
+        retention_ms=retention,
+        plugin=args.plugin,
+        announce=announce,
+    )

@@ -1,0 +1,1 @@
+"""``vigil serve`` over HTTP: Elasticsearch-compatible ingest and Vigil's REST API."""

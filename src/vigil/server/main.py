@@ -1,0 +1,129 @@
+"""Putting ``vigil serve`` together: stores, scheduler thread, retention, HTTP server."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vigil.errors import VigilError
+from vigil.scheduler.clock import Clock, default_clock
+from vigil.scheduler.runner import Scheduler
+from vigil.server.app import Service, make_server
+from vigil.store.alerts import AlertStore
+from vigil.store.events import EventStore
+from vigil.store.runs import RunStore
+
+log = logging.getLogger("vigil.serve")
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or int(port) > 65535:
+        raise VigilError(f"bad --listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:9200")
+    return host, int(port)
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Off the loopback interface, events and alerts are only served with a token."""
+    if host not in LOOPBACK and not token:
+        raise VigilError(
+            f"refusing to listen on {host} without --token: anyone on the network could read alerts"
+        )
+
+
+def load_plugin(
+    name: str | None,
+) -> tuple[Callable[[list[str]], Any], Callable[..., Any], Callable[..., Any]]:
+    """(load_rules, bundled_rules, Engine) from ``name`` or from Vigil's own packages."""
+    if name:
+        mod = importlib.import_module(name)
+        return mod.load_rules, getattr(mod, "bundled_rules", None), mod.Engine
+    from vigil.engine import Engine
+    from vigil.rules import bundled_rules, load_rules
+
+    return load_rules, bundled_rules, Engine
+
+
+def serve(
+    *,
+    rule_paths: list[str],
+    exceptions_path: str | None,
+    data_dir: Path,
+    listen: str,
+    token: str | None,
+    retention_ms: int | None,
+    plugin: str | None = None,
+    clock: Clock | None = None,
+    tick_seconds: float = 0.2,
+    announce: Callable[[str], None] = print,
+) -> int:
+    host, port = parse_listen(listen)
+    check_exposure(host, token)
+    load_rules, bundled_rules, engine_cls = load_plugin(plugin)
+    ruleset = load_rules(rule_paths) if rule_paths else bundled_rules()
+    for problem in getattr(ruleset, "problems", []):
+        print(f"vigil: {problem.render() if hasattr(problem, 'render') else problem}", file=sys.stderr)
+    exceptions = None
+    if exceptions_path:
+        from vigil.rules.exceptions import load_exceptions
+
+        exceptions = load_exceptions(exceptions_path)
+
+    db = data_dir / "vigil.db"
+    events, alerts, runs = EventStore(db), AlertStore(db), RunStore(db)
+    clock = clock or default_clock()
+
+    def engine_factory(rules: list[Any]) -> Any:
+        return engine_cls(rules, exceptions=exceptions) if exceptions is not None else engine_cls(rules)
+
+    scheduler = Scheduler(ruleset.rules, events, alerts, runs, engine_factory=engine_factory, clock=clock)
+    svc = Service(events, alerts, scheduler, token=token, started_ms=clock.now_ms())
+    server = make_server(svc, host, port)
+    stop = threading.Event()
+
+    def loop() -> None:
+        last_purge = 0
+        while not stop.is_set():
+            try:
+                scheduler.tick()
+                now = clock.now_ms()
+                if retention_ms and now - last_purge >= 60_000:
+                    dropped = events.purge(now - retention_ms)
+                    last_purge = now
+                    if dropped:
+                        log.info("retention: dropped %d events", dropped)
+            except Exception:
+                log.exception("scheduler tick failed")
+            stop.wait(tick_seconds)
+
+    worker = threading.Thread(target=loop, name="vigil-scheduler", daemon=True)
+
+    def shutdown(*_: Any) -> None:
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    worker.start()
+    bound_host, bound_port = server.server_address[:2]
+    announce(
+        f"vigil serve: listening on http://{bound_host}:{bound_port} ({len(scheduler.rules)} rules, data {db})"
+    )
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+        server.server_close()
+    return 0

@@ -1,0 +1,199 @@
+"""Events shipped to ``vigil serve``: kept in arrival order, searched by time window.
+
+Each row keeps the index, the ``_id``, when it arrived (``event.ingested``, ms)
+and its ``@timestamp`` (ms), so a rule window can be cut on either, as Kibana
+cuts it on ``timestamp_override`` with ``@timestamp`` as the fallback.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vigil.eql.fields import lookup
+from vigil.store.alerts import to_millis
+from vigil.store.db import connect
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    idx TEXT NOT NULL,
+    id TEXT NOT NULL,
+    ingested_ms INTEGER NOT NULL,
+    ts_ms INTEGER,
+    doc TEXT NOT NULL,
+    UNIQUE(idx, id)
+);
+CREATE INDEX IF NOT EXISTS events_ingested ON events(ingested_ms);
+CREATE INDEX IF NOT EXISTS events_ts ON events(ts_ms);
+"""
+
+INGESTED = "event.ingested"
+
+
+@dataclass(slots=True)
+class Write:
+    """One document to store. ``op`` is ``create`` (fails if the id exists) or ``index`` (replaces)."""
+
+    index: str
+    doc: dict
+    id: str | None = None
+    op: str = "index"
+
+
+@dataclass(slots=True)
+class WriteResult:
+    index: str
+    id: str
+    status: int  # 201 created, 200 replaced, 409 conflict
+    result: str | None = None
+    error: dict | None = None
+
+
+def new_id() -> str:
+    """A 20-character url-safe id, the shape Elasticsearch gives auto-generated ids."""
+    return secrets.token_urlsafe(15)
+
+
+def iso_millis(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stamp_ingested(doc: dict, ms: int) -> None:
+    """Set ``event.ingested`` as an ingest pipeline would, whatever shape ``event`` has."""
+    if INGESTED in doc:
+        doc[INGESTED] = iso_millis(ms)
+        return
+    event = doc.get("event")
+    if not isinstance(event, dict):
+        if event is not None:
+            doc[INGESTED] = iso_millis(ms)
+            return
+        event = doc["event"] = {}
+    event["ingested"] = iso_millis(ms)
+
+
+class EventStore:
+    """The ``events`` table. Every write is one transaction, committed before it returns."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn = connect(self.path)
+        self._lock = threading.Lock()
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def write(self, writes: list[Write], ingested_ms: int) -> list[WriteResult]:
+        """Stamp and store documents all at once; returns one result per write, in order."""
+        results: list[WriteResult] = []
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for w in writes:
+                    results.append(self._write_one(w, ingested_ms))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return results
+
+    def _write_one(self, w: Write, ingested_ms: int) -> WriteResult:
+        doc_id = w.id or new_id()
+        exists = self._conn.execute(
+            "SELECT 1 FROM events WHERE idx = ? AND id = ?", (w.index, doc_id)
+        ).fetchone()
+        if exists and w.op == "create":
+            reason = f"[{doc_id}]: version conflict, document already exists"
+            return WriteResult(
+                w.index, doc_id, 409, error={"type": "version_conflict_engine_exception", "reason": reason}
+            )
+        stamp_ingested(w.doc, ingested_ms)
+        ts = _timestamp_ms(w.doc)
+        body = orjson.dumps(w.doc, default=str).decode()
+        if exists:
+            self._conn.execute(
+                "UPDATE events SET ingested_ms = ?, ts_ms = ?, doc = ? WHERE idx = ? AND id = ?",
+                (ingested_ms, ts, body, w.index, doc_id),
+            )
+            return WriteResult(w.index, doc_id, 200, "updated")
+        self._conn.execute(
+            "INSERT INTO events (idx, id, ingested_ms, ts_ms, doc) VALUES (?,?,?,?,?)",
+            (w.index, doc_id, ingested_ms, ts, body),
+        )
+        return WriteResult(w.index, doc_id, 201, "created")
+
+    def search(
+        self,
+        start_ms: int,
+        end_ms: int,
+        *,
+        timestamp_field: str | None = INGESTED,
+        index_filter: Callable[[str], bool] | None = None,
+    ) -> Iterator[tuple[str, str, dict]]:
+        """``(index, id, doc)`` of events whose time falls in ``[start_ms, end_ms]``, oldest first.
+
+        The time is ``timestamp_field`` when the event has it, else ``@timestamp``
+        (Kibana's fallback for ``timestamp_override``).
+        """
+        if timestamp_field in (None, "@timestamp"):
+            sql = "SELECT idx, id, doc FROM events WHERE ts_ms BETWEEN ? AND ? ORDER BY ts_ms, seq"
+            rows = self._fetch(sql, (start_ms, end_ms))
+            post = None
+        elif timestamp_field == INGESTED:
+            # Every stored event carries event.ingested: the column is the field.
+            sql = (
+                "SELECT idx, id, doc FROM events WHERE ingested_ms BETWEEN ? AND ? ORDER BY ingested_ms, seq"
+            )
+            rows = self._fetch(sql, (start_ms, end_ms))
+            post = None
+        else:
+            rows = self._fetch("SELECT idx, id, doc FROM events ORDER BY seq", ())
+            post = timestamp_field
+        for idx, doc_id, body in rows:
+            if index_filter is not None and not index_filter(idx):
+                continue
+            doc = orjson.loads(body)
+            if post is not None:
+                values = lookup(doc, post) or lookup(doc, "@timestamp")
+                ms = to_millis(values[0]) if values else None
+                if ms is None or not start_ms <= ms <= end_ms:
+                    continue
+            yield idx, doc_id, doc
+
+    def _fetch(self, sql: str, params: tuple) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def purge(self, before_ms: int) -> int:
+        """Drop events ingested before ``before_ms`` (retention); returns how many."""
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM events WHERE ingested_ms < ?", (before_ms,))
+            return cur.rowcount
+
+    def count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+    def counts_by_index(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT idx, COUNT(*) FROM events GROUP BY idx ORDER BY idx").fetchall()
+        return dict(rows)
+
+    def last_ingested_ms(self) -> int | None:
+        with self._lock:
+            return self._conn.execute("SELECT MAX(ingested_ms) FROM events").fetchone()[0]
+
+
+def _timestamp_ms(doc: dict) -> int | None:
+    values = lookup(doc, "@timestamp")
+    return to_millis(values[0]) if values else None

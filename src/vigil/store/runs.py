@@ -1,0 +1,158 @@
+"""Rule runs and per-rule scheduler state, in the same store file.
+
+Every execution is a row (what window, how much searched, how many alerts, cap,
+gap, error), and each rule keeps where its last window ended so a restart
+continues from there instead of forgetting what was covered.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from vigil.store.db import connect
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule_id TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    window_from_ms INTEGER NOT NULL,
+    window_to_ms INTEGER NOT NULL,
+    catch_up INTEGER NOT NULL DEFAULT 0,
+    events_searched INTEGER NOT NULL DEFAULT 0,
+    matches INTEGER NOT NULL DEFAULT 0,
+    alerts_written INTEGER NOT NULL DEFAULT 0,
+    capped INTEGER NOT NULL DEFAULT 0,
+    gap_from_ms INTEGER,
+    gap_to_ms INTEGER,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_rule ON runs(rule_id, seq);
+CREATE TABLE IF NOT EXISTS rule_state (
+    rule_id TEXT PRIMARY KEY,
+    enabled INTEGER,
+    last_started_ms INTEGER,
+    covered_to_ms INTEGER
+);
+"""
+
+
+@dataclass(slots=True)
+class Run:
+    rule_id: str
+    started_ms: int
+    duration_ms: int
+    window_from_ms: int
+    window_to_ms: int
+    catch_up: bool = False
+    events_searched: int = 0
+    matches: int = 0
+    alerts_written: int = 0
+    capped: bool = False
+    gap_from_ms: int | None = None
+    gap_to_ms: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["gap_ms"] = (self.gap_to_ms - self.gap_from_ms) if self.gap_from_ms is not None else 0
+        return d
+
+
+@dataclass(slots=True)
+class RuleState:
+    rule_id: str
+    enabled: bool | None = None  # None: as the rule file says
+    last_started_ms: int | None = None
+    covered_to_ms: int | None = None
+
+
+_RUN_COLS = [f for f in Run.__slots__]  # type: ignore[attr-defined]
+
+
+class RunStore:
+    def __init__(self, path: str | Path) -> None:
+        self._conn = connect(path)
+        self._lock = threading.Lock()
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def finish(self, run: Run, *, started_ms: int | None = None, covered_to_ms: int | None = None) -> None:
+        """Record a run and advance the rule's state, in one transaction."""
+        values = [getattr(run, c) for c in _RUN_COLS]
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    f"INSERT INTO runs ({', '.join(_RUN_COLS)}) VALUES ({', '.join('?' * len(_RUN_COLS))})",
+                    values,
+                )
+                if started_ms is not None or covered_to_ms is not None:
+                    self._conn.execute(
+                        "INSERT INTO rule_state (rule_id, last_started_ms, covered_to_ms) VALUES (?,?,?)"
+                        " ON CONFLICT(rule_id) DO UPDATE SET"
+                        " last_started_ms = COALESCE(excluded.last_started_ms, last_started_ms),"
+                        " covered_to_ms = MAX(COALESCE(excluded.covered_to_ms, 0), COALESCE(covered_to_ms, 0))",
+                        (run.rule_id, started_ms, covered_to_ms),
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def runs(self, rule_id: str | None = None, limit: int | None = 100) -> list[dict]:
+        sql = f"SELECT {', '.join(_RUN_COLS)} FROM runs"
+        params: list = []
+        if rule_id:
+            sql += " WHERE rule_id = ?"
+            params.append(rule_id)
+        sql += " ORDER BY seq DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        out = []
+        for row in rows:
+            run = Run(**dict(zip(_RUN_COLS, row, strict=True)))
+            run.catch_up, run.capped = bool(run.catch_up), bool(run.capped)
+            out.append(run.to_dict())
+        return out
+
+    def state(self, rule_id: str) -> RuleState:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT enabled, last_started_ms, covered_to_ms FROM rule_state WHERE rule_id = ?", (rule_id,)
+            ).fetchone()
+        if row is None:
+            return RuleState(rule_id)
+        enabled = None if row[0] is None else bool(row[0])
+        return RuleState(rule_id, enabled, row[1], row[2])
+
+    def set_enabled(self, rule_id: str, enabled: bool) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO rule_state (rule_id, enabled) VALUES (?, ?)"
+                " ON CONFLICT(rule_id) DO UPDATE SET enabled = excluded.enabled",
+                (rule_id, int(enabled)),
+            )
+
+    def totals(self) -> dict:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*), MAX(started_ms), SUM(capped), SUM(error IS NOT NULL),"
+                " SUM(gap_from_ms IS NOT NULL), COALESCE(SUM(gap_to_ms - gap_from_ms), 0) FROM runs"
+            ).fetchone()
+        return {
+            "runs": row[0],
+            "last_run_ms": row[1],
+            "capped_runs": row[2] or 0,
+            "failed_runs": row[3] or 0,
+            "gaps": row[4] or 0,
+            "gap_ms": row[5] or 0,
+        }
