@@ -1,0 +1,158 @@
+"""``vigil query`` run through the real command line entry point."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+
+import pytest
+
+from vigil.cli import main
+
+EVENTS = [
+    {
+        "@timestamp": "2024-01-01T00:00:00Z",
+        "event": {"category": "process"},
+        "process": {"name": "sh", "pid": 1},
+    },
+    {
+        "@timestamp": "2024-01-01T00:00:01Z",
+        "event": {"category": "file"},
+        "file": {"path": "/etc/x"},
+        "process": {"pid": 1},
+    },
+    {
+        "@timestamp": "2024-01-01T00:00:02Z",
+        "event": {"category": "process"},
+        "process": {"name": "bash", "pid": 2},
+    },
+]
+
+
+@pytest.fixture
+def events_file(tmp_path):
+    path = tmp_path / "events.ndjson"
+    path.write_text("".join(json.dumps(e) + "\n" for e in EVENTS))
+    return path
+
+
+def run(capsys, *argv):
+    code = main(["query", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def docs(out: str) -> list:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_event_query_prints_matching_documents(capsys, events_file):
+    code, out, err = run(capsys, "--format", "ndjson", 'process where process.name : "SH"', events_file)
+    assert code == 0
+    assert docs(out) == [EVENTS[0]]
+    assert err == ""
+
+
+def test_head_tail_and_size(capsys, events_file):
+    _, out, _ = run(capsys, "--format", "ndjson", "any where true | tail 2", events_file)
+    assert docs(out) == EVENTS[1:]
+    _, out, _ = run(capsys, "--format", "ndjson", "--size", "1", "any where true", events_file)
+    assert docs(out) == EVENTS[:1]
+
+
+def test_gzip_json_array_and_folder(capsys, tmp_path):
+    (tmp_path / "a.json.gz").write_bytes(gzip.compress(json.dumps(EVENTS[:2]).encode()))
+    (tmp_path / "b.ndjson").write_text(json.dumps(EVENTS[2]) + "\n")
+    _, out, _ = run(capsys, "--format", "ndjson", "process where true", tmp_path)
+    names = sorted(d["process"]["name"] for d in docs(out))
+    assert names == ["bash", "sh"]
+
+
+def test_stdin(capsys, monkeypatch):
+    data = "".join(json.dumps(e) + "\n" for e in EVENTS).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    _, out, _ = run(capsys, "--format", "ndjson", "file where true", "-")
+    assert docs(out) == [EVENTS[1]]
+
+
+def test_malformed_lines_are_reported_skipped_and_counted(capsys, tmp_path):
+    path = tmp_path / "bad.ndjson"
+    path.write_text(json.dumps(EVENTS[0]) + "\n{not json\n" + json.dumps(EVENTS[2]) + "\n")
+    code, out, err = run(capsys, "--format", "ndjson", "process where true", path)
+    assert code == 0
+    assert len(docs(out)) == 2
+    assert f"{path}:2" in err
+    assert "1 skipped" in err
+
+
+def test_syntax_error_shows_caret_and_exits_2(capsys, events_file):
+    code, out, err = run(capsys, "process where process.name == 'sh'", events_file)
+    assert code == 2
+    assert out == ""
+    assert "line 1, column 31" in err
+    assert "single quotes" in err
+    assert err.rstrip().endswith(" " * 32 + "^")
+    assert "Traceback" not in err
+
+
+def test_type_error_exits_2(capsys, events_file):
+    code, _, err = run(capsys, "process where nosuchfunction(process.name)", events_file)
+    assert code == 2
+    assert "nosuchfunction" in err and "Traceback" not in err
+
+
+def test_missing_file_is_a_clean_error(capsys, tmp_path):
+    code, _, err = run(capsys, "any where true", tmp_path / "nope.ndjson")
+    assert code == 2
+    assert "nope.ndjson" in err
+
+
+def test_custom_category_field(capsys, tmp_path):
+    path = tmp_path / "e.ndjson"
+    path.write_text(json.dumps({"@timestamp": "2024-01-01T00:00:00Z", "kind": "proc", "x": 1}) + "\n")
+    _, out, _ = run(capsys, "--format", "ndjson", "--event-category-field", "kind", "proc where x == 1", path)
+    assert len(docs(out)) == 1
+    _, out, _ = run(capsys, "--format", "ndjson", "proc where x == 1", path)
+    assert docs(out) == []
+
+
+def test_mapping_types_the_fields(capsys, tmp_path):
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(
+        json.dumps(
+            {
+                "properties": {
+                    "n": {"type": "long"},
+                    "event": {"properties": {"category": {"type": "keyword"}}},
+                }
+            }
+        )
+    )
+    path = tmp_path / "e.ndjson"
+    path.write_text(json.dumps({"event": {"category": "x"}, "n": "5"}) + "\n")
+    code, out, _ = run(capsys, "--format", "ndjson", "--mapping", mapping, "x where n > 3", path)
+    assert code == 0 and len(docs(out)) == 1
+    code, _, err = run(capsys, "--mapping", mapping, "x where unknown_field == 1", path)
+    assert code == 2 and "unknown_field" in err
+
+
+def test_table_output(capsys, events_file):
+    code, out, _ = run(capsys, "--format", "table", "process where true", events_file)
+    assert code == 0
+    assert "process.name=sh" in out and "process.name=bash" in out
+    assert "file.path" not in out
+
+
+def test_sequence_prints_join_keys_and_events(capsys, events_file):
+    pytest.importorskip("vigil.eql.query")
+    code, out, _ = run(
+        capsys,
+        "--format",
+        "ndjson",
+        "sequence by process.pid [process where true] [file where true]",
+        events_file,
+    )
+    assert code == 0
+    assert docs(out) == [{"join_keys": [1], "events": [EVENTS[0], EVENTS[1]]}]
