@@ -176,15 +176,25 @@ def test_string_escapes():
     assert cond(r'a == "\u{41}\u{1F600}"').right == L("A\U0001f600")
 
 
-def test_unknown_escape_points_at_backslash():
-    e = err(r'any where a == "ab\qc"')
-    assert "escape" in e.message and (e.line, e.column) == (1, 19)
+def test_unknown_escape_passes_through():
+    # AbstractBuilder.unquoteString: "unknown escape sequence, pass through as-is, e.g: \\w".
+    assert cond(r'a regex "\d+\w"').patterns == (L(r"\d+\w"),)
 
 
-def test_bad_unicode_escapes():
-    assert "unicode" in err(r'any where a == "\u{zz}"').message
-    assert "unicode" in err(r'any where a == "\u{D800}"').message
-    assert "8 hex" in err(r'any where a == "\u{000000041}"').message
+@pytest.mark.parametrize(
+    ("literal", "message"),
+    [
+        (r"\u{1}", "unicode sequence should use [2-8] hex digits, [\\u{1}] has [1]"),
+        (r"\u{000000041}", "unicode sequence should use [2-8] hex digits, [\\u{000000041}] has [9]"),
+        (r"\u{D800}", "invalid unicode character code, [D800] is a surrogate code"),
+        (r"\u{zz}", "invalid unicode character code [zz]"),
+        (r"\u{110000}", "invalid unicode character code [110000]"),
+    ],
+)
+def test_bad_unicode_escapes(literal, message):
+    e = err(f'any where a == "ab{literal}"')
+    assert e.message == message
+    assert (e.line, e.column) == (1, 19)
 
 
 def test_triple_quoted_raw_strings():

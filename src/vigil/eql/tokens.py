@@ -8,9 +8,10 @@ The lexical rules follow Elasticsearch's ``EqlBase.g4`` grammar
 * ``IDENTIFIER: (LETTER | '_' | '@') (LETTER | DIGIT | '_')*`` ("make @timestamp
   not require escaping"); back-quoted identifiers with ````` `` ````` as an escaped quote;
 * strings: ``"..."`` with the escapes ``\\b \\t \\n \\f \\r \\" \\' \\\\`` and
-  ``\\u{X...}``, and triple-quoted raw strings ``\"\"\"...\"\"\"``; single-quoted and
-  ``?"..."`` strings are recognised only to be rejected with a helpful message,
-  as Elasticsearch's AbstractBuilder does;
+  ``\\u{XX}`` (2 to 8 hex digits), other escapes kept as written; triple-quoted
+  raw strings ``\"\"\"...\"\"\"``; single-quoted and ``?"..."``
+  strings are recognised only to be rejected with a helpful message, as
+  Elasticsearch's AbstractBuilder does;
 * numbers: ``DIGIT+``, decimals (``1.``, ``.5``) and exponents (``1e3``);
 * ``//`` line comments and ``/* */`` comments, which nest.
 """
@@ -270,30 +271,42 @@ class _Lexer:
         return Token("string", "".join(parts), line, col, self.text[start : self.pos])
 
     def escape(self) -> str:
+        # As Elasticsearch's AbstractBuilder.unquoteString: known escapes are decoded,
+        # \\u{XX} takes 2 to 8 hex digits, and an unknown escape such as \\w passes
+        # through as written (it is often meant for a regex).
         line, col = self.line, self.col
         nxt = self.peek(1)
-        if nxt in ESCAPES and nxt:
+        if nxt == "":
+            raise self.error("unterminated string: missing closing '\"'", line, col)
+        if nxt in ESCAPES:
             self.advance(2)
             return ESCAPES[nxt]
         if nxt == "u" and self.peek(2) == "{":
             end = self.text.find("}", self.pos + 3)
-            digits = self.text[self.pos + 3 : end] if end >= 0 else ""
-            if end < 0 or not digits or any(d not in "0123456789abcdefABCDEF" for d in digits):
-                raise self.error("invalid unicode escape: expected \\u{X} with 1 to 8 hex digits", line, col)
-            if len(digits) > 8:
-                raise self.error(f"unicode escape \\u{{{digits}}} has more than 8 hex digits", line, col)
+            newline = min(
+                (i for i in (self.text.find("\n", self.pos), self.text.find('"', self.pos + 3)) if i >= 0),
+                default=-1,
+            )
+            if end < 0 or (0 <= newline < end):
+                raise self.error("unicode escape \\u{ is not closed by '}'", line, col)
+            digits = self.text[self.pos + 3 : end]
+            if not 2 <= len(digits) <= 8:
+                raise self.error(
+                    f"unicode sequence should use [2-8] hex digits, [\\u{{{digits}}}] has [{len(digits)}]",
+                    line,
+                    col,
+                )
+            if any(d not in "0123456789abcdefABCDEF" for d in digits):
+                raise self.error(f"invalid unicode character code [{digits}]", line, col)
             code = int(digits, 16)
-            # Elasticsearch rejects surrogates and values past U+10FFFF.
-            if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
-                raise self.error(f"invalid unicode character code point \\u{{{digits}}}", line, col)
+            if 0xD800 <= code <= 0xDFFF:
+                raise self.error(f"invalid unicode character code, [{digits}] is a surrogate code", line, col)
+            if code > 0x10FFFF:
+                raise self.error(f"invalid unicode character code [{digits}]", line, col)
             self.advance(end + 1 - self.pos)
             return chr(code)
-        shown = "\\" + nxt if nxt else "\\"
-        raise self.error(
-            f"unknown escape sequence {shown}: use one of \\b \\t \\n \\f \\r \\\" \\' \\\\ or \\u{{XXXX}}",
-            line,
-            col,
-        )
+        self.advance(2)
+        return "\\" + nxt
 
     def raw_string(self, line: int, col: int, start: int) -> Token:
         # '"""' .*? '"""' '"'? '"'? : up to two quotes right before the close belong to the value.
