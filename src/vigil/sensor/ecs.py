@@ -1,0 +1,214 @@
+"""File events shaped as Elastic Defend writes them for Linux (``logs-endpoint.events.file-*``)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import grp
+import os
+import platform
+import pwd
+import socket
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+
+from vigil import __version__
+from vigil.sensor.procs import Proc
+
+ECS_VERSION = "8.10.0"
+DATASET = "endpoint.events.file"
+INDEX = f"logs-{DATASET}-default"
+
+# event.action -> event.type, as Defend reports them.
+EVENT_TYPES = {
+    "creation": ["creation"],
+    "modification": ["change"],
+    "rename": ["change"],
+    "deletion": ["deletion"],
+    "overwrite": ["change"],
+}
+
+
+@dataclass(slots=True)
+class HostInfo:
+    host: dict
+    agent: dict
+
+    @classmethod
+    def local(cls) -> HostInfo:
+        uname = os.uname()
+        osrel = _os_release()
+        os_id = osrel.get("ID", "linux")
+        host_os = {
+            "type": "linux",
+            "name": "Linux",
+            "family": osrel.get("ID_LIKE", os_id).split()[0]
+            if os_id not in ("debian", "rhel", "fedora")
+            else os_id,
+            "platform": os_id,
+            "version": osrel.get("VERSION_ID", ""),
+            "full": osrel.get("PRETTY_NAME", ""),
+            "kernel": f"{uname.release} {uname.version}",
+        }
+        hostname = socket.gethostname()
+        host_id = _machine_id()
+        host = {
+            "name": hostname,
+            "hostname": hostname,
+            "id": host_id,
+            "architecture": platform.machine(),
+            "os": host_os,
+        }
+        agent_id = str(uuid.uuid5(uuid.NAMESPACE_OID, f"vigil-watch:{host_id}"))
+        agent = {"type": "vigil", "version": __version__, "id": agent_id, "name": hostname}
+        return cls(host, agent)
+
+
+def _os_release() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    key, sep, value = line.strip().partition("=")
+                    if sep:
+                        out[key] = value.strip().strip('"')
+            return out
+        except OSError:
+            continue
+    return out
+
+
+def _machine_id() -> str:
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            with open(path, encoding="ascii") as fh:
+                value = fh.read().strip()
+                if value:
+                    return value
+        except OSError:
+            continue
+    return socket.gethostname()
+
+
+@lru_cache(maxsize=256)
+def user_name(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+@lru_cache(maxsize=256)
+def group_name(gid: int) -> str | None:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return None
+
+
+def timestamp(ns: int) -> str:
+    """Nanosecond time as Defend prints it: UTC, 7 fraction digits, Z."""
+    secs, rem = divmod(ns, 1_000_000_000)
+    base = dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{rem // 100:07d}Z"
+
+
+def entity_id(agent_id: str, pid: int, start: float) -> str:
+    """Defend's process.entity_id: base64 of agent id, pid and start time."""
+    return base64.b64encode(f"{agent_id}-{pid}-{int(start)}".encode()).decode()
+
+
+def _file_fields(path: str) -> dict:
+    directory, _, name = path.rpartition("/")
+    fields: dict = {"path": path, "name": name, "directory": directory or "/"}
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem and ext:
+        fields["extension"] = ext
+    return fields
+
+
+def file_event(
+    action: str,
+    path: str,
+    *,
+    host: HostInfo,
+    proc: Proc | None,
+    pid: int,
+    event_id: str,
+    now_ns: int,
+    old_path: str | None = None,
+    stat: os.stat_result | None = None,
+) -> dict:
+    """One Defend-shaped Linux file event."""
+    ts = timestamp(now_ns)
+    file = _file_fields(path)
+    if stat is not None:
+        file["inode"] = stat.st_ino
+        file["size"] = stat.st_size
+    if old_path is not None:
+        file["Ext"] = {"original": _file_fields(old_path)}
+    process: dict = {"pid": pid}
+    doc: dict = {
+        "@timestamp": ts,
+        "agent": dict(host.agent),
+        "ecs": {"version": ECS_VERSION},
+        "data_stream": {"type": "logs", "dataset": DATASET, "namespace": "default"},
+        "event": {
+            "kind": "event",
+            "category": ["file"],
+            "type": list(EVENT_TYPES[action]),
+            "action": action,
+            "dataset": DATASET,
+            "module": "endpoint",
+            "created": ts,
+            "ingested": ts,
+            "id": event_id,
+        },
+        "file": file,
+        "host": host.host,
+        "message": "Endpoint file event",
+        "process": process,
+    }
+    if proc is not None:
+        process["entity_id"] = entity_id(host.agent["id"], pid, proc.start)
+        if proc.executable:
+            process["executable"] = proc.executable
+            process["name"] = proc.executable.rpartition("/")[2]
+        if proc.args:
+            process["args"] = list(proc.args)
+            process["args_count"] = len(proc.args)
+            process["command_line"] = " ".join(proc.args)
+        if proc.ppid is not None:
+            process["parent"] = {"pid": proc.ppid}
+        process["Ext"] = {"attribution": proc.source}
+        if proc.uid is not None:
+            doc["user"] = {"id": proc.uid, "name": user_name(proc.uid)}
+        if proc.gid is not None:
+            doc["group"] = {"id": proc.gid, "name": group_name(proc.gid)}
+    return doc
+
+
+def health_event(message: str, *, host: HostInfo, event_id: str, now_ns: int, lost: int) -> dict:
+    """A sensor-health record: the kernel queue overflowed and events were lost."""
+    ts = timestamp(now_ns)
+    return {
+        "@timestamp": ts,
+        "agent": dict(host.agent),
+        "ecs": {"version": ECS_VERSION},
+        "data_stream": {"type": "logs", "dataset": "vigil.sensor.health", "namespace": "default"},
+        "event": {
+            "kind": "metric",
+            "category": ["host"],
+            "type": ["info"],
+            "action": "queue-overflow",
+            "dataset": "vigil.sensor.health",
+            "module": "vigil",
+            "created": ts,
+            "id": event_id,
+        },
+        "host": host.host,
+        "message": message,
+        "vigil": {"sensor": {"lost": lost}},
+    }

@@ -1,0 +1,265 @@
+"""The live sensor: fanotify file events under watched folders, attributed to processes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import select
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from vigil.sensor import fanotify as fan
+from vigil.sensor.connector import ProcConnector
+from vigil.sensor.ecs import HostInfo, file_event, health_event
+from vigil.sensor.procs import ProcessTable
+
+DEFAULT_PATHS = ("/lib/dracut/modules.d", "/usr/lib/dracut/modules.d")
+
+_FILE_MASK = fan.FAN_CREATE | fan.FAN_DELETE | fan.FAN_CLOSE_WRITE | fan.FAN_ONDIR
+
+
+@dataclass
+class SensorStats:
+    events: int = 0
+    lost: int = 0  # kernel queue overflows (each one is at least one lost event)
+    unattributed: int = 0
+    fallback: int = 0  # attributed late from /proc: less reliable
+
+
+def existing_ancestor(path: str) -> str:
+    """The nearest folder that exists: a missing watched folder is seen from its parent."""
+    path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+class Sensor:
+    """Reads file events below ``paths`` (folders may not exist yet) and yields ECS documents.
+
+    ``ignore_paths`` are files Vigil itself writes; Vigil's own pid is ignored too, so its
+    output never feeds back into alerts.
+    """
+
+    def __init__(self, paths: Iterable[str] = DEFAULT_PATHS, *, ignore_paths: Iterable[str] = ()) -> None:
+        # Watched prefixes as the kernel names them (symlinks such as /lib -> usr/lib resolved).
+        self.prefixes = sorted({_real(p) for p in paths})
+        self.ignore = {_real(p) for p in ignore_paths}
+        self.ignore |= {p + suffix for p in list(self.ignore) for suffix in ("-journal", "-wal", "-shm")}
+        self.stats = SensorStats()
+        self.host = HostInfo.local()
+        self.procs = ProcessTable()
+        self._ids = itertools.count(1)
+        self._self_pid = os.getpid()
+        self.group = fan.Group()
+        try:
+            mask = _FILE_MASK | fan.FAN_OPEN_EXEC
+            mask |= fan.FAN_RENAME if self.group.rename_events else fan.FAN_MOVED_FROM | fan.FAN_MOVED_TO
+            self.mounts = sorted({_mount_point(existing_ancestor(p)) for p in self.prefixes})
+            seen: set[tuple[int, int]] = set()
+            for mnt in self.mounts:
+                seen.add(self.group.mark_filesystem(mnt, mask))
+            # Programs start from any filesystem: watch exec on the others too, where allowed.
+            for mnt in _exec_mounts():
+                try:
+                    if fan.fsid_of(mnt) not in seen:
+                        seen.add(self.group.mark_filesystem(mnt, fan.FAN_OPEN_EXEC))
+                except (fan.SensorUnavailable, OSError):
+                    pass
+            try:
+                self.connector: ProcConnector | None = ProcConnector()
+            except OSError:
+                self.connector = None
+            self.procs.snapshot()
+        except BaseException:
+            self.group.close()
+            raise
+        self._last_sweep = time.monotonic()
+
+    def fileno(self) -> int:
+        return self.group.fd
+
+    def poll(self, timeout: float | None = None) -> list[dict]:
+        """Events that arrived, waiting up to ``timeout`` seconds (None: forever)."""
+        fds = [self.group.fd] + ([self.connector.fileno()] if self.connector else [])
+        ready, _, _ = select.select(fds, [], [], timeout)
+        out: list[dict] = []
+        self._drain_connector()
+        if self.group.fd in ready:
+            for raw in self.group.read(1 << 18):
+                doc = self._handle(raw)
+                if doc is not None:
+                    out.append(doc)
+        now = time.monotonic()
+        if now - self._last_sweep > 10:
+            self.procs.sweep()
+            self._last_sweep = now
+        return out
+
+    def _drain_connector(self) -> None:
+        if self.connector is None:
+            return
+        for kind, a, b in self.connector.drain():
+            if kind == "fork":
+                self.procs.on_fork(a, b)
+            elif kind == "exec":
+                self.procs.on_exec_notice(a)
+            else:
+                self.procs.on_exit(a)
+
+    def _handle(self, raw: fan.RawEvent) -> dict | None:
+        mask = raw.mask
+        now_ns = time.time_ns()
+        if mask & fan.FAN_Q_OVERFLOW:
+            self.stats.lost += 1
+            return health_event(
+                "fanotify queue overflow: file events were lost",
+                host=self.host,
+                event_id=self._event_id(),
+                now_ns=now_ns,
+                lost=self.stats.lost,
+            )
+        if mask & fan.FAN_OPEN_EXEC:
+            path = self._path(raw, fan.INFO_DFID_NAME)
+            if path:
+                self.procs.on_open_exec(raw.pid, path)
+            if not mask & ~(fan.FAN_OPEN_EXEC | fan.FAN_ONDIR):
+                return None
+        if mask & fan.FAN_ONDIR:
+            if mask & (fan.FAN_RENAME | fan.FAN_MOVED_FROM | fan.FAN_DELETE):
+                self.group.forget_dirs()
+            return None  # Defend reports files; folders only invalidate cached paths
+        if raw.pid == self._self_pid:
+            return None
+        old_path = None
+        if mask & fan.FAN_RENAME:
+            action = "rename"
+            path = self._path(raw, fan.INFO_NEW_DFID_NAME)
+            old_path = self._path(raw, fan.INFO_OLD_DFID_NAME)
+            if not (self._watched(path) or self._watched(old_path)):
+                return None
+        else:
+            if mask & fan.FAN_CREATE:
+                action = "creation"
+            elif mask & fan.FAN_DELETE:
+                action = "deletion"
+            elif mask & fan.FAN_MOVED_TO:
+                action = "rename"
+            elif mask & fan.FAN_MOVED_FROM:
+                action = "rename"  # the old name; its new one may be outside the watch
+            elif mask & fan.FAN_CLOSE_WRITE:
+                action = "modification"
+            else:
+                return None
+            path = self._path(raw, fan.INFO_DFID_NAME)
+            if not self._watched(path):
+                return None
+        if path is None or path in self.ignore:
+            return None
+        self._drain_connector()  # a fork just before this event may still be in the socket
+        proc = self.procs.lookup(raw.pid)
+        if proc is None or not proc.executable:
+            self.stats.unattributed += 1
+        elif proc.source == "proc":
+            self.stats.fallback += 1
+        stat = None
+        if action != "deletion":
+            try:
+                stat = os.lstat(path)
+            except OSError:
+                pass
+        self.stats.events += 1
+        return file_event(
+            action,
+            path,
+            host=self.host,
+            proc=proc,
+            pid=raw.pid,
+            event_id=self._event_id(),
+            now_ns=now_ns,
+            old_path=old_path,
+            stat=stat,
+        )
+
+    def _event_id(self) -> str:
+        return f"{self.host.agent['id'][:8]}-{os.getpid()}-{next(self._ids)}"
+
+    def _path(self, raw: fan.RawEvent, kind: int) -> str | None:
+        for rec in raw.records:
+            if rec.kind == kind:
+                folder = self.group.dir_path(rec)
+                if folder is None or rec.name is None:
+                    return None
+                if rec.name == ".":
+                    return folder
+                return folder.rstrip("/") + "/" + rec.name
+        return None
+
+    def _watched(self, path: str | None) -> bool:
+        if path is None:
+            return False
+        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.prefixes)
+
+    def close(self) -> None:
+        if self.connector is not None:
+            self.connector.close()
+        self.group.close()
+
+
+def _real(path: str) -> str:
+    """Resolve symlinks in the part of ``path`` that exists, keep the rest as given."""
+    path = os.path.abspath(path)
+    head = existing_ancestor(path)
+    rest = os.path.relpath(path, head)
+    real = os.path.realpath(head)
+    return real if rest == "." else os.path.join(real, rest)
+
+
+def _mount_point(path: str) -> str:
+    path = os.path.realpath(path)
+    while not os.path.ismount(path):
+        path = os.path.dirname(path)
+    return path
+
+
+_PSEUDO = {
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "devpts",
+    "mqueue",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "pstore",
+    "bpf",
+    "configfs",
+    "fusectl",
+    "binfmt_misc",
+    "autofs",
+    "hugetlbfs",
+    "rpc_pipefs",
+    "nsfs",
+    "efivarfs",
+}
+
+
+def _exec_mounts() -> list[str]:
+    out = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                left, _, right = line.partition(" - ")
+                fstype = right.split(" ", 1)[0]
+                fields = left.split()
+                if fstype in _PSEUDO or len(fields) < 5 or "noexec" in fields[5:6][0].split(","):
+                    continue
+                out.append(fields[4].replace("\\040", " "))
+    except (OSError, IndexError):
+        pass
+    return out
