@@ -1,0 +1,135 @@
+"""A real ``vigil serve`` process on 127.0.0.1 with a free port and a clock the test drives."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+T0 = 1_780_000_000_000  # a fixed "now" (ms) the tests move forward
+MIN = 60_000
+
+
+class Server:
+    def __init__(self, tmp: Path, rules: list[dict], extra: list[str] | None = None) -> None:
+        self.tmp = tmp
+        self.data = tmp / "data"
+        self.rules_file = tmp / "rules.json"
+        self.rules_file.write_text(json.dumps(rules))
+        self.clock_file = tmp / "clock"
+        self.extra = extra or []
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.set_clock(T0)
+
+    def set_clock(self, ms: int) -> None:
+        tmp = self.clock_file.with_suffix(".tmp")
+        tmp.write_text(str(ms))
+        tmp.replace(self.clock_file)
+        self.now = ms
+
+    def start(self) -> None:
+        env = dict(
+            os.environ,
+            VIGIL_CLOCK_FILE=str(self.clock_file),
+            PYTHONPATH=os.pathsep.join([str(HERE), str(REPO / "src")]),
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "vigil.cli",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            str(self.data),
+            "--rules",
+            str(self.rules_file),
+            "--plugin",
+            "standin_engine",
+            *self.extra,
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r"http://\S+", line)
+        if not m:
+            self.proc.kill()
+            raise AssertionError(f"server did not start: {line!r} {self.proc.stderr.read()}")
+        self.url = m.group(0)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def call(self, method: str, path: str, body: bytes | dict | None = None, headers: dict | None = None):
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                raw = resp.read()
+                return resp.status, (json.loads(raw) if raw else None), resp.headers
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            return exc.code, (json.loads(raw) if raw else None), exc.headers
+
+    def get(self, path: str):
+        status, body, _ = self.call("GET", path)
+        assert status == 200, body
+        return body
+
+    def runs(self) -> list[dict]:
+        return self.get("/api/runs?limit=1000")["runs"]
+
+    def advance_and_wait(self, ms: int, runs_expected: int, timeout: float = 15) -> list[dict]:
+        """Move the clock and wait until at least ``runs_expected`` runs are recorded in total."""
+        self.set_clock(self.now + ms)
+        return self.wait_runs(runs_expected, timeout)
+
+    def wait_runs(self, n: int, timeout: float = 15) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.runs()
+            if len(runs) >= n:
+                return runs
+            time.sleep(0.05)
+        raise AssertionError(f"expected {n} runs, have {self.runs()}")
+
+    def send(self, index: str, docs: list[dict]) -> dict:
+        body = b"".join(json.dumps(d).encode() + b"\n" for d in docs)
+        status, resp, _ = self.call("POST", f"/events/{index}", body)
+        assert status == 200, resp
+        return resp
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    servers: list[Server] = []
+
+    def make(rules: list[dict], extra: list[str] | None = None) -> Server:
+        s = Server(tmp_path, rules, extra)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
