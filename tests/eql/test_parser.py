@@ -393,3 +393,32 @@ def test_every_node_has_a_location():
     for node in ast.walk(st):
         if hasattr(node, "loc") and not isinstance(node, ast.Statement):
             assert node.loc != ast.NO_LOC, node
+
+
+def test_every_conformance_query_parses(shared):
+    # Elasticsearch's own EQL spec queries (test_sampling.toml is an obsolete prototype syntax).
+    import re
+    import tomllib
+
+    folder = shared / "conformance" / "elasticsearch-eql"
+    queries = []
+    for path in sorted(folder.glob("*.toml")):
+        if path.name == "test_sampling.toml":
+            continue
+        text = path.read_text(encoding="utf-8")
+        try:
+            queries += [(path.name, q["query"]) for q in tomllib.loads(text).get("queries", [])]
+        except tomllib.TOMLDecodeError:
+            # test_extra.toml is not strict TOML (bare nulls in arrays): read each query key alone.
+            for chunk in re.split(r"^(?=query\s*=)", text, flags=re.M)[1:]:
+                end = re.compile(r"^(?:[A-Za-z_]+\s*=|\[\[)", re.M).search(chunk, 1)
+                head = chunk if end is None else chunk[: end.start()]
+                queries.append((path.name, tomllib.loads(head)["query"]))
+    assert len(queries) > 250
+    failures = []
+    for name, query in queries:
+        try:
+            parse(query)
+        except EqlSyntaxError as exc:
+            failures.append(f"{name}: {exc.render()}")
+    assert failures == []

@@ -172,7 +172,7 @@ class Parser:
         key_count: int | None = None
         while self.is_op("[", "!["):
             stage, own = self.sequence_stage(shared)
-            key_count = self._check_keys(key_count, own, stage)
+            key_count = self._check_keys(key_count, own)
             stages.append(stage)
         # ``with runs=N`` repeats a stage N times: ES counts the repetitions.
         total = sum(s.runs for s in stages)
@@ -180,16 +180,16 @@ class Parser:
             raise self.error(f"a sequence requires a minimum of 2 queries, found [{total}]")
         until = None
         if self.is_kw("until"):
-            until_tok = self.next()
+            self.next()
             if self.is_op("!["):
                 raise self.error("an until query cannot be a missing event query", self.tok)
             until, own = self.sequence_stage(shared, allow_runs=False)
-            key_count = self._check_keys(key_count, own, until)
-            del until_tok
+            self._check_keys(key_count, own)
         self._check_missing(stages, maxspan, start)
         return ast.Sequence(tuple(stages), maxspan, until, loc=start.loc)
 
-    def _check_keys(self, expected: int | None, own: tuple[int, Token], stage: ast.Node) -> int:
+    def _check_keys(self, expected: int | None, own: tuple[int, Token]) -> int:
+        """Every stage (and until) must have as many join keys as the first (LogicalPlanBuilder)."""
         count, at = own
         if expected is not None and count != expected:
             raise self.error(
@@ -289,7 +289,7 @@ class Parser:
                 at = self.tok
                 own = self.join_keys()
             stage = ast.SampleStage(query, tuple(shared) + tuple(own), loc=opener.loc)
-            key_count = self._check_keys(key_count, (len(own), at), stage)
+            key_count = self._check_keys(key_count, (len(own), at))
             stages.append(stage)
         if len(stages) < 2:
             raise self.error(f"a sample requires a minimum of 2 queries, found [{len(stages)}]")
