@@ -6,6 +6,8 @@ Grammar facts come from Elasticsearch's EqlBase.g4 and LogicalPlanBuilder.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vigil.eql import ast
 from vigil.eql.errors import EqlSyntaxError
@@ -422,3 +424,59 @@ def test_every_conformance_query_parses(shared):
         except EqlSyntaxError as exc:
             failures.append(f"{name}: {exc.render()}")
     assert failures == []
+
+
+_ALPHABET = "abz_@`\"'\\ .,:;!?=<>+-*/%()[]|~{}\n\t019eE"
+_WORDS = [
+    "any",
+    "where",
+    "sequence",
+    "sample",
+    "by",
+    "with",
+    "maxspan",
+    "runs",
+    "until",
+    "and",
+    "or",
+    "not",
+    "in",
+    "in~",
+    "like",
+    "regex~",
+    "true",
+    "null",
+    "head",
+    "tail",
+    '"""',
+    "\\u{",
+    "/*",
+    "*/",
+    "//",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_WORDS), st.text(_ALPHABET, max_size=3)), max_size=30))
+def test_any_text_parses_or_raises_a_positioned_syntax_error(parts):
+    text = " ".join(parts)
+    try:
+        parse(text)
+    except EqlSyntaxError as exc:
+        assert exc.line is not None and exc.column is not None
+        assert 1 <= exc.line <= text.count("\n") + 1
+        assert exc.column >= 1
+        exc.render()
+
+
+def test_deep_nesting_is_a_syntax_error_not_a_crash():
+    e = err("any where " + "(" * 5000 + "a" + ")" * 5000)
+    assert "nested too deeply" in e.message
+    assert parse("any where " + "(" * 40 + "a" + ")" * 40).query.condition == F("a")
+
+
+@pytest.mark.parametrize("prefix", ["not ", "-", "length("])
+def test_deep_prefix_chains_are_bounded(prefix):
+    closing = ")" * 500 if prefix.endswith("(") else ""
+    e = err("any where " + prefix * 500 + "a" + closing)
+    assert "nested too deeply" in e.message

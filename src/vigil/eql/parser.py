@@ -31,6 +31,7 @@ SUPPORTED_PIPES = ("head", "tail")
 # Pipes of the original EQL that Elasticsearch knows by name but does not run.
 KNOWN_PIPES = ("count", "filter", "sort", "unique", "unique_count")
 TIME_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_NESTING = 60  # deeper trees would exhaust Python's stack here or in the compiler
 MAX_RUNS = 100  # Elasticsearch refuses to repeat a sequence stage more than 100 times.
 
 _CLOSERS = {"(": ")", "[": "]", "![": "]"}
@@ -49,6 +50,7 @@ class Parser:
         self.text = text
         self.toks = tokenize(text)
         self.i = 0
+        self.depth = 0
 
     # --- token helpers ---------------------------------------------------
 
@@ -333,7 +335,16 @@ class Parser:
     # --- expressions -----------------------------------------------------
 
     def expression(self) -> ast.Expr:
-        return self.or_expr()
+        self.enter()
+        try:
+            return self.or_expr()
+        finally:
+            self.depth -= 1
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"query nested too deeply: more than {MAX_NESTING} levels")
 
     def or_expr(self) -> ast.Expr:
         first = self.and_expr()
@@ -354,7 +365,10 @@ class Parser:
     def not_expr(self) -> ast.Expr:
         if self.is_kw("not"):
             tok = self.next()
-            return ast.Not(self.not_expr(), loc=tok.loc)
+            self.enter()
+            inner = self.not_expr()
+            self.depth -= 1
+            return ast.Not(inner, loc=tok.loc)
         if self.tok.kind == "ident" and self.peek().kind == "keyword" and self.peek().value == "of":
             raise self.error("process relationships are not supported")
         return self.comparison()
@@ -392,7 +406,9 @@ class Parser:
     def unary(self) -> ast.Expr:
         if self.is_op("-", "+"):
             tok = self.next()
+            self.enter()
             operand = self.unary()
+            self.depth -= 1
             if tok.value == "+":
                 return operand
             if (
@@ -537,7 +553,12 @@ def parse(text: str) -> ast.Statement:
     """Parse EQL ``text`` into a :class:`~vigil.eql.ast.Statement`; raises :class:`EqlSyntaxError`."""
     if not isinstance(text, str):
         raise TypeError(f"EQL query text must be a str, not {type(text).__name__}")
-    return Parser(text).statement()
+    parser = Parser(text)
+    try:
+        return parser.statement()
+    except RecursionError:
+        # A backstop for a caller already deep in its own stack.
+        raise parser.error("query nested too deeply") from None
 
 
 def parse_expression(text: str) -> ast.Expr:
