@@ -156,3 +156,28 @@ def test_sequence_prints_join_keys_and_events(capsys, events_file):
     )
     assert code == 0
     assert docs(out) == [{"join_keys": [1], "events": [EVENTS[0], EVENTS[1]]}]
+
+
+def test_broken_mapping_names_file_line_and_column(capsys, tmp_path, events_file):
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text('{"properties": {\n  "a": }')
+    code, _, err = run(capsys, "--mapping", mapping, "any where true", events_file)
+    assert code == 2
+    assert f"{mapping}:2:" in err
+    assert "Traceback" not in err
+
+
+def test_json_array_items_that_are_not_objects_are_skipped(capsys, tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps([1, EVENTS[0]]))
+    code, out, err = run(capsys, "--format", "ndjson", "any where true", path)
+    assert code == 0
+    assert docs(out) == [EVENTS[0]]
+    assert "1 skipped" in err
+
+
+def test_bad_size_is_an_argument_error(capsys, events_file):
+    with pytest.raises(SystemExit) as info:
+        main(["query", "--size", "-3", "any where true", str(events_file)])
+    assert info.value.code == 2
+    assert "--size" in capsys.readouterr().err

@@ -85,14 +85,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _schema(mapping: str | None):
-    from vigil.eql.schema import Schema
+    from vigil.eql.schema import Schema, SchemaError
 
     if mapping is None:
         return Schema.ecs()
     path = Path(mapping)
     if not path.is_file():
         raise VigilError("mapping file not found", file=mapping)
-    return Schema.from_mapping(path)
+    try:
+        return Schema.from_mapping(path)
+    except SchemaError as exc:
+        raise VigilError(exc.message, file=exc.file or mapping, line=exc.line, column=exc.column) from None
 
 
 def _compile(args: argparse.Namespace, schema):
