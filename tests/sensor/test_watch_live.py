@@ -1,0 +1,251 @@
+"""`vigil watch` against the real kernel: files dropped into the Dracut module folder.
+
+Needs root and fanotify with FAN_REPORT_DFID_NAME; skipped (with the sensor's own reason)
+where that cannot be used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = Path("/usr/lib/dracut/modules.d")
+TEST_DIR = MODULES / "99vigil-test"
+
+
+def _fanotify_reason() -> str | None:
+    if sys.platform != "linux":
+        return "fanotify is Linux only"
+    try:
+        from vigil.sensor.fanotify import FAN_OPEN_EXEC, Group, SensorUnavailable
+    except OSError as exc:
+        return f"no libc for ctypes: {exc}"
+    try:
+        group = Group()
+        try:
+            group.mark_filesystem("/", FAN_OPEN_EXEC)
+        finally:
+            group.close()
+    except SensorUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def _engine_available() -> bool:
+    try:
+        from vigil.engine import Engine  # noqa: F401
+        from vigil.rules import bundled_rules  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+REASON = _fanotify_reason()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"fanotify unusable here: {REASON}")
+
+
+def _created_dirs() -> list[Path]:
+    """The folders the test must make, outermost first (removed again afterwards)."""
+    missing = []
+    for d in (MODULES.parent, MODULES, TEST_DIR):
+        if not d.exists():
+            missing.append(d)
+    return missing
+
+
+class Watch:
+    def __init__(self, tmp: Path) -> None:
+        self.events_path = tmp / "events.ndjson"
+        self.alerts_path = tmp / "alerts.ndjson"
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vigil.cli",
+                "watch",
+                "--format",
+                "ndjson",
+                "--events-out",
+                str(self.events_path),
+            ],
+            stdout=open(self.alerts_path, "wb"),  # noqa: SIM115
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        line = b""
+        deadline = time.monotonic() + 20
+        while b"watching" not in line:
+            line = self.proc.stderr.readline()
+            if not line and self.proc.poll() is not None:
+                raise AssertionError(f"vigil watch exited: {self.proc.stderr.read().decode()}")
+            if time.monotonic() > deadline:
+                raise AssertionError("vigil watch never said it was watching")
+
+    def _read(self, path: Path) -> list[dict]:
+        if not path.exists():
+            return []
+        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+    def events_for(self, path: str, action: str = "creation", timeout: float = 5.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [
+                e
+                for e in self._read(self.events_path)
+                if e["file"]["path"] == path and e["event"]["action"] == action
+            ]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+    def alerts_for(self, path: str, timeout: float = 1.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [a for a in self._read(self.alerts_path) if _get(a, "file.path") == path]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err.decode()
+
+
+def _get(doc: dict, path: str):
+    if path in doc:
+        return doc[path]
+    node = doc
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+@pytest.fixture(scope="module")
+def watch(tmp_path_factory):
+    made = _created_dirs()
+    w = Watch(tmp_path_factory.mktemp("watch"))
+    try:
+        TEST_DIR.mkdir(parents=True, exist_ok=True)
+        yield w
+    finally:
+        w.summary = w.stop()
+        shutil.rmtree(TEST_DIR, ignore_errors=True)
+        for d in reversed(made):
+            if d.exists():
+                shutil.rmtree(d, ignore_errors=True)
+
+
+def _expect(watch: Watch, path: Path, executable: str, alert: bool) -> dict:
+    events = watch.events_for(str(path))
+    assert events, f"no creation event for {path}"
+    ev = events[0]
+    assert ev["process"]["executable"] == executable
+    assert ev["process"]["name"] == os.path.basename(executable)
+    if _engine_available():
+        alerts = watch.alerts_for(str(path))
+        assert bool(alerts) is alert, alerts
+        if alert:
+            assert _get(alerts[0], "process.executable") == executable
+    return ev
+
+
+def test_cp_is_attributed_to_cp(watch, tmp_path):
+    src = tmp_path / "module-setup.sh"
+    src.write_text("#!/bin/sh\n")
+    subprocess.run(["/usr/bin/cp", str(src), str(TEST_DIR / "module-setup.sh")], check=True)
+    ev = _expect(watch, TEST_DIR / "module-setup.sh", "/usr/bin/cp", alert=True)
+    assert ev["file"]["extension"] == "sh"
+    assert ev["file"]["size"] == len("#!/bin/sh\n")
+    assert ev["event"]["type"] == ["creation"]
+
+
+def test_install_is_excluded_by_the_rule(watch, tmp_path):
+    src = tmp_path / "x.sh"
+    src.write_text("x\n")
+    subprocess.run(["/usr/bin/install", "-m", "0755", str(src), str(TEST_DIR / "installed.sh")], check=True)
+    _expect(watch, TEST_DIR / "installed.sh", "/usr/bin/install", alert=False)
+
+
+def test_shell_redirect_is_the_shells_real_executable(watch):
+    target = TEST_DIR / "redirect.sh"
+    subprocess.run(["sh", "-c", f"echo x > {target}"], check=True)
+    _expect(watch, target, os.path.realpath(shutil.which("sh")), alert=True)
+
+
+def test_process_that_exits_at_once(watch):
+    target = TEST_DIR / "touched.sh"
+    subprocess.run(["/usr/bin/touch", str(target)], check=True)
+    _expect(watch, target, "/usr/bin/touch", alert=True)
+
+
+def test_writer_that_then_execs_another_program(watch):
+    # The writer is still alive (as sleep) when the event is read: /proc would say sleep.
+    target = TEST_DIR / "then-exec.sh"
+    code = f"open({str(target)!r}, 'w').write('x'); import os; os.execv('/usr/bin/sleep', ['sleep', '1'])"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        _expect(watch, target, os.path.realpath(sys.executable), alert=True)
+    finally:
+        child.wait()
+
+
+def test_fork_without_exec_inherits_the_parents_program(watch):
+    target = TEST_DIR / "subshell.sh"
+    subprocess.run(["sh", "-c", f"(echo x > {target}; true); true"], check=True)
+    ev = _expect(watch, target, os.path.realpath(shutil.which("sh")), alert=True)
+    assert ev["process"]["pid"] > 0
+
+
+def test_swap_file_raises_no_alert(watch):
+    target = TEST_DIR / ".module-setup.sh.swp"
+    subprocess.run(["/usr/bin/touch", str(target)], check=True)
+    ev = _expect(watch, target, "/usr/bin/touch", alert=False)
+    assert ev["file"]["extension"] == "swp"
+
+
+def test_file_outside_module_folders_is_not_seen(watch, tmp_path):
+    outside = tmp_path / "module-setup.sh"
+    subprocess.run(["/usr/bin/touch", str(outside)], check=True)
+    marker = TEST_DIR / "marker-after-outside.sh"
+    subprocess.run(["/usr/bin/touch", str(marker)], check=True)
+    assert watch.events_for(str(marker))  # the sensor caught up past the outside write
+    assert not watch.events_for(str(outside), timeout=0)
+    assert not watch.alerts_for(str(outside), timeout=0)
+
+
+def test_rename_and_deletion(watch):
+    a, b = TEST_DIR / "a.sh", TEST_DIR / "b.sh"
+    subprocess.run(["/usr/bin/touch", str(a)], check=True)
+    subprocess.run(["/usr/bin/mv", str(a), str(b)], check=True)
+    subprocess.run(["/usr/bin/rm", str(b)], check=True)
+    ren = watch.events_for(str(b), "rename")
+    assert ren and ren[0]["file"]["Ext"]["original"]["path"] == str(a)
+    assert ren[0]["event"]["type"] == ["change"]
+    assert ren[0]["process"]["executable"] == "/usr/bin/mv"
+    gone = watch.events_for(str(b), "deletion")
+    assert gone and gone[0]["event"]["type"] == ["deletion"]
+    assert gone[0]["process"]["executable"] == "/usr/bin/rm"
+
+
+def test_counts_on_sigusr1(watch):
+    watch.proc.send_signal(signal.SIGUSR1)
+    line = watch.proc.stderr.readline().decode()
+    assert line.startswith("vigil watch: events=")
+    assert "lost=0" in line
