@@ -105,6 +105,7 @@ def test_in_variants():
     assert cond('a in~ ("x")') == ast.In(F("a"), (L("x"),), insensitive=True)
     assert cond("a not in (1, 2)") == ast.In(F("a"), (L(1), L(2)), negated=True)
     assert cond("a in (b, c)") == ast.In(F("a"), (F("b"), F("c")))
+    assert cond('a not in~ ("X")') == ast.In(F("a"), (L("X"),), insensitive=True, negated=True)
 
 
 @pytest.mark.parametrize("op", [":", "like", "like~", "regex", "regex~"])
@@ -360,6 +361,11 @@ def test_pipe_errors():
 def test_trailing_garbage_and_empty_query():
     e = err("any where true )")
     assert (e.line, e.column) == (1, 16)
+    e = err("any where a == 1 b == 2")
+    assert e.message == "expected 'and', 'or', a pipe '|' or the end of the query but found 'b'"
+    assert (e.line, e.column) == (1, 18)
+    e = err('any where a not like "x"')
+    assert "must be followed by 'in'" in e.message and (e.line, e.column) == (1, 13)
     assert "empty query" in err("   ").message
     assert "'where'" in err("process true").message
 

@@ -106,7 +106,10 @@ class Parser:
         while self.is_op("|"):
             pipes.append(self.pipe())
         if self.tok.kind != "eof":
-            raise self.error(f"unexpected {_describe(self.tok)} after the end of the query")
+            expected = (
+                "'and', 'or', a pipe '|'" if isinstance(query, ast.EventQuery) and not pipes else "a pipe '|'"
+            )
+            raise self.error(f"expected {expected} or the end of the query but found {_describe(self.tok)}")
         return ast.Statement(query, tuple(pipes), text=self.text)
 
     def query(self) -> ast.Query:
@@ -423,16 +426,21 @@ class Parser:
 
     def predicate(self, value: ast.Expr) -> ast.Expr:
         tok = self.tok
-        if self.is_kw("not") and self.peek().kind == "keyword" and self.peek().value == "in":
+        if self.is_kw("not") and self.peek().kind == "keyword" and self.peek().value in ("in", "in~"):
+            # predicate: NOT? (IN | IN_INSENSITIVE) LP expression (COMMA expression)* RP
             self.next()
-            self.next()
-            return ast.In(value, self.in_list(), negated=True, loc=value.loc)
+            kind = self.next().value
+            return ast.In(value, self.in_list(), insensitive=kind == "in~", negated=True, loc=value.loc)
         if self.is_kw("in", "in~"):
             self.next()
             return ast.In(value, self.in_list(), insensitive=tok.value == "in~", loc=value.loc)
         if self.is_op(":") or self.is_kw(*PATTERN_KEYWORDS):
             self.next()
             return ast.Pattern(tok.value, value, self.pattern_list(tok.value), loc=value.loc)
+        if self.is_kw("not"):
+            raise self.error(
+                "'not' here must be followed by 'in'; to negate a condition, write 'not' before it: not (a like \"x\")"
+            )
         if self.is_op("!:"):
             raise self.error("'!:' is not supported; use 'not field : value'")
         return value
