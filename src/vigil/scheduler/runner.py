@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from vigil.eql.fields import lookup
+from vigil.errors import VigilError
 from vigil.events.model import Event
 from vigil.scheduler.clock import Clock, default_clock
 from vigil.scheduler.windows import duration_ms, plan
@@ -88,8 +89,15 @@ class Scheduler:
         done: list[Run] = []
         for rule in list(self.rules.values()):
             now = self.clock.now_ms()
-            if self.due(rule, now):
-                done.extend(self.run_rule(rule, now))
+            try:
+                if self.due(rule, now):
+                    done.extend(self.run_rule(rule, now))
+            except VigilError as exc:
+                # A rule with an unreadable schedule: record it once, keep the others running.
+                if self.runs.state(rule_id(rule)).last_started_ms is None:
+                    run = Run(rule_id(rule), now, 0, now, now, error=exc.render())
+                    self.runs.finish(run, started_ms=now)
+                    done.append(run)
         return done
 
     def run_rule(self, rule: Any, now_ms: int) -> list[Run]:
