@@ -181,3 +181,13 @@ def test_bad_size_is_an_argument_error(capsys, events_file):
         main(["query", "--size", "-3", "any where true", str(events_file)])
     assert info.value.code == 2
     assert "--size" in capsys.readouterr().err
+
+
+def test_event_matches_come_in_timestamp_order(capsys, tmp_path):
+    late, early = dict(EVENTS[0], **{"@timestamp": "2024-01-02T00:00:00Z"}), EVENTS[2]
+    path = tmp_path / "e.ndjson"
+    path.write_text(json.dumps(late) + "\n" + json.dumps(early) + "\n")
+    _, out, _ = run(capsys, "--format", "ndjson", "process where true", path)
+    assert docs(out) == [early, late]
+    _, out, _ = run(capsys, "--format", "ndjson", "process where true | head 1", path)
+    assert docs(out) == [early]

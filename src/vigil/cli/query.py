@@ -116,7 +116,7 @@ def _compile(args: argparse.Namespace, schema):
 
 
 class _FallbackQuery:
-    """Event queries only, in file order, until the query layer is installed."""
+    """Event queries only, until the query layer is installed."""
 
     def __init__(self, args: argparse.Namespace, schema) -> None:
         from vigil.eql import ast
@@ -134,11 +134,31 @@ class _FallbackQuery:
         self.pipes = statement.pipes
         self.size = args.size
         self.test = compile_event_filter(statement.query, schema, args.event_category_field)
+        self.timestamp_field = args.timestamp_field
+        self.tiebreaker = args.tiebreaker
+
+    def _order(self, doc: dict) -> tuple:
+        # ES sorts event query hits by timestamp then tiebreaker, missing values first.
+        from vigil.eql.dates import to_epoch_millis
+
+        def key(path: str | None) -> tuple:
+            values = lookup(doc, path) if path else []
+            if not values:
+                return (0, 0)
+            v = values[0]
+            ms = to_epoch_millis(v) if path == self.timestamp_field else None
+            if ms is not None:
+                return (1, ms)
+            return (1, v) if isinstance(v, int | float) and not isinstance(v, bool) else (1, 0)
+
+        return (key(self.timestamp_field), key(self.tiebreaker))
 
     def run(self, items: Iterable, *, doc=lambda x: x):
         from collections import deque
 
-        hits: Iterable = (item for item in items if self.test(doc(item)))
+        hits: Iterable = sorted(
+            (item for item in items if self.test(doc(item))), key=lambda it: self._order(doc(it))
+        )
         for pipe in self.pipes:
             if pipe.name == "head":
                 hits = _take(hits, pipe.count)
