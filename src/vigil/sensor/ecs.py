@@ -109,10 +109,11 @@ def group_name(gid: int) -> str | None:
 
 
 def timestamp(ns: int) -> str:
-    """Nanosecond time as Defend prints it: UTC, 7 fraction digits, Z."""
+    """Nanosecond time as Defend prints it: UTC, up to 7 fraction digits without trailing zeros, Z."""
     secs, rem = divmod(ns, 1_000_000_000)
     base = dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{rem // 100:07d}Z"
+    frac = f"{rem // 100:07d}".rstrip("0")
+    return f"{base}.{frac}Z" if frac else f"{base}Z"
 
 
 def entity_id(agent_id: str, pid: int, start: float) -> str:
