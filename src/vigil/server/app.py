@@ -100,7 +100,10 @@ class Handler(BaseHTTPRequestHandler):
         data = b"" if body is None else orjson.dumps(body, default=str)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("X-Elastic-Product", "Elasticsearch")
+        if status != 401:
+            # Elasticsearch sends it on every authenticated response (elastic/elasticsearch#73434);
+            # the 8.x clients refuse a 2xx without it ("the server is not Elasticsearch").
+            self.send_header("X-Elastic-Product", "Elasticsearch")
         self.send_header("Content-Length", str(len(data)))
         if status == 401:
             self.send_header("WWW-Authenticate", 'Bearer realm="vigil"')

@@ -121,7 +121,11 @@ def _err(type_: str, reason: str) -> dict:
 
 
 def bulk_response(items: list[Item], results: list[WriteResult], took_ms: int) -> dict:
-    """Elasticsearch's bulk response: ``took``, ``errors``, one ``items`` entry per action."""
+    """Elasticsearch's bulk response: ``took``, ``errors``, one ``items`` entry per action.
+
+    HTTP 200 even when items failed; each failed item has its ``status`` and an
+    ``error`` {type, reason} (shape as in the Elasticsearch bulk API reference).
+    """
     out = []
     written = iter(results)
     errors = False

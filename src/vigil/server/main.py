@@ -49,9 +49,11 @@ def load_plugin(
     if name:
         mod = importlib.import_module(name)
         return mod.load_rules, getattr(mod, "bundled_rules", None), mod.Engine
-    from vigil.engine import Engine
-    from vigil.rules import bundled_rules, load_rules
-
+    try:
+        from vigil.engine import Engine
+        from vigil.rules import bundled_rules, load_rules
+    except ImportError as exc:
+        raise VigilError(f"this Vigil build has no detection engine or rule loader yet ({exc})") from None
     return load_rules, bundled_rules, Engine
 
 
