@@ -191,3 +191,19 @@ def test_event_matches_come_in_timestamp_order(capsys, tmp_path):
     assert docs(out) == [early, late]
     _, out, _ = run(capsys, "--format", "ndjson", "process where true | head 1", path)
     assert docs(out) == [early]
+
+
+def test_real_command_reads_stdin_and_reports_errors(events_file):
+    import subprocess
+
+    data = events_file.read_bytes()
+    cmd = [sys.executable, "-m", "vigil.cli", "query", "--format", "ndjson"]
+    done = subprocess.run(
+        [*cmd, 'process where process.name == "bash"', "-"], input=data, capture_output=True
+    )
+    assert done.returncode == 0
+    assert docs(done.stdout.decode()) == [EVENTS[2]]
+    done = subprocess.run([*cmd, "process where (a == 1", "-"], input=data, capture_output=True)
+    assert done.returncode == 2
+    assert b"expected ')' to close the parenthesis opened at line 1, column 15" in done.stderr
+    assert b"Traceback" not in done.stderr

@@ -486,3 +486,9 @@ def test_deep_prefix_chains_are_bounded(prefix):
     closing = ")" * 500 if prefix.endswith("(") else ""
     e = err("any where " + prefix * 500 + "a" + closing)
     assert "nested too deeply" in e.message
+
+
+def test_end_of_query_errors_point_after_the_last_token():
+    e = err("process where\n  a ==\n\n  ")
+    assert (e.line, e.column) == (2, 7)
+    assert e.render().splitlines()[-1] == "  " + " " * 6 + "^"

@@ -162,12 +162,15 @@ class _Lexer:
 
     def tokens(self) -> list[Token]:
         out: list[Token] = []
+        end = (1, 1)
         while True:
             self.skip_space_and_comments()
             if self.pos >= len(self.text):
-                out.append(Token("eof", None, self.line, self.col, ""))
+                # The end is placed right after the last token, so a caret lands on a visible line.
+                out.append(Token("eof", None, end[0], end[1], ""))
                 return out
             out.append(self.next_token())
+            end = (self.line, self.col)
 
     def next_token(self) -> Token:
         c = self.peek()
