@@ -117,3 +117,17 @@ def test_refuses_to_listen_off_loopback_without_token(tmp_path):
     )
     assert proc.returncode == 2
     assert "without --token" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ipv6_loopback_and_unknown_routes(make_server):
+    s = make_server(RULES)
+    s.extra = ["--listen", "[::1]:0"]
+    s.start()
+    assert s.url.startswith("http://[::1]:")
+    assert s.get("/health")["status"] == "ok"
+    status, body, _ = s.call("GET", "/api/nothing")
+    assert status == 404 and body["error"]["type"] == "not_found"
+    status, body, _ = s.call("POST", "/api/alerts/nope/status", b"not json")
+    assert status == 400
+    status, body, _ = s.call("POST", "/_bulk", gzip.compress(b"x")[:5], {"Content-Encoding": "gzip"})
+    assert status == 400 and body["error"]["type"] == "parse_exception"

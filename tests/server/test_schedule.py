@@ -106,3 +106,20 @@ def test_disable_is_persisted_and_stops_runs(make_server):
     assert s.call("POST", "/api/rules/nope/enable", {})[0] == 404
     s.call("POST", "/api/rules/r/enable", {})
     s.wait_runs(2)
+
+
+def test_retention_drops_old_events(make_server):
+    s = make_server([{"rule_id": "r", "name": "R", "action": "x"}], ["--retention", "1h"])
+    s.start()
+    s.wait_runs(1)
+    s.send("logs-a", [ev("x", T0)])
+    s.set_clock(T0 + 30 * MIN)
+    s.send("logs-a", [ev("x", T0 + 30 * MIN)])
+    assert s.get("/health")["ingest"]["stored"] == 2
+    s.set_clock(T0 + 80 * MIN)  # the first event is now older than 1h
+    import time
+
+    deadline = time.monotonic() + 10
+    while s.get("/health")["ingest"]["stored"] != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert s.get("/health")["ingest"]["stored"] == 1

@@ -13,6 +13,7 @@ import base64
 import gzip
 import hmac
 import logging
+import socket
 import threading
 import time
 import zlib
@@ -84,6 +85,14 @@ def banner() -> dict:
     }
 
 
+# Elasticsearch's default http.max_content_length; shippers size their batches under it.
+MAX_CONTENT_LENGTH = 100 * 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
 _LICENSE = {"status": "active", "uid": "vigil", "type": "basic", "issue_date_in_millis": 0, "max_nodes": 1000}
 
 
@@ -117,6 +126,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_CONTENT_LENGTH:
+            raise BodyTooLarge(length)
         data = self.rfile.read(length) if length else b""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             data = self._read_chunked()
@@ -160,6 +171,14 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
             body = self._body() if method in ("POST", "PUT") else b""
+        except BodyTooLarge as exc:
+            self.close_connection = True
+            self._error(
+                413,
+                "content_too_long_exception",
+                f"request body of {exc.args[0]} bytes is over {MAX_CONTENT_LENGTH}",
+            )
+            return
         except (OSError, ValueError, EOFError, zlib.error) as exc:
             self._error(400, "parse_exception", f"unreadable request body: {exc}")
             return
@@ -378,6 +397,9 @@ def health(svc: Service) -> dict:
 
 def make_server(svc: Service, host: str, port: int) -> ThreadingHTTPServer:
     handler = type("BoundHandler", (Handler,), {"service": svc})
-    server = ThreadingHTTPServer((host, port), handler)
+    server_cls = ThreadingHTTPServer
+    if ":" in host:  # an IPv6 address such as ::1 or ::
+        server_cls = type("V6Server", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+    server = server_cls((host, port), handler)
     server.daemon_threads = True
     return server

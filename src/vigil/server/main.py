@@ -119,8 +119,9 @@ def serve(
     signal.signal(signal.SIGINT, shutdown)
     worker.start()
     bound_host, bound_port = server.server_address[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     announce(
-        f"vigil serve: listening on http://{bound_host}:{bound_port} ({len(scheduler.rules)} rules, data {db})"
+        f"vigil serve: listening on http://{shown}:{bound_port} ({len(scheduler.rules)} rules, data {db})"
     )
     try:
         server.serve_forever(poll_interval=0.2)
