@@ -59,3 +59,13 @@ def test_not_runnable_or_disabled_rules_never_run(tmp_path):
     assert s.tick() == []
     s.set_enabled("off", True)
     assert [r.rule_id for r in s.tick()] == ["off"]
+
+
+def test_from_shorter_than_interval_reports_a_gap_each_run(tmp_path):
+    clock = ManualClock(T)
+    s = make(tmp_path, [Rule("r", "R", "x", interval="5m", from_="now-2m")], clock)
+    (first,) = s.tick()
+    assert (first.window_from_ms, first.window_to_ms, first.gap_from_ms) == (T - 2 * M, T, None)
+    clock.now = T + 5 * M
+    (second,) = s.tick()
+    assert (second.window_from_ms, second.gap_from_ms, second.gap_to_ms) == (T + 3 * M, T, T + 3 * M)

@@ -44,11 +44,20 @@ def test_probes_answer_like_elasticsearch(make_server):
 def test_filebeat_bulk_body_accepted_gzip_and_plain(make_server):
     s = make_server(RULES)
     s.start()
+    # Headers and query string as libbeat's bulk request carries them.
+    beat = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "X-Elastic-Product-Origin": "beats",
+        "User-Agent": "Go-http-client/1.1",
+    }
     for body, headers in (
-        (FILEBEAT_BODY, {"Content-Type": "application/json"}),
-        (gzip.compress(FILEBEAT_BODY), {"Content-Type": "application/json", "Content-Encoding": "gzip"}),
+        (FILEBEAT_BODY, beat),
+        (gzip.compress(FILEBEAT_BODY), dict(beat, **{"Content-Encoding": "gzip"})),
     ):
-        status, resp, _ = s.call("POST", "/_bulk", body, headers)
+        status, resp, _ = s.call(
+            "POST", "/_bulk?filter_path=errors,items.*.error,items.*.status", body, headers
+        )
         assert status == 200
         assert resp["errors"] is False and isinstance(resp["took"], int)
         assert [list(i) for i in resp["items"]] == [["create"], ["create"]]
