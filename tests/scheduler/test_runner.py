@@ -61,11 +61,14 @@ def test_not_runnable_or_disabled_rules_never_run(tmp_path):
     assert [r.rule_id for r in s.tick()] == ["off"]
 
 
-def test_from_shorter_than_interval_reports_a_gap_each_run(tmp_path):
+def test_from_shorter_than_interval_adds_a_catch_up_not_a_gap(tmp_path):
+    # Kibana's getRuleRangeTuples: gap = (startedAt - previousStartedAt) - (to - from) = 3m,
+    # one catch-up window (the current one moved back an interval), remaining gap 0.
     clock = ManualClock(T)
     s = make(tmp_path, [Rule("r", "R", "x", interval="5m", from_="now-2m")], clock)
     (first,) = s.tick()
     assert (first.window_from_ms, first.window_to_ms, first.gap_from_ms) == (T - 2 * M, T, None)
     clock.now = T + 5 * M
-    (second,) = s.tick()
-    assert (second.window_from_ms, second.gap_from_ms, second.gap_to_ms) == (T + 3 * M, T, T + 3 * M)
+    catch_up, current = s.tick()
+    assert (catch_up.window_from_ms, catch_up.window_to_ms, catch_up.catch_up) == (T - 2 * M, T, True)
+    assert (current.window_from_ms, current.window_to_ms, current.gap_from_ms) == (T + 3 * M, T + 5 * M, None)

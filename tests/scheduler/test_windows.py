@@ -30,7 +30,7 @@ def test_first_run_and_on_time_run_search_one_window():
 
 
 def test_short_downtime_is_caught_up_without_gap():
-    # Last covered 100m; next run at 117m: windows back to before 100m.
+    # Last run started at 100m; next at 117m: gap 11m, ceil(11/5) = 3 catch-ups.
     p = plan(117 * M, 5 * M, 6 * M, 100 * M)
     assert [w.catch_up for w in p.windows] == [True, True, True, False]
     assert p.windows[0].start_ms <= 100 * M
@@ -45,6 +45,8 @@ def test_long_downtime_leaves_a_reported_gap():
     assert len(p.windows) == 1 + MAX_CATCHUP
     assert p.gap_from_ms == 100 * M
     assert p.gap_to_ms == p.windows[0].start_ms == 160 * M - MAX_CATCHUP * 5 * M - 6 * M
+    # Kibana's numbers: gap = 60m - 6m = 54m, 4 catch-ups cover 20m, 34m remain.
+    assert p.gap_to_ms - p.gap_from_ms == 34 * M
     # Consecutive windows leave no hole between them.
     for a, b in zip(p.windows, p.windows[1:], strict=False):
         assert b.start_ms <= a.end_ms

@@ -104,9 +104,8 @@ class Scheduler:
         rid = rule_id(rule)
         interval = duration_ms(getattr(rule, "interval", "5m"), what="interval")
         span = duration_ms(getattr(rule, "from_", "now-6m"), what="from")
-        # A `from` shorter than the interval leaves time unsearched each run: Kibana reports it as a gap.
         state = self.runs.state(rid)
-        p = plan(now_ms, interval, span, state.covered_to_ms)
+        p = plan(now_ms, interval, span, state.last_started_ms)
         out = []
         for i, window in enumerate(p.windows):
             last = i == len(p.windows) - 1

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from vigil.errors import VigilError
 
-# Kibana bounds catch-up work after downtime; what is left is reported as a gap.
+# Kibana's MAX_RULE_GAP_RATIO (security_solution detection_engine rule_types/utils):
+# at most 4 missed runs are caught up; what is left is reported as a gap.
 MAX_CATCHUP = 4
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -48,28 +49,33 @@ class Plan:
 
 
 def plan(
-    now_ms: int, interval_ms: int, span_ms: int, covered_to_ms: int | None, max_catchup: int = MAX_CATCHUP
+    now_ms: int,
+    interval_ms: int,
+    span_ms: int,
+    previous_started_ms: int | None,
+    max_catchup: int = MAX_CATCHUP,
 ) -> Plan:
-    """The windows of the run starting at ``now_ms``.
+    """The windows of the run starting at ``now_ms``, as Kibana's ``getRuleRangeTuples``.
 
-    ``span_ms`` is the ``from`` distance (interval plus look-back);
-    ``covered_to_ms`` is where the previous run's window ended (None: first run).
+    ``span_ms`` is the ``from`` distance; ``previous_started_ms`` when the last
+    completed run started (None: first run). The gap is the time since that
+    run beyond one span; each catch-up window is the current one moved back a
+    whole interval (so catch-ups overlap like ordinary runs, which matters to
+    sequences); what MAX_CATCHUP windows cannot cover is the remaining gap.
     """
     current = Window(max(0, now_ms - span_ms), now_ms)
-    if covered_to_ms is None or covered_to_ms >= current.start_ms:
+    gap = 0 if previous_started_ms is None else (now_ms - previous_started_ms) - span_ms
+    if gap <= 0 or interval_ms <= 0:
         return Plan([current])
+    catchup = min(-(-gap // interval_ms), max_catchup)
     windows = [current]
-    end = now_ms
-    for _ in range(max_catchup):
-        end -= interval_ms
-        start = end - span_ms
-        if end <= covered_to_ms:
-            break
-        windows.append(Window(max(0, start), end, catch_up=True))
-        if start <= covered_to_ms:
-            break
+    for k in range(1, catchup + 1):
+        windows.append(
+            Window(max(0, now_ms - span_ms - k * interval_ms), now_ms - k * interval_ms, catch_up=True)
+        )
     windows.reverse()
-    oldest = windows[0].start_ms
-    if oldest > covered_to_ms:
-        return Plan(windows, covered_to_ms, oldest)
+    remaining = max(gap - catchup * interval_ms, 0)
+    if remaining:
+        oldest = windows[0].start_ms
+        return Plan(windows, oldest - remaining, oldest)
     return Plan(windows)
