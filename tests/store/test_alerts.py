@@ -88,3 +88,11 @@ def test_alert_without_uuid_is_refused_whole(tmp_path):
     with pytest.raises(VigilError):
         store.add([alert("a"), {"@timestamp": "2026-01-01T00:00:00Z"}])
     assert store.count() == 0
+
+
+def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path):
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("this is not SQLite, just text long enough to have a header page" * 20)
+    with pytest.raises(VigilError) as info:
+        AlertStore(bogus)
+    assert info.value.file == str(bogus)

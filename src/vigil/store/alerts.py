@@ -7,6 +7,7 @@ uuid and ``INSERT OR IGNORE`` keeps the first copy: that is the whole de-dup.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,9 +97,12 @@ class AlertStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._conn = connect(self.path)
+        try:
+            self._conn = connect(self.path)
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise VigilError(f"not a Vigil store: {exc}", file=str(path)) from None
         self._lock = threading.Lock()
-        self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._conn.close()
