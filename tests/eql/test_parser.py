@@ -165,6 +165,8 @@ def test_numbers():
     assert cond("a == 1.").right == L(1.0)
     assert cond("a == 1e3").right == L(1000.0)
     assert cond("a == 2.5E-1").right == L(0.25)
+    assert cond("a == 1.e2").right == L(100.0)
+    assert cond("a == .5e+1").right == L(5.0)
     assert type(cond("a == 1e3").right.value) is float
 
 

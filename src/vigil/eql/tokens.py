@@ -216,14 +216,16 @@ class _Lexer:
         is_float = False
         while _is_digit(self.peek()):
             self.advance(1)
-        if self.peek() == "." and not (self.peek(1) and (_is_letter(self.peek(1)) or self.peek(1) in "_@")):
+        after_dot = self.peek(1)
+        exponent_next = after_dot in ("e", "E") and self._exponent_at(2)
+        if self.peek() == "." and (
+            exponent_next or not (after_dot and (_is_letter(after_dot) or after_dot in "_@"))
+        ):
             is_float = True
             self.advance(1)
             while _is_digit(self.peek()):
                 self.advance(1)
-        if self.peek() in ("e", "E") and (
-            _is_digit(self.peek(1)) or (self.peek(1) in "+-" and self.peek(1) and _is_digit(self.peek(2)))
-        ):
+        if self.peek() in ("e", "E") and self._exponent_at(1):
             is_float = True
             self.advance(2)
             while _is_digit(self.peek()):
@@ -232,6 +234,11 @@ class _Lexer:
         if is_float:
             return Token("float", float(text), line, col, text)
         return Token("int", int(text), line, col, text)
+
+    def _exponent_at(self, k: int) -> bool:
+        """Digits, optionally signed, start at offset ``k`` (after an ``e``)."""
+        c = self.peek(k)
+        return _is_digit(c) or (c != "" and c in "+-" and _is_digit(self.peek(k + 1)))
 
     def quoted_ident(self, line: int, col: int, start: int) -> Token:
         self.advance(1)
