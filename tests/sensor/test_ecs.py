@@ -161,7 +161,10 @@ def test_process_table_order():
     table.on_fork(999_999_001, 999_999_002)
     child = table.lookup(999_999_002)
     assert (child.executable, child.ppid, child.source) == ("/usr/bin/dash", 999_999_001, "fork")
+    # The parent's exec read after the fork notice still counts for the child.
+    table.on_fork(999_999_002, 999_999_003)
     table.on_open_exec(999_999_002, "/usr/bin/sleep")
+    assert table.lookup(999_999_003).executable == "/usr/bin/sleep"
     assert table.lookup(999_999_002).executable == "/usr/bin/sleep"
     assert table.lookup(999_999_001).executable == "/usr/bin/dash"
     table.on_exit(999_999_002)

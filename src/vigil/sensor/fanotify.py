@@ -97,7 +97,7 @@ class Group:
     """One fanotify notification group in FID mode."""
 
     def __init__(self, *, target_fid: bool = True) -> None:
-        flags = FAN_CLOEXEC | FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_REPORT_FID
+        flags = FAN_CLOEXEC | FAN_NONBLOCK | FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_REPORT_FID
         if target_fid:
             flags |= FAN_REPORT_TARGET_FID
         fd = _libc.fanotify_init(flags, os.O_RDONLY | os.O_CLOEXEC | os.O_LARGEFILE)
@@ -129,7 +129,11 @@ class Group:
         return fsid
 
     def read(self, size: int = 1 << 16) -> list[RawEvent]:
-        return list(parse(os.read(self.fd, size)))
+        try:
+            data = os.read(self.fd, size)
+        except BlockingIOError:
+            return []
+        return list(parse(data))
 
     def dir_path(self, rec: FidRecord) -> str | None:
         """Path of the directory a handle names, or None when it is gone or unknown."""

@@ -140,12 +140,9 @@ class ProcessTable:
         self.procs[pid] = proc
 
     def on_fork(self, parent: int, child: int) -> None:
-        par = self.lookup(parent)
-        proc = Proc(child, par.executable if par else None, ppid=parent, source="fork")
-        if par:
-            proc.args = par.args
-            proc.uid, proc.gid = par.uid, par.gid
-        self.procs[child] = proc
+        # The connector runs ahead of the fanotify queue: the parent's exec may not be read
+        # yet. So the child's program is looked up through its parent when it is needed.
+        self.procs[child] = Proc(child, None, ppid=parent, source="fork")
 
     def on_exec_notice(self, pid: int) -> None:
         """The connector saw an exec: catch its arguments while the process is alive."""
@@ -166,7 +163,19 @@ class ProcessTable:
             proc = _read_proc(pid)
             if proc:
                 self.procs[pid] = proc
-        return proc
+            return proc
+        if proc.source != "fork":
+            return proc
+        # A child that never exec'ed runs the program of its nearest exec'ing ancestor.
+        anc, depth = proc, 0
+        while anc is not None and anc.source == "fork" and anc.ppid is not None and depth < 64:
+            anc = self.procs.get(anc.ppid)
+            depth += 1
+        if anc is None or anc.source == "fork":
+            return Proc(pid, None, ppid=proc.ppid, start=proc.start, source="fork")
+        return Proc(
+            pid, anc.executable, anc.args, proc.ppid, proc.start, "fork", proc.exited, anc.uid, anc.gid
+        )
 
     def sweep(self) -> None:
         cutoff = time.monotonic() - self.linger

@@ -45,12 +45,21 @@ class Sensor:
     output never feeds back into alerts.
     """
 
-    def __init__(self, paths: Iterable[str] = DEFAULT_PATHS, *, ignore_paths: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        paths: Iterable[str] = DEFAULT_PATHS,
+        *,
+        ignore_paths: Iterable[str] = (),
+        coalesce: float = 0.004,
+    ) -> None:
         # Watched prefixes as the kernel names them (symlinks such as /lib -> usr/lib resolved).
         self.prefixes = sorted({_real(p) for p in paths})
         self.ignore = {_real(p) for p in ignore_paths}
         self.ignore |= {p + suffix for p in list(self.ignore) for suffix in ("-journal", "-wal", "-shm")}
         self.stats = SensorStats()
+        # After a wake-up, wait this long so one read takes a batch: far fewer wake-ups
+        # (CPU) for a few milliseconds of latency.
+        self.coalesce = coalesce
         self.host = HostInfo.local()
         self.procs = ProcessTable()
         self._ids = itertools.count(1)
@@ -88,8 +97,10 @@ class Sensor:
         fds = [self.group.fd] + ([self.connector.fileno()] if self.connector else [])
         ready, _, _ = select.select(fds, [], [], timeout)
         out: list[dict] = []
+        if ready and self.coalesce:
+            time.sleep(self.coalesce)
         self._drain_connector()
-        if self.group.fd in ready:
+        if ready:
             for raw in self.group.read(1 << 18):
                 doc = self._handle(raw)
                 if doc is not None:
@@ -160,7 +171,8 @@ class Sensor:
                 return None
         if path is None or path in self.ignore:
             return None
-        self._drain_connector()  # a fork just before this event may still be in the socket
+        if raw.pid not in self.procs.procs:
+            self._drain_connector()  # a fork just before this event may still be in the socket
         proc = self.procs.lookup(raw.pid)
         if proc is None or not proc.executable:
             self.stats.unattributed += 1
