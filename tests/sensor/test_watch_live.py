@@ -249,3 +249,23 @@ def test_counts_on_sigusr1(watch):
     line = watch.proc.stderr.readline().decode()
     assert line.startswith("vigil watch: events=")
     assert "lost=0" in line
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is not installed")
+def test_without_cap_sys_admin_one_clear_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    cmd = [
+        "setpriv",
+        "--inh-caps=-all",
+        "--bounding-set=-sys_admin",
+        sys.executable,
+        "-m",
+        "vigil.cli",
+        "watch",
+    ]
+    res = subprocess.run([*cmd, "--path", str(tmp_path)], capture_output=True, env=env, timeout=30)
+    assert res.returncode != 0
+    lines = res.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "CAP_SYS_ADMIN" in lines[0]
+    assert res.stdout == b""

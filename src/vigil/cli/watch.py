@@ -90,13 +90,17 @@ def run(args: argparse.Namespace) -> int:
     from vigil.sensor.watcher import DEFAULT_PATHS, Sensor
 
     paths = args.path or list(DEFAULT_PATHS)
-    engine = _engine(args)
     ignore = [p for p in (args.output, args.events_out, args.store) if p]
     try:
         sensor = Sensor(paths, ignore_paths=ignore)
     except SensorUnavailable as exc:
         print(f"vigil watch: {exc}", file=sys.stderr)
         return 1
+    try:
+        engine = _engine(args)
+    except BaseException:
+        sensor.close()
+        raise
     store = None
     if args.store:
         from vigil.store.alerts import AlertStore
