@@ -116,6 +116,34 @@ def throughput(rates: list[int], seconds: float) -> list[tuple]:
     return rows
 
 
+def capacity(batch: int = 15000) -> tuple[int, float, int]:
+    """The sensor's own rate: queue ``batch`` creations while it is stopped, time the drain.
+
+    Independent of how fast this machine can create files; the kernel queue holds 16384.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="vigil-bench-", dir=MODULES))
+    out = Path(tempfile.mkdtemp(prefix="vigil-bench-out-"))
+    watch = Watch(out, folder)
+    try:
+        before = watch.counts()
+        watch.proc.send_signal(signal.SIGSTOP)
+        for n in range(batch):
+            os.close(os.open(f"{folder}/c{n}.sh", os.O_WRONLY | os.O_CREAT, 0o644))
+        t0 = time.perf_counter()
+        watch.proc.send_signal(signal.SIGCONT)
+        while True:
+            c = watch.counts()
+            if c["events"] - before.get("events", 0) >= batch or c["lost"] or time.perf_counter() - t0 > 60:
+                break
+            time.sleep(0.01)
+        took = time.perf_counter() - t0
+        return c["events"] - before.get("events", 0), took, c["lost"]
+    finally:
+        watch.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def latency_and_cpu(rate: int, seconds: float) -> tuple[list[float], float, bool]:
     folder = Path(tempfile.mkdtemp(prefix="vigil-bench-", dir=MODULES))
     out = Path(tempfile.mkdtemp(prefix="vigil-bench-out-"))
@@ -184,6 +212,7 @@ def main() -> int:
     MODULES.mkdir(parents=True, exist_ok=True)
     try:
         rows = throughput([int(r) for r in args.rates.split(",")], args.seconds)
+        cap_events, cap_secs, cap_lost = capacity()
         lat, cpu, engine = latency_and_cpu(1000, args.seconds * 2)
     finally:
         if made_parent:
@@ -193,6 +222,10 @@ def main() -> int:
     print(f"{'target/s':>9} {'achieved/s':>10} {'created':>8} {'events':>8} {'lost':>5} {'unattrib':>8}")
     for row in rows:
         print(f"{row[0]:>9} {row[1]:>10} {row[2]:>8} {row[3]:>8} {row[4]:>5} {row[5]:>8}")
+    print(
+        f"\nsensor capacity (15,000 queued creations drained): {cap_events} events in {cap_secs:.2f} s "
+        f"= {cap_events / cap_secs:,.0f} events/s, lost {cap_lost}"
+    )
     what = "alert" if engine else "event (no rule engine in this build)"
     if lat:
         q = statistics.quantiles(lat, n=100)

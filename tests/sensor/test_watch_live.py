@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -269,3 +270,36 @@ def test_without_cap_sys_admin_one_clear_line(tmp_path):
     assert len(lines) == 1, lines
     assert "CAP_SYS_ADMIN" in lines[0]
     assert res.stdout == b""
+
+
+def test_queue_overflow_is_counted_and_reported(tmp_path):
+    """Lost events are never silent: a stopped sensor overflows the 16384-event kernel queue."""
+    folder = tmp_path / "flood"
+    folder.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    events = tmp_path / "events.ndjson"
+    cmd = [sys.executable, "-m", "vigil.cli", "watch", "--format", "ndjson", "--events-out", str(events)]
+    proc = subprocess.Popen(
+        [*cmd, "--path", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        while b"watching" not in (line := proc.stderr.readline()):
+            assert line, "vigil watch exited"
+        proc.send_signal(signal.SIGSTOP)
+        for n in range(17_000):
+            os.close(os.open(f"{folder}/f{n}", os.O_WRONLY | os.O_CREAT, 0o644))
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(1.0)
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    summary = err.decode().strip().splitlines()[-1]
+    lost = int(re.search(r"lost=(\d+)", summary).group(1))
+    seen = int(re.search(r"events=(\d+)", summary).group(1))
+    assert lost >= 1
+    assert seen < 17_000
+    docs = [json.loads(x) for x in events.read_text().splitlines()]
+    health = [d for d in docs if d["event"]["action"] == "queue-overflow"]
+    assert len(health) == lost
+    assert health[0]["event"]["kind"] == "metric"
