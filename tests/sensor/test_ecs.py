@@ -209,3 +209,18 @@ def test_connector_parse_skips_threads():
         + msg(connector.PROC_EVENT_EXIT, struct.pack("=iiiiii", 11, 11, 0, 17, 10, 10))
     )
     assert list(connector.parse(data)) == [("fork", 10, 11), ("exec", 11, 0), ("exit", 11, 0)]
+
+
+def test_mark_fallbacks_for_older_kernels():
+    full = fanotify.FAN_CREATE | fanotify.FAN_RENAME | fanotify.FAN_CLOSE_WRITE
+    tries = fanotify._fallbacks(full)
+    assert tries[0] == full
+    assert (
+        fanotify.FAN_CREATE | fanotify.FAN_MOVED_FROM | fanotify.FAN_MOVED_TO | fanotify.FAN_CLOSE_WRITE
+        in tries
+    )
+    assert (
+        tries[-1]
+        == fanotify.FAN_CREATE | fanotify.FAN_MOVED_FROM | fanotify.FAN_MOVED_TO | fanotify.FAN_MODIFY
+    )
+    assert all(t & fanotify.FAN_CREATE for t in tries)

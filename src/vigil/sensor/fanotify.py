@@ -109,18 +109,23 @@ class Group:
             raise SensorUnavailable(_explain(ctypes.get_errno(), "fanotify_init"))
         self.fd = fd
         self.rename_events = bool(flags & FAN_REPORT_TARGET_FID)
+        self.marked_mask = 0
         self._mount_fds: dict[tuple[int, int], int] = {}
         self._dir_cache: dict[tuple[tuple[int, int], bytes], str] = {}
 
     def mark_filesystem(self, path: str, mask: int) -> tuple[int, int]:
         """Mark the whole filesystem holding ``path``; returns its fsid."""
-        rc = _libc.fanotify_mark(
-            self.fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask, AT_FDCWD, os.fsencode(path)
-        )
-        if rc < 0 and mask & FAN_RENAME and ctypes.get_errno() == errno.EINVAL:
-            rc = _libc.fanotify_mark(
-                self.fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask & ~FAN_RENAME, AT_FDCWD, os.fsencode(path)
-            )
+        target = os.fsencode(path)
+        rc = -1
+        # Older kernels refuse some bits: FAN_RENAME needs 5.17; where FAN_CLOSE_WRITE is
+        # refused in FID mode, FAN_MODIFY stands in for it.
+        for attempt in _fallbacks(mask):
+            rc = _libc.fanotify_mark(self.fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, attempt, AT_FDCWD, target)
+            if rc == 0:
+                self.marked_mask = attempt
+                break
+            if ctypes.get_errno() != errno.EINVAL:
+                break
         if rc < 0:
             raise SensorUnavailable(_explain(ctypes.get_errno(), f"fanotify_mark {path}"))
         fsid = fsid_of(path)
@@ -167,6 +172,15 @@ class Group:
             os.close(fd)
         self._mount_fds.clear()
         os.close(self.fd)
+
+
+def _fallbacks(mask: int) -> list[int]:
+    out = [mask]
+    if mask & FAN_RENAME:
+        out.append(mask & ~FAN_RENAME | FAN_MOVED_FROM | FAN_MOVED_TO)
+    if mask & FAN_CLOSE_WRITE:
+        out += [m & ~FAN_CLOSE_WRITE | FAN_MODIFY for m in list(out)]
+    return out
 
 
 def fsid_of(path: str) -> tuple[int, int]:

@@ -127,6 +127,7 @@ class Sensor:
         now_ns = time.time_ns()
         if mask & fan.FAN_Q_OVERFLOW:
             self.stats.lost += 1
+            self.procs.snapshot()  # exec events were lost too: relearn what runs now
             return health_event(
                 "fanotify queue overflow: file events were lost",
                 host=self.host,
@@ -162,7 +163,7 @@ class Sensor:
                 action = "rename"
             elif mask & fan.FAN_MOVED_FROM:
                 action = "rename"  # the old name; its new one may be outside the watch
-            elif mask & fan.FAN_CLOSE_WRITE:
+            elif mask & (fan.FAN_CLOSE_WRITE | fan.FAN_MODIFY):
                 action = "modification"
             else:
                 return None
