@@ -175,6 +175,15 @@ def test_cp_is_attributed_to_cp(watch, tmp_path):
     assert ev["file"]["extension"] == "sh"
     assert ev["file"]["size"] == len("#!/bin/sh\n")
     assert ev["event"]["type"] == ["creation"]
+    # Arguments are caught at exec time even though cp is long gone when the event is read.
+    assert ev["process"]["args"] == ["/usr/bin/cp", str(src), str(TEST_DIR / "module-setup.sh")]
+    assert ev["process"]["command_line"].startswith("/usr/bin/cp ")
+    assert ev["process"]["parent"]["pid"] == os.getpid()
+    assert (
+        ev["user"] == {"id": os.getuid(), "name": "root"}
+        if os.getuid() == 0
+        else ev["user"]["id"] == os.getuid()
+    )
 
 
 def test_install_is_excluded_by_the_rule(watch, tmp_path):

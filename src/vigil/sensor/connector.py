@@ -6,10 +6,13 @@ uses it for fork parentage (children that never exec) and exits.
 
 from __future__ import annotations
 
+import collections
 import os
 import socket
 import struct
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 NETLINK_CONNECTOR = 11
 CN_IDX_PROC = 1
@@ -37,26 +40,46 @@ class ProcConnector:
         except OSError:
             sock.close()
             raise
-        sock.setblocking(False)
+        sock.settimeout(0.5)
         self.sock = sock
         self.lost = 0
+        self._queue: collections.deque = collections.deque()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
+    def start(self, on_exec: Callable[[int], Any] | None = None) -> None:
+        """Read in a thread, so ``on_exec(pid)`` (reading /proc) runs while the process still
+        shows the program it just exec'ed: a short-lived one is gone by the next poll."""
+        self._thread = threading.Thread(
+            target=self._run, args=(on_exec,), name="vigil-proc-connector", daemon=True
+        )
+        self._thread.start()
 
-    def drain(self) -> Iterator[tuple[str, int, int]]:
-        """Pending events as ("fork", parent_tgid, child_tgid), ("exec", tgid, 0), ("exit", tgid, 0)."""
-        while True:
+    def _run(self, on_exec: Callable[[int], Any] | None) -> None:
+        while not self._stop.is_set():
             try:
                 data = self.sock.recv(65536)
-            except BlockingIOError:
-                return
-            except OSError:  # ENOBUFS: the kernel dropped some; keep going
+            except TimeoutError:
+                continue
+            except OSError:  # ENOBUFS: the kernel dropped notices; keep going
+                if self._stop.is_set():
+                    return
                 self.lost += 1
                 continue
-            yield from parse(data)
+            for kind, a, b in parse(data):
+                extra = on_exec(a) if kind == "exec" and on_exec is not None else None
+                self._queue.append((kind, a, b, extra))
+
+    def drain(self) -> Iterator[tuple[str, int, int, Any]]:
+        """Notices so far, in order: ("fork", parent, child, None), ("exec", pid, 0, extra), ("exit", pid, 0, None)."""
+        queue = self._queue
+        while queue:
+            yield queue.popleft()
 
     def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
         self.sock.close()
 
 

@@ -64,7 +64,7 @@ def elf_interpreter(path: str) -> str | None:
     return None
 
 
-def _read_proc(pid: int) -> Proc | None:
+def read_proc(pid: int) -> Proc | None:
     try:
         exe = os.readlink(f"/proc/{pid}/exe")
     except OSError:
@@ -104,14 +104,14 @@ class ProcessTable:
         self.procs: dict[int, Proc] = {}
         self.linger = linger
         self._interpreters: set[str] = set()
-        self._pending_exec: dict[int, tuple[str | None, list[str] | None]] = {}
+        self._pending_exec: dict[int, Proc] = {}
 
     def snapshot(self) -> int:
         """Learn the processes already running (from /proc; marked as such)."""
         n = 0
         for name in os.listdir("/proc"):
             if name.isdigit():
-                proc = _read_proc(int(name))
+                proc = read_proc(int(name))
                 if proc:
                     self.procs[proc.pid] = proc
                     n += 1
@@ -128,11 +128,13 @@ class ProcessTable:
         if old:
             proc.uid, proc.gid = old.uid, old.gid
         # Arguments: from the connector's exec notice or /proc, only if it shows this program.
-        seen = self._pending_exec.get(pid)
-        if seen and seen[0] == path:
-            proc.args = seen[1]
+        seen = self._pending_exec.pop(pid, None)
+        if seen and seen.executable == path:
+            proc.args = seen.args
+            proc.uid, proc.gid = seen.uid, seen.gid
+            proc.ppid = seen.ppid if seen.ppid is not None else proc.ppid
         else:
-            live = _read_proc(pid)
+            live = read_proc(pid)
             if live and live.executable == path:
                 proc.args = live.args
                 proc.uid, proc.gid = live.uid, live.gid
@@ -144,11 +146,12 @@ class ProcessTable:
         # yet. So the child's program is looked up through its parent when it is needed.
         self.procs[child] = Proc(child, None, ppid=parent, source="fork")
 
-    def on_exec_notice(self, pid: int) -> None:
-        """The connector saw an exec: catch its arguments while the process is alive."""
-        live = _read_proc(pid)
+    def on_exec_notice(self, pid: int, live: Proc | None = None) -> None:
+        """The connector saw an exec: keep what /proc showed right then (its arguments)."""
+        if live is None:
+            live = read_proc(pid)
         if live:
-            self._pending_exec[pid] = (live.executable, live.args)
+            self._pending_exec[pid] = live
             if len(self._pending_exec) > 4096:
                 self._pending_exec.pop(next(iter(self._pending_exec)))
 
@@ -160,7 +163,7 @@ class ProcessTable:
     def lookup(self, pid: int) -> Proc | None:
         proc = self.procs.get(pid)
         if proc is None:
-            proc = _read_proc(pid)
+            proc = read_proc(pid)
             if proc:
                 self.procs[pid] = proc
             return proc

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from vigil.sensor import fanotify as fan
 from vigil.sensor.connector import ProcConnector
 from vigil.sensor.ecs import HostInfo, file_event, health_event
-from vigil.sensor.procs import ProcessTable
+from vigil.sensor.procs import ProcessTable, read_proc
 
 DEFAULT_PATHS = ("/lib/dracut/modules.d", "/usr/lib/dracut/modules.d")
 
@@ -81,6 +81,7 @@ class Sensor:
                     pass
             try:
                 self.connector: ProcConnector | None = ProcConnector()
+                self.connector.start(read_proc)
             except OSError:
                 self.connector = None
             self.procs.snapshot()
@@ -94,8 +95,7 @@ class Sensor:
 
     def poll(self, timeout: float | None = None) -> list[dict]:
         """Events that arrived, waiting up to ``timeout`` seconds (None: forever)."""
-        fds = [self.group.fd] + ([self.connector.fileno()] if self.connector else [])
-        ready, _, _ = select.select(fds, [], [], timeout)
+        ready, _, _ = select.select([self.group.fd], [], [], timeout)
         out: list[dict] = []
         if ready and self.coalesce:
             time.sleep(self.coalesce)
@@ -114,11 +114,11 @@ class Sensor:
     def _drain_connector(self) -> None:
         if self.connector is None:
             return
-        for kind, a, b in self.connector.drain():
+        for kind, a, b, extra in self.connector.drain():
             if kind == "fork":
                 self.procs.on_fork(a, b)
             elif kind == "exec":
-                self.procs.on_exec_notice(a)
+                self.procs.on_exec_notice(a, extra)
             else:
                 self.procs.on_exit(a)
 
