@@ -18,6 +18,7 @@ The lexical rules follow Elasticsearch's ``EqlBase.g4`` grammar
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from vigil.eql.errors import EqlSyntaxError
@@ -75,6 +76,15 @@ OPERATORS = (
     "?",
 )
 
+_SPACE = re.compile(r"[ \t\r\n]+")
+_WORD_TAIL = re.compile(r"[A-Za-z0-9_]*")
+_PLAIN = re.compile(r'[^"\\\r\n]+')
+
+# Operators by their first character, longest first.
+_OPS_BY_FIRST: dict[str, tuple[str, ...]] = {}
+for _op in OPERATORS:
+    _OPS_BY_FIRST[_op[0]] = (*_OPS_BY_FIRST.get(_op[0], ()), _op)
+
 ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
 
 
@@ -115,12 +125,12 @@ class _Lexer:
 
     def advance(self, n: int) -> str:
         chunk = self.text[self.pos : self.pos + n]
-        for c in chunk:
-            if c == "\n":
-                self.line += 1
-                self.col = 1
-            else:
-                self.col += 1
+        newlines = chunk.count("\n")
+        if newlines:
+            self.line += newlines
+            self.col = n - chunk.rfind("\n")
+        else:
+            self.col += n
         self.pos += n
         return chunk
 
@@ -133,7 +143,8 @@ class _Lexer:
         while self.pos < len(t):
             c = t[self.pos]
             if c in " \t\r\n":
-                self.advance(1)
+                end = _SPACE.match(t, self.pos).end()
+                self.advance(end - self.pos)
             elif t.startswith("//", self.pos):
                 end = t.find("\n", self.pos)
                 self.advance((len(t) if end < 0 else end) - self.pos)
@@ -190,16 +201,15 @@ class _Lexer:
             raise self.error(
                 'the ?"..." string form is not supported; use triple double quotes """...""" instead'
             )
-        for op in OPERATORS:
+        for op in _OPS_BY_FIRST.get(c, ()):
             if self.text.startswith(op, self.pos):
                 self.advance(len(op))
                 return Token("op", op, line, col, op)
         raise self.error(f"unexpected character {c!r}")
 
     def word(self, line: int, col: int, start: int) -> Token:
-        self.advance(1)
-        while (ch := self.peek()) and (_is_letter(ch) or _is_digit(ch) or ch == "_"):
-            self.advance(1)
+        end = _WORD_TAIL.match(self.text, self.pos + 1).end()
+        self.advance(end - self.pos)
         word = self.text[start : self.pos]
         if self.peek() == "~":
             if word in TILDE_KEYWORDS:
@@ -276,8 +286,8 @@ class _Lexer:
             if ch == "\\":
                 parts.append(self.escape())
                 continue
-            parts.append(ch)
-            self.advance(1)
+            end = _PLAIN.match(self.text, self.pos).end()
+            parts.append(self.advance(end - self.pos))
         return Token("string", "".join(parts), line, col, self.text[start : self.pos])
 
     def escape(self) -> str:
