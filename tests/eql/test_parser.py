@@ -494,3 +494,112 @@ def test_end_of_query_errors_point_after_the_last_token():
     e = err("process where\n  a ==\n\n  ")
     assert (e.line, e.column) == (2, 7)
     assert e.render().splitlines()[-1] == "  " + " " * 6 + "^"
+
+
+# --- round trip: any syntax tree, written out fully parenthesized, parses back to itself ------------
+
+_KEYWORDS = {
+    "and",
+    "any",
+    "by",
+    "false",
+    "in",
+    "join",
+    "like",
+    "maxspan",
+    "not",
+    "null",
+    "of",
+    "or",
+    "regex",
+    "sample",
+    "sequence",
+    "true",
+    "until",
+    "where",
+    "with",
+}
+_names = st.from_regex(r"[a-z_@][a-z0-9_]{0,6}", fullmatch=True).filter(lambda n: n not in _KEYWORDS)
+_ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _write(e: ast.Expr) -> str:
+    match e:
+        case ast.Literal(value=v):
+            if v is None or isinstance(v, bool):
+                return {None: "null", True: "true", False: "false"}[v]
+            if isinstance(v, str):
+                return '"' + "".join(_ESC.get(c, c) for c in v) + '"'
+            return repr(v)
+        case ast.Field(path=p, optional=o):
+            return ("?" if o else "") + ".".join("`" + x.replace("`", "``") + "`" for x in p)
+        case ast.Comparison(op=op, left=a, right=b) | ast.Arithmetic(op=op, left=a, right=b):
+            return f"({_write(a)} {op} {_write(b)})"
+        case ast.Pattern(op=op, value=v, patterns=ps):
+            return f"(({_write(v)}) {op} (" + ", ".join(map(_write, ps)) + "))"
+        case ast.In(value=v, items=items, insensitive=i, negated=n):
+            op = ("not in" if n else "in") + ("~" if i else "")
+            return f"(({_write(v)}) {op} (" + ", ".join(map(_write, items)) + "))"
+        case ast.Not(expr=x):
+            return f"(not {_write(x)})"
+        case ast.Negate(expr=x):
+            return f"(-({_write(x)}))"
+        case ast.And(terms=ts):
+            return "(" + " and ".join(map(_write, ts)) + ")"
+        case ast.Or(terms=ts):
+            return "(" + " or ".join(map(_write, ts)) + ")"
+        case ast.FunctionCall(name=n, args=args, insensitive=i):
+            return f"{n}{'~' if i else ''}(" + ", ".join(map(_write, args)) + ")"
+    raise AssertionError(e)
+
+
+_literals = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12).map(int),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e9, max_value=1e9),
+    st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from('\n\t\r"\\'), max_size=8),
+).map(ast.Literal)
+_fields = st.builds(
+    lambda parts, opt: ast.Field(tuple(parts), optional=opt),
+    st.lists(
+        st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=5), min_size=1, max_size=3
+    ),
+    st.booleans(),
+)
+
+
+def _compound(children):
+    two_plus = st.lists(children, min_size=2, max_size=3).map(tuple)
+    return st.one_of(
+        st.builds(ast.Comparison, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), children, children),
+        st.builds(ast.Arithmetic, st.sampled_from(["+", "-", "*", "/", "%"]), children, children),
+        st.builds(
+            ast.Pattern,
+            st.sampled_from([":", "like", "like~", "regex", "regex~"]),
+            children,
+            st.lists(_literals, min_size=1, max_size=3).map(tuple),
+        ),
+        st.builds(
+            ast.In,
+            children,
+            st.lists(children, min_size=1, max_size=3).map(tuple),
+            st.booleans(),
+            st.booleans(),
+        ),
+        st.builds(ast.Not, children),
+        st.builds(ast.Negate, children),
+        st.builds(ast.And, two_plus),
+        st.builds(ast.Or, two_plus),
+        st.builds(ast.FunctionCall, _names, st.lists(children, max_size=3).map(tuple), st.booleans()),
+    )
+
+
+_exprs = st.recursive(st.one_of(_literals, _fields), _compound, max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_exprs)
+def test_written_trees_parse_back_to_themselves(expr):
+    text = _write(expr)
+    assert parse_expression(text) == expr, text
