@@ -50,7 +50,7 @@ class Sensor:
         paths: Iterable[str] = DEFAULT_PATHS,
         *,
         ignore_paths: Iterable[str] = (),
-        coalesce: float = 0.004,
+        coalesce: float = 0.01,
     ) -> None:
         # Watched prefixes as the kernel names them (symlinks such as /lib -> usr/lib resolved).
         self.prefixes = sorted({_real(p) for p in paths})
