@@ -312,3 +312,14 @@ def test_queue_overflow_is_counted_and_reported(tmp_path):
     health = [d for d in docs if d["event"]["action"] == "queue-overflow"]
     assert len(health) == lost
     assert health[0]["event"]["kind"] == "metric"
+
+
+def test_unwritable_events_out_is_one_line_not_a_traceback(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    bad = tmp_path / "missing" / "events.ndjson"
+    cmd = [sys.executable, "-m", "vigil.cli", "watch", "--path", str(tmp_path), "--events-out", str(bad)]
+    res = subprocess.run(cmd, capture_output=True, env=env, timeout=30)
+    assert res.returncode == 2
+    err = res.stderr.decode()
+    assert f"cannot open {bad}" in err
+    assert "Traceback" not in err

@@ -85,6 +85,17 @@ def _table_line(alert: dict) -> str:
     )
 
 
+def _open_outputs(args: argparse.Namespace) -> tuple[Any, IO, IO | None]:
+    store = None
+    if args.store:
+        from vigil.store.alerts import AlertStore
+
+        store = AlertStore(args.store)
+    out: IO = open(args.output, "a", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    events_out: IO | None = open(args.events_out, "ab") if args.events_out else None  # noqa: SIM115
+    return store, out, events_out
+
+
 def run(args: argparse.Namespace) -> int:
     from vigil.sensor.fanotify import SensorUnavailable
     from vigil.sensor.watcher import DEFAULT_PATHS, Sensor
@@ -101,14 +112,13 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         sensor.close()
         raise
-    store = None
-    if args.store:
-        from vigil.store.alerts import AlertStore
-
-        store = AlertStore(args.store)
+    try:
+        store, out, events_out = _open_outputs(args)
+    except OSError as exc:
+        sensor.close()
+        print(f"vigil watch: cannot open {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     fmt = resolve_format(args)
-    out: IO = open(args.output, "a", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
-    events_out: IO | None = open(args.events_out, "ab") if args.events_out else None  # noqa: SIM115
     counts = {"alerts": 0}
     stopping = []
 
