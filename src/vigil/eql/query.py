@@ -1,0 +1,187 @@
+"""Compiled EQL queries: event queries, sequences and samples, with head/tail pipes.
+
+A :class:`Query` runs over any items; ``doc(item)`` extracts the document.
+Results follow Elasticsearch's order: events by timestamp, then tiebreaker, then
+input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from vigil.eql import ast
+from vigil.eql.dates import to_epoch_millis
+from vigil.eql.fields import lookup
+from vigil.eql.sample import SampleRunner
+from vigil.eql.sequence import SequenceMatcher, Stage
+
+
+@dataclass
+class QueryOptions:
+    timestamp_field: str = "@timestamp"
+    tiebreaker_field: str | None = None
+    event_category_field: str = "event.category"
+    size: int | None = None
+    max_samples_per_key: int = 1
+
+
+@dataclass
+class Match:
+    kind: str
+    events: list
+    join_keys: list = field(default_factory=list)
+
+
+def _identity(item: Any) -> Any:
+    return item
+
+
+def _first(values: list) -> Any:
+    for v in values:
+        if v is not None:
+            return v
+    return None
+
+
+class Query:
+    """A compiled statement; see the module docstring."""
+
+    def __init__(self, statement: ast.Statement, schema, options: QueryOptions) -> None:
+        from vigil.eql.compiler import compile_event_filter, compile_value
+
+        self.statement = statement
+        self.options = options
+        q = statement.query
+        cat = options.event_category_field
+        if isinstance(q, ast.EventQuery):
+            self.kind = "event"
+            self._filter = compile_event_filter(q, schema, cat)
+            self._stages: list[Stage] = []
+        else:
+            self.kind = "sequence" if isinstance(q, ast.Sequence) else "sample"
+            shared: tuple = ()
+            stages = []
+            raw = list(q.stages)
+            for s in raw:
+                keys = [compile_value(k, schema) for k in s.keys]
+                stages.append(
+                    Stage(
+                        compile_event_filter(s.query, schema, cat),
+                        keys,
+                        runs=getattr(s, "runs", 1),
+                        missing=getattr(s, "missing", False),
+                    )
+                )
+            del shared
+            self._stages = stages
+            self._until = None
+            if isinstance(q, ast.Sequence) and q.until is not None:
+                u = q.until
+                self._until = Stage(
+                    compile_event_filter(u.query, schema, cat), [compile_value(k, schema) for k in u.keys]
+                )
+            filters = [s.filter for s in stages] + ([self._until.filter] if self._until else [])
+            self._filter = lambda d, fs=filters: any(f(d) for f in fs)
+
+    def matches(self, doc: dict) -> bool:
+        """Event query: category and condition. Sequence/sample: any stage's filter."""
+        try:
+            return bool(self._filter(doc))
+        except Exception:  # noqa: BLE001 - a bad document never matches
+            return False
+
+    # ordering ---------------------------------------------------------------
+    def _sort_key(self, doc: dict, order: int) -> tuple:
+        ts = to_epoch_millis(_first(lookup(doc, self.options.timestamp_field)))
+        tb = None
+        if self.options.tiebreaker_field:
+            tb = _first(lookup(doc, self.options.tiebreaker_field))
+        # Missing timestamps sort last; None tiebreakers after present ones.
+        return (ts is None, ts or 0, tb is None, tb if tb is not None else 0, order)
+
+    def _pipes(self, results: list) -> list:
+        for p in self.statement.pipes:
+            results = results[: p.count] if p.name == "head" else results[-p.count :] if p.count else []
+        if self.options.size is not None:
+            results = results[: self.options.size]
+        return results
+
+    def run(self, items: Iterable, *, doc: Callable[[Any], dict] | None = None) -> Iterator[Match]:
+        """All matches over ``items`` in Elasticsearch order, pipes applied."""
+        get = doc or _identity
+        kept = []
+        for n, item in enumerate(items):
+            d = get(item)
+            if self.matches(d):
+                kept.append((self._sort_key(d, n), item, d))
+        kept.sort(key=lambda t: t[0])
+        if self.kind == "event":
+            results = [Match("event", [it]) for _, it, _ in kept]
+        elif self.kind == "sequence":
+            m = SequenceMatcher(self._stages, self._until, self.statement.query.maxspan_ms)
+            for key, it, d in kept:
+                m.feed(it, d, key[1] if not key[0] else None)
+            results = [Match("sequence", evs, keys) for evs, keys in m.close()]
+        else:
+            r = SampleRunner(self._stages, self.options.max_samples_per_key)
+            for _, it, d in kept:
+                r.feed(it, d)
+            results = [Match("sample", evs, keys) for evs, keys in r.results()]
+        yield from self._pipes(results)
+
+    def stream(self, doc: Callable[[Any], dict] | None = None) -> QueryStream:
+        return QueryStream(self, doc or _identity)
+
+
+class QueryStream:
+    """Live matching for items arriving in timestamp order."""
+
+    def __init__(self, query: Query, doc: Callable[[Any], dict]) -> None:
+        self._q = query
+        self._doc = doc
+        self._n = 0
+        self._seq = (
+            SequenceMatcher(query._stages, query._until, query.statement.query.maxspan_ms)
+            if query.kind == "sequence"
+            else None
+        )
+        self._sample = (
+            SampleRunner(query._stages, query.options.max_samples_per_key) if query.kind == "sample" else None
+        )
+
+    def feed(self, item: Any) -> list[Match]:
+        d = self._doc(item)
+        if not self._q.matches(d):
+            return []
+        self._n += 1
+        if self._q.kind == "event":
+            return [Match("event", [item])]
+        if self._seq is not None:
+            key = self._q._sort_key(d, self._n)
+            done = self._seq.feed(item, d, key[1] if not key[0] else None)
+            return [Match("sequence", evs, keys) for evs, keys in done]
+        self._sample.feed(item, d)
+        return []
+
+    def close(self) -> list[Match]:
+        if self._seq is not None:
+            return [Match("sequence", evs, keys) for evs, keys in self._seq.flush()]
+        if self._sample is not None:
+            return [Match("sample", evs, keys) for evs, keys in self._sample.results()]
+        return []
+
+
+def compile_query(text_or_statement, schema=None, options: QueryOptions | None = None) -> Query:
+    """Parse (if text), check and compile a statement."""
+    from vigil.eql.parser import parse
+
+    stmt = parse(text_or_statement) if isinstance(text_or_statement, str) else text_or_statement
+    try:
+        from vigil.eql.checker import check
+    except ImportError:  # pragma: no cover - checker is optional
+        check = None
+    if check is not None:
+        check(stmt, schema)
+    return Query(stmt, schema, options or QueryOptions())

@@ -1,0 +1,39 @@
+"""Samples: for each join key, events matching every stage (in any order).
+
+Per key, up to ``max_samples_per_key`` samples are built, each taking for every
+stage the earliest unused event of that stage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vigil.eql.sequence import Stage, _safe, join_key
+
+
+class SampleRunner:
+    def __init__(self, stages: list[Stage], max_per_key: int = 1) -> None:
+        self.stages = stages
+        self.max_per_key = max(1, max_per_key)
+        # key -> per-stage list of items
+        self.buckets: dict[tuple, list[list]] = {}
+
+    def feed(self, item: Any, doc: dict) -> None:
+        for i, st in enumerate(self.stages):
+            if not _safe(st.filter, doc):
+                continue
+            k = join_key(st, doc)
+            if any(v is None for v in k):
+                continue  # samples skip events with a null key
+            b = self.buckets.setdefault(k, [[] for _ in self.stages])
+            if len(b[i]) < self.max_per_key:
+                b[i].append(item)
+
+    def results(self) -> list[tuple[list, list]]:
+        out = []
+        for k in sorted(self.buckets, key=lambda x: tuple(str(v) for v in x)):
+            b = self.buckets[k]
+            n = min(len(x) for x in b)
+            for j in range(n):
+                out.append(([x[j] for x in b], list(k)))
+        return out
