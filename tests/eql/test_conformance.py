@@ -87,9 +87,43 @@ def _load(sets: tuple) -> tuple[list, Schema]:
             text = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("//"))
             docs.extend(json.loads(text))
         props.update(_mapping(name).get("properties", {}))
+    for d in docs:
+        _dynamic(props, d)
     result = (docs, Schema.from_mapping({"properties": props}))
     _DATA[sets] = result
     return result
+
+
+def _dynamic_type(v) -> dict | None:
+    # Elasticsearch's dynamic mapping: strings as text with a keyword sub-field.
+    if isinstance(v, bool):
+        return {"type": "boolean"}
+    if isinstance(v, int):
+        return {"type": "long"}
+    if isinstance(v, float):
+        return {"type": "float"}
+    if isinstance(v, str):
+        return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+    return None
+
+
+def _dynamic(props: dict, doc: dict) -> None:
+    """Add fields no mapping names, as Elasticsearch's dynamic mapping would."""
+    for key, value in doc.items():
+        parts = key.split(".")
+        node = props
+        for part in parts[:-1]:
+            entry = node.setdefault(part, {"properties": {}})
+            node = entry.setdefault("properties", {})
+        leaf = parts[-1]
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, dict):
+                entry = node.setdefault(leaf, {"properties": {}})
+                if "properties" in entry:
+                    _dynamic(entry["properties"], v)
+            elif leaf not in node and (t := _dynamic_type(v)):
+                node[leaf] = t
 
 
 def _key_str(v) -> str:
