@@ -1,0 +1,178 @@
+"""Load rules from detection-rules TOML, Kibana export NDJSON and prebuilt-rule package JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from vigil.errors import VigilError
+from vigil.rules.model import Rule, rule_from_dict
+
+RULE_SUFFIXES = (".toml", ".ndjson", ".json")
+
+
+@dataclass
+class RuleSet:
+    rules: list[Rule] = field(default_factory=list)
+    problems: list[VigilError] = field(default_factory=list)
+    unsupported: Counter = field(default_factory=Counter)
+
+    def extend(self, other: RuleSet) -> None:
+        self.rules.extend(other.rules)
+        self.problems.extend(other.problems)
+        self.unsupported.update(other.unsupported)
+
+    def counts_by_type(self) -> Counter:
+        return Counter(r.type for r in self.rules)
+
+    def _add(self, rule: Rule) -> None:
+        self.rules.append(rule)
+        if rule.type != "eql":
+            # Loaded and kept, but reported: only EQL runs for now.
+            self.unsupported[rule.type] += 1
+
+
+def _key_line(text: str, key: str) -> int | None:
+    match = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.MULTILINE)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def load_toml(path: Path) -> RuleSet:
+    out = RuleSet()
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        out.problems.append(VigilError(f"cannot read rule file: {exc}", file=name))
+        return out
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        col = getattr(exc, "colno", None)
+        if line is None:
+            m = re.search(r"line (\d+), column (\d+)", str(exc))
+            if m:
+                line, col = int(m.group(1)), int(m.group(2))
+        msg = str(exc).split(" (at ")[0]
+        out.problems.append(VigilError(f"invalid TOML: {msg}", file=name, line=line, column=col))
+        return out
+    rule = doc.get("rule")
+    if not isinstance(rule, dict):
+        out.problems.append(VigilError("no [rule] table", file=name, line=1))
+        return out
+    data = dict(rule)
+    meta = doc.get("metadata") or {}
+    if "version" not in data and isinstance(meta, dict) and "version" in meta:
+        data["version"] = meta["version"]
+    try:
+        out._add(rule_from_dict(data, source=name, line=_key_line(text, "[rule]") or 1))
+    except ValueError as exc:
+        key = re.search(r"'(\w+)'", str(exc))
+        line = _key_line(text, key.group(1)) if key else None
+        out.problems.append(VigilError(str(exc), file=name, line=line or _rule_line(text)))
+    return out
+
+
+def _rule_line(text: str) -> int:
+    idx = text.find("[rule]")
+    return text.count("\n", 0, idx) + 1 if idx >= 0 else 1
+
+
+def load_ndjson(path: Path) -> RuleSet:
+    """Kibana's rule export: one rule per line, then an export summary line."""
+    out = RuleSet()
+    name = str(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        out.problems.append(VigilError(f"cannot read rule file: {exc}", file=name))
+        return out
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            out.problems.append(
+                VigilError(f"invalid JSON: {exc.msg}", file=name, line=number, column=exc.colno)
+            )
+            continue
+        if not isinstance(data, dict):
+            out.problems.append(VigilError("a rule line must be a JSON object", file=name, line=number))
+            continue
+        if "exported_count" in data or "exported_rules_count" in data:
+            continue  # the export summary
+        _add_dict(out, data, name, number)
+    return out
+
+
+def load_json(path: Path) -> RuleSet:
+    """Prebuilt-rule package asset ({"attributes": {...}, "type": "security-rule"}) or a bare rule."""
+    out = RuleSet()
+    name = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        out.problems.append(VigilError(f"cannot read rule file: {exc}", file=name))
+        return out
+    except json.JSONDecodeError as exc:
+        out.problems.append(
+            VigilError(f"invalid JSON: {exc.msg}", file=name, line=exc.lineno, column=exc.colno)
+        )
+        return out
+    items = data if isinstance(data, list) else [data]
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("attributes"), dict):
+            item = item["attributes"]
+        if not isinstance(item, dict):
+            out.problems.append(VigilError("a rule must be a JSON object", file=name, line=1))
+            continue
+        _add_dict(out, item, name, 1)
+    return out
+
+
+def _add_dict(out: RuleSet, data: dict, name: str, line: int) -> None:
+    try:
+        out._add(rule_from_dict(data, source=name, line=line))
+    except ValueError as exc:
+        out.problems.append(VigilError(str(exc), file=name, line=line))
+
+
+_LOADERS = {".toml": load_toml, ".ndjson": load_ndjson, ".json": load_json}
+
+
+def load_rules(paths: Iterable[str | Path]) -> RuleSet:
+    """Load every rule file under the given files and folders; problems never stop the rest."""
+    out = RuleSet()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in RULE_SUFFIXES)
+        elif path.exists():
+            files = [path]
+        else:
+            out.problems.append(VigilError("no such rule file or folder", file=str(path)))
+            continue
+        for file in files:
+            loader = _LOADERS.get(file.suffix)
+            if loader is None:
+                out.problems.append(
+                    VigilError("unknown rule file type (expected .toml, .ndjson, .json)", file=str(file))
+                )
+                continue
+            out.extend(loader(file))
+    return out
+
+
+def bundled_rules() -> RuleSet:
+    """The rules shipped inside the package."""
+    root = resources.files("vigil") / "data" / "rules"
+    with resources.as_file(root) as folder:
+        return load_rules([folder])

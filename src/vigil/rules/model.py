@@ -1,0 +1,181 @@
+"""The Elastic detection rule model, with Kibana's defaults for unset fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vigil.rules.indices import matches_patterns
+
+# Kibana's defaults for rule params a prebuilt rule may leave unset.
+DEFAULT_FROM = "now-6m"
+DEFAULT_INTERVAL = "5m"
+DEFAULT_MAX_SIGNALS = 100
+
+
+@dataclass
+class Rule:
+    rule_id: str
+    name: str
+    description: str = ""
+    type: str = "query"
+    language: str | None = None
+    query: str | None = None
+    index: list[str] = field(default_factory=list)
+    from_: str = DEFAULT_FROM
+    interval: str = DEFAULT_INTERVAL
+    max_signals: int = DEFAULT_MAX_SIGNALS
+    severity: str = "low"
+    severity_mapping: list[dict] = field(default_factory=list)
+    risk_score: int = 21
+    risk_score_mapping: list[dict] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    threat: list[dict] = field(default_factory=list)
+    note: str | None = None
+    setup: str | None = None
+    references: list[str] = field(default_factory=list)
+    false_positives: list[str] = field(default_factory=list)
+    author: list[str] = field(default_factory=list)
+    license: str | None = None
+    version: int = 1
+    timestamp_override: str | None = None
+    building_block_type: str | None = None
+    exceptions_list: list[dict] = field(default_factory=list)
+    required_fields: list[dict] = field(default_factory=list)
+    related_integrations: list[dict] = field(default_factory=list)
+    enabled: bool = True
+    source: str | None = None
+    line: int | None = None
+    raw: dict = field(default_factory=dict, repr=False)
+    _compiled: Any = field(default=None, repr=False, compare=False)
+    _compile_error: Exception | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def runnable(self) -> bool:
+        """An EQL rule whose query compiles."""
+        if self.type != "eql" or not self.query:
+            return False
+        try:
+            self.compiled()
+        except Exception:  # noqa: BLE001 - any compile failure means not runnable
+            return False
+        return True
+
+    def compiled(self) -> Any:
+        """The compiled EQL query, built once."""
+        if self._compile_error is not None:
+            raise self._compile_error
+        if self._compiled is None:
+            from vigil import eql
+
+            try:
+                self._compiled = eql.compile(self.query)
+            except Exception as exc:
+                self._compile_error = exc
+                raise
+        return self._compiled
+
+    def matches_index(self, index_name: str | None) -> bool:
+        if index_name is None or not self.index:
+            return True
+        return matches_patterns(self.index, index_name)
+
+    def kibana_parameters(self) -> dict[str, Any]:
+        """Rule params as Kibana stores them in kibana.alert.rule.parameters."""
+        params: dict[str, Any] = {
+            "description": self.description,
+            "risk_score": self.risk_score,
+            "severity": self.severity,
+            "license": self.license,
+            "note": self.note,
+            "setup": self.setup,
+            "timestamp_override": self.timestamp_override,
+            "building_block_type": self.building_block_type,
+            "author": self.author,
+            "false_positives": self.false_positives,
+            "from": self.from_,
+            "rule_id": self.rule_id,
+            "max_signals": self.max_signals,
+            "risk_score_mapping": self.risk_score_mapping,
+            "severity_mapping": self.severity_mapping,
+            "threat": self.threat,
+            "to": "now",
+            "references": self.references,
+            "version": self.version,
+            "exceptions_list": self.exceptions_list,
+            "immutable": True,
+            "related_integrations": self.related_integrations,
+            "required_fields": self.required_fields,
+            "setup": self.setup,
+            "type": self.type,
+            "language": self.language,
+            "index": self.index,
+            "query": self.query,
+        }
+        return {k: v for k, v in params.items() if v is not None}
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id,
+            "name": self.name,
+            "type": self.type,
+            "severity": self.severity,
+            "risk_score": self.risk_score,
+            "runnable": self.runnable,
+            "source": self.source,
+        }
+
+
+_LIST_FIELDS = (
+    "index",
+    "severity_mapping",
+    "risk_score_mapping",
+    "tags",
+    "threat",
+    "references",
+    "false_positives",
+    "author",
+    "exceptions_list",
+    "required_fields",
+    "related_integrations",
+)
+_SCALAR_FIELDS = (
+    "description",
+    "type",
+    "language",
+    "query",
+    "severity",
+    "note",
+    "setup",
+    "license",
+    "timestamp_override",
+    "building_block_type",
+    "interval",
+)
+
+
+def rule_from_dict(data: dict, *, source: str | None = None, line: int | None = None) -> Rule:
+    """Build a Rule from snake_case rule params; raises ValueError naming a bad field."""
+    for key in ("rule_id", "name"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ValueError(f"missing required field {key!r}")
+    kwargs: dict[str, Any] = {"rule_id": data["rule_id"], "name": data["name"]}
+    for key in _LIST_FIELDS:
+        if data.get(key) is not None:
+            if not isinstance(data[key], list):
+                raise ValueError(f"field {key!r} must be a list")
+            kwargs[key] = list(data[key])
+    for key in _SCALAR_FIELDS:
+        if data.get(key) is not None:
+            kwargs[key] = data[key]
+    if data.get("from") is not None:
+        kwargs["from_"] = str(data["from"])
+    for key in ("max_signals", "risk_score", "version"):
+        if data.get(key) is not None:
+            try:
+                kwargs[key] = int(data[key])
+            except (TypeError, ValueError):
+                raise ValueError(f"field {key!r} must be an integer") from None
+    if data.get("enabled") is not None:
+        kwargs["enabled"] = bool(data["enabled"])
+    return Rule(**kwargs, source=source, line=line, raw=dict(data))
