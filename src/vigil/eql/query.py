@@ -72,6 +72,7 @@ class Query:
                         keys,
                         runs=getattr(s, "runs", 1),
                         missing=getattr(s, "missing", False),
+                        nullable=[isinstance(k, ast.Field) and k.optional for k in s.keys],
                     )
                 )
             del shared

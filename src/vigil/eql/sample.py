@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vigil.eql.sequence import Stage, _safe, join_key
+from vigil.eql.sequence import Stage, _safe, join_keys
 
 
 class SampleRunner:
@@ -22,12 +22,10 @@ class SampleRunner:
         for i, st in enumerate(self.stages):
             if not _safe(st.filter, doc):
                 continue
-            k = join_key(st, doc)
-            if any(v is None for v in k):
-                continue  # samples skip events with a null key
-            b = self.buckets.setdefault(k, [[] for _ in self.stages])
-            if len(b[i]) < self.max_per_key:
-                b[i].append(item)
+            for k in join_keys(st, doc):
+                b = self.buckets.setdefault(k, [[] for _ in self.stages])
+                if len(b[i]) < self.max_per_key:
+                    b[i].append(item)
 
     def results(self) -> list[tuple[list, list]]:
         out = []
