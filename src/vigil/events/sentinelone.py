@@ -81,6 +81,13 @@ def normalize(raw: dict) -> dict:
         _set(out, "event.action", [action])
         _set(out, "event.type", [etype])
     _set(out, "host.name", raw.get("endpoint.name"))
+    _set(out, "host.hostname", raw.get("endpoint.name"))
+    _set(out, "host.id", raw.get("agent.uuid"))
+    _set(out, "host.type", raw.get("endpoint.type"))
+    _set(out, "host.os.platform", raw.get("endpoint.os"))
+    _set(out, "process.entity_id", raw.get("src.process.uid"))
+    for algo in ("md5", "sha1", "sha256"):
+        _set(out, f"process.hash.{algo}", raw.get(f"src.process.image.{algo}"))
     _set(out, "host.os.type", _OS.get(os_name))
     path = raw.get("tgt.file.path")
     if isinstance(path, str):
@@ -101,7 +108,14 @@ def normalize(raw: dict) -> dict:
     _set(out, "process.command_line", raw.get("src.process.cmdline"))
     _set(out, "process.parent.executable", raw.get("src.process.parent.image.path"))
     _set(out, "process.parent.name", raw.get("src.process.parent.name"))
-    _set(out, "user.name", raw.get("src.process.user"))
+    user = raw.get("src.process.user")
+    if isinstance(user, str) and "\\" in user:
+        # DOMAIN\name, split as the integration's pipeline does.
+        domain, name = user.split("\\", 1)
+        _set(out, "user.domain", domain)
+        _set(out, "user.name", name)
+    else:
+        _set(out, "user.name", user)
     _set(out, "data_stream.dataset", "sentinel_one_cloud_funnel.event")
     _set(out, "data_stream.namespace", "default")
     _set(out, "data_stream.type", "logs")
