@@ -106,7 +106,6 @@ class Rule:
             "immutable": True,
             "related_integrations": self.related_integrations,
             "required_fields": self.required_fields,
-            "setup": self.setup,
             "type": self.type,
             "language": self.language,
             "index": self.index,
