@@ -142,7 +142,11 @@ def test_spec(fname: str, spec: dict) -> None:
     TOTALS[fname] += 1
     sets, tiebreaker, id_field = FILES[fname]
     docs, schema = _load(sets)
-    opts = QueryOptions(tiebreaker_field=tiebreaker, size=spec.get("size", 50))
+    opts = QueryOptions(
+        tiebreaker_field=tiebreaker,
+        size=spec.get("size", 50),
+        max_samples_per_key=spec.get("max_samples_per_key", 1),
+    )
     try:
         q = compile_query(spec["query"], schema=schema, options=opts)
     except EqlError as exc:

@@ -24,14 +24,23 @@ class SampleRunner:
                 continue
             for k in join_keys(st, doc):
                 b = self.buckets.setdefault(k, [[] for _ in self.stages])
-                if len(b[i]) < self.max_per_key:
+                # Extra room: an event filling one stage cannot fill another of the same sample.
+                if len(b[i]) < self.max_per_key + len(self.stages):
                     b[i].append(item)
 
     def results(self) -> list[tuple[list, list]]:
         out = []
         for k in sorted(self.buckets, key=lambda x: tuple(str(v) for v in x)):
-            b = self.buckets[k]
-            n = min(len(x) for x in b)
-            for j in range(n):
-                out.append(([x[j] for x in b], list(k)))
+            used: set[int] = set()
+            for _ in range(self.max_per_key):
+                sample = []
+                for cands in self.buckets[k]:
+                    pick = next((c for c in cands if id(c) not in used), None)
+                    if pick is None:
+                        break
+                    sample.append(pick)
+                    used.add(id(pick))
+                if len(sample) < len(self.stages):
+                    break
+                out.append((sample, list(k)))
         return out
