@@ -79,7 +79,13 @@ def progress(description: str, total: int | None = None, *, enabled: bool | None
         TimeElapsedColumn,
     )
 
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    columns = [
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=error_console(), transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield _RichProgress(bar, task)
@@ -103,3 +109,30 @@ class _RichProgress:
 
     def update(self, **kwargs: Any) -> None:
         self._bar.update(self._task, **kwargs)
+
+
+# --- reading reports ------------------------------------------------------------------------
+
+MAX_PROBLEMS_SHOWN = 20
+
+
+def report_reading(stats: Any, result: str) -> None:
+    """On standard error: each skipped input with its place (the first few), then the counts."""
+    err = sys.stderr
+    problems = list(stats.problems)
+    for problem in problems[:MAX_PROBLEMS_SHOWN]:
+        print(f"vigil: skipped: {problem.render()}", file=err)
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        print(f"vigil: ... and {len(problems) - MAX_PROBLEMS_SHOWN} more problems", file=err)
+    if stats.skipped or problems:
+        print(f"vigil: {stats.events} events read, {stats.skipped} skipped, {result}", file=err)
+
+
+def unreadable_inputs(paths: Iterable[str], stats: Any) -> int:
+    """How many named inputs could not be read at all (a typo in a file name must not pass quietly)."""
+    failed = getattr(stats, "files_failed", None)
+    if failed is not None:
+        return int(failed)
+    from pathlib import Path
+
+    return sum(1 for p in paths if p != "-" and not Path(p).exists())

@@ -7,18 +7,14 @@ object per match: ``{"join_keys": [...], "events": [doc | {"missing": true}, ...
 from __future__ import annotations
 
 import argparse
-import gzip
-import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from vigil.cli import output
 from vigil.eql.fields import lookup
 from vigil.errors import VigilError
-from vigil.events.model import Event
+from vigil.events.readers import ReadStats, read_inputs
 
 # Columns of the table view beyond timestamp and category: the first present wins.
 _DETAIL_FIELDS = ("process.name", "file.path", "destination.ip", "dns.question.name", "user.name", "message")
@@ -73,12 +69,13 @@ def run(args: argparse.Namespace) -> int:
     schema = _schema(args.mapping)
     query = _compile(args, schema)
     fmt = output.resolve_format(args)
-    stats = _Stats()
-    events = _read(args.files or ["-"], args.source, stats)
+    stats = ReadStats()
+    paths = args.files or ["-"]
+    events = read_inputs(paths, source=args.source, stats=stats)
     matches = query.run(events, doc=lambda ev: ev.doc)
     count = _print(matches, query.kind, fmt, args)
-    _summary(stats, count)
-    return 0
+    output.report_reading(stats, f"{count} matches")
+    return 2 if output.unreadable_inputs(paths, stats) else 0
 
 
 # --- query and schema ---------------------------------------------------------------
@@ -100,11 +97,8 @@ def _schema(mapping: str | None):
 
 def _compile(args: argparse.Namespace, schema):
     from vigil import eql
+    from vigil.eql.query import QueryOptions
 
-    try:
-        from vigil.eql.query import QueryOptions
-    except ImportError:
-        return _FallbackQuery(args, schema)
     options = QueryOptions(
         timestamp_field=args.timestamp_field,
         tiebreaker_field=args.tiebreaker,
@@ -115,155 +109,7 @@ def _compile(args: argparse.Namespace, schema):
     return eql.compile(args.query, schema=schema, options=options)
 
 
-class _FallbackQuery:
-    """Event queries only, until the query layer is installed."""
-
-    def __init__(self, args: argparse.Namespace, schema) -> None:
-        from vigil.eql import ast
-        from vigil.eql.checker import check
-        from vigil.eql.compiler import compile_event_filter
-        from vigil.eql.parser import parse
-
-        statement = parse(args.query)
-        check(statement, schema, args.query)
-        if not isinstance(statement.query, ast.EventQuery):
-            raise VigilError(
-                "sequence and sample queries need the vigil.eql.query module, which is not installed"
-            )
-        self.kind = "event"
-        self.pipes = statement.pipes
-        self.size = args.size
-        self.test = compile_event_filter(statement.query, schema, args.event_category_field)
-        self.timestamp_field = args.timestamp_field
-        self.tiebreaker = args.tiebreaker
-
-    def _order(self, doc: dict) -> tuple:
-        # ES sorts event query hits by timestamp then tiebreaker, missing values first.
-        from vigil.eql.dates import to_epoch_millis
-
-        def key(path: str | None) -> tuple:
-            values = lookup(doc, path) if path else []
-            if not values:
-                return (0, 0)
-            v = values[0]
-            ms = to_epoch_millis(v) if path == self.timestamp_field else None
-            if ms is not None:
-                return (1, ms)
-            return (1, v) if isinstance(v, int | float) and not isinstance(v, bool) else (1, 0)
-
-        return (key(self.timestamp_field), key(self.tiebreaker))
-
-    def run(self, items: Iterable, *, doc=lambda x: x):
-        from collections import deque
-
-        hits: Iterable = sorted(
-            (item for item in items if self.test(doc(item))), key=lambda it: self._order(doc(it))
-        )
-        for pipe in self.pipes:
-            if pipe.name == "head":
-                hits = _take(hits, pipe.count)
-            else:
-                hits = iter(deque(hits, maxlen=pipe.count) if pipe.count else [])
-        if self.size is not None:
-            hits = _take(hits, self.size)
-        for item in hits:
-            yield _SimpleMatch("event", [item], [])
-
-
-class _SimpleMatch:
-    def __init__(self, kind: str, events: list, join_keys: list) -> None:
-        self.kind = kind
-        self.events = events
-        self.join_keys = join_keys
-
-
-def _take(items: Iterable, n: int) -> Iterator:
-    if n <= 0:
-        return
-    for i, item in enumerate(items):
-        yield item
-        if i + 1 >= n:
-            return
-
-
 # --- reading -----------------------------------------------------------------------------
-
-
-class _Stats:
-    def __init__(self) -> None:
-        self.events = 0
-        self.skipped = 0
-        self.problems: list[VigilError] = []
-
-
-def _read(paths: list[str], source: str | None, stats: _Stats) -> Iterator[Event]:
-    try:
-        from vigil.events.readers import ReadStats, read_inputs
-    except ImportError:
-        yield from _read_plain(paths, stats)
-        return
-    rs = ReadStats()
-    try:
-        yield from read_inputs(paths, source=source, stats=rs)
-    finally:
-        stats.events, stats.skipped, stats.problems = rs.events, rs.skipped, list(rs.problems)
-
-
-def _read_plain(paths: list[str], stats: _Stats) -> Iterator[Event]:
-    """NDJSON and JSON arrays, plain or gzip, files, folders or stdin."""
-    for name in paths:
-        if name == "-":
-            yield from _read_bytes(sys.stdin.buffer.read(), "<stdin>", stats)
-            continue
-        path = Path(name)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file())
-        elif path.is_file():
-            files = [path]
-        else:
-            raise VigilError("no such file or folder", file=name)
-        for f in files:
-            data = f.read_bytes()
-            if f.suffix == ".gz":
-                try:
-                    data = gzip.decompress(data)
-                except (OSError, EOFError) as exc:
-                    stats.problems.append(VigilError(f"not a readable gzip file: {exc}", file=str(f)))
-                    continue
-            yield from _read_bytes(data, str(f), stats)
-
-
-def _read_bytes(data: bytes, name: str, stats: _Stats) -> Iterator[Event]:
-    if data.lstrip()[:1] == b"[":
-        try:
-            docs = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            stats.problems.append(VigilError(f"invalid JSON array: {exc}", file=name))
-            stats.skipped += 1
-            return
-        for i, doc in enumerate(docs):
-            if isinstance(doc, dict):
-                stats.events += 1
-                yield Event(doc, origin=f"{name}[{i}]")
-            else:
-                stats.skipped += 1
-                stats.problems.append(VigilError(f"item {i} is not a JSON object", file=name))
-        return
-    for lineno, line in enumerate(data.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            doc = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            stats.skipped += 1
-            stats.problems.append(VigilError(f"invalid JSON: {exc}", file=name, line=lineno))
-            continue
-        if not isinstance(doc, dict):
-            stats.skipped += 1
-            stats.problems.append(VigilError("not a JSON object", file=name, line=lineno))
-            continue
-        stats.events += 1
-        yield Event(doc, origin=f"{name}:{lineno}")
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -319,13 +165,3 @@ def _print_table(records: Iterable[dict], kind: str, args: argparse.Namespace) -
             table.add_row(str(n) if i == 0 else "", keys if i == 0 else "", *row)
     output.console().print(table)
     return n
-
-
-def _summary(stats: _Stats, count: int) -> None:
-    err = sys.stderr
-    for problem in stats.problems[:20]:
-        print(f"vigil: skipped: {problem.render()}", file=err)
-    if len(stats.problems) > 20:
-        print(f"vigil: ... and {len(stats.problems) - 20} more problems", file=err)
-    if stats.skipped or stats.problems:
-        print(f"vigil: {stats.events} events read, {stats.skipped} skipped, {count} matches", file=err)
