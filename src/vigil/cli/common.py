@@ -1,0 +1,77 @@
+"""Options and set-up that several commands share: rules, exceptions, the engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+from vigil.engine import Engine
+from vigil.errors import VigilError
+from vigil.rules.exceptions import ExceptionLists, load_exceptions
+from vigil.rules.loaders import RuleSet, bundled_rules, load_rules
+
+
+def add_rule_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rules",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="rule file or folder (detection-rules TOML, Kibana export NDJSON, package JSON); "
+        "repeatable; the bundled rules when not given",
+    )
+    p.add_argument("--exceptions", metavar="FILE", help="Kibana exception-list export (NDJSON)")
+    p.add_argument(
+        "--exceptions-all",
+        action="store_true",
+        help="apply every exception item to every rule, not only to the rules naming its list",
+    )
+    p.add_argument("--strict", action="store_true", help="stop at the first broken rule, exception or event")
+
+
+@dataclass
+class Detection:
+    """What a command runs: the loaded rules and an engine over the runnable ones."""
+
+    ruleset: RuleSet
+    exceptions: ExceptionLists | None
+    engine: Engine
+
+    @property
+    def runnable(self) -> int:
+        return len(self.engine.rules)
+
+    def not_runnable(self) -> dict[str, int]:
+        """Loaded rules the engine cannot run yet, counted by type (never dropped silently)."""
+        counts: dict[str, int] = {}
+        for rule in self.ruleset.rules:
+            if not rule.runnable:
+                kind = rule.type if rule.type != "eql" else "eql (query does not compile)"
+                counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+
+def load_detection(args: argparse.Namespace) -> Detection:
+    """Rules (bundled when none are named), exceptions and the engine; problems reported on stderr."""
+    ruleset = load_rules(args.rules) if args.rules else bundled_rules()
+    _report(ruleset.problems, "rule", args.strict)
+    exceptions = None
+    if args.exceptions:
+        exceptions = load_exceptions(args.exceptions)
+        _report(exceptions.problems, "exception", args.strict)
+    engine = Engine(ruleset.rules, exceptions=exceptions, exceptions_all=args.exceptions_all)
+    if not engine.rules:
+        raise VigilError(
+            "no runnable rule loaded (see the problems above)"
+            if ruleset.problems
+            else "no runnable rule loaded"
+        )
+    return Detection(ruleset, exceptions, engine)
+
+
+def _report(problems: list[VigilError], what: str, strict: bool) -> None:
+    if problems and strict:
+        raise VigilError(f"{what} problem (--strict): {problems[0].render()}")
+    for problem in problems:
+        print(f"vigil: skipped {what}: {problem.render()}", file=sys.stderr)
