@@ -91,6 +91,16 @@ def progress(description: str, total: int | None = None, *, enabled: bool | None
         yield _RichProgress(bar, task)
 
 
+def advancing(items: Iterable[Any], bar: Any, every: int = 10_000) -> Iterator[Any]:
+    """Pass items through, advancing ``bar`` every ``every`` items and at the end."""
+    n = 0
+    for n, item in enumerate(items, 1):
+        if n % every == 0:
+            bar.advance(every)
+        yield item
+    bar.advance(n % every)
+
+
 class _NoProgress:
     def advance(self, n: int = 1) -> None:
         pass

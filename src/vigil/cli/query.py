@@ -43,7 +43,12 @@ def register(subparsers) -> None:
         "--max-samples-per-key", type=_positive, default=1, help="samples returned per join key (default 1)"
     )
     p.add_argument("--mapping", metavar="FILE", default=None, help="Elasticsearch index mapping (JSON)")
-    p.add_argument("--source", default=None, help="event source format (ecs, sentinelone, endgame)")
+    p.add_argument(
+        "--source",
+        choices=("ecs", "sentinelone", "endgame"),
+        default=None,
+        help="shape of the input events (detected per event when not given)",
+    )
     output.add_format_option(p)
     p.set_defaults(func=run)
 
@@ -71,9 +76,10 @@ def run(args: argparse.Namespace) -> int:
     fmt = output.resolve_format(args)
     stats = ReadStats()
     paths = args.files or ["-"]
-    events = read_inputs(paths, source=args.source, stats=stats)
-    matches = query.run(events, doc=lambda ev: ev.doc)
-    count = _print(matches, query.kind, fmt, args)
+    with output.progress("reading events") as bar:
+        events = output.advancing(read_inputs(paths, source=args.source, stats=stats), bar)
+        matches = query.run(events, doc=lambda ev: ev.doc)
+        count = _print(matches, query.kind, fmt, args)
     output.report_reading(stats, f"{count} matches")
     return 2 if output.unreadable_inputs(paths, stats) else 0
 
