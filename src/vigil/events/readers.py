@@ -1,14 +1,17 @@
 """Read events from files: NDJSON, JSON arrays, Elasticsearch search responses and exports.
 
 Shapes are detected per file (and per line for NDJSON). Bad lines are recorded in
-``ReadStats.problems`` with file, line and column, and reading goes on.
+``ReadStats.problems`` with file, line and column, and reading goes on. A file that
+cannot be opened or decompressed is a problem too, and is counted in
+``ReadStats.files_failed`` so that a command can exit non-zero when a named input
+could not be read at all.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +25,21 @@ from vigil.events.model import Event
 
 @dataclass
 class ReadStats:
+    """What reading gave: events read, items skipped (with the reasons), files that failed."""
+
     events: int = 0
     skipped: int = 0
+    files_failed: int = 0
     problems: list[VigilError] = field(default_factory=list)
 
     def problem(self, message: str, file: str, line: int | None = None, column: int | None = None) -> None:
         self.skipped += 1
         self.problems.append(VigilError(message, file=file, line=line, column=column))
+
+    def file_failed(self, message: str, file: str) -> None:
+        """A file that could not be opened or read through: one problem, counted apart."""
+        self.files_failed += 1
+        self.problem(message, file)
 
 
 def _event_index(doc: dict) -> str | None:
@@ -78,10 +89,17 @@ class _Reader:
                 yield from self.make(hit, file, line)
             return
         hit_index = hit_id = None
-        if "_source" in value and isinstance(value["_source"], dict):
+        if "_source" in value:
+            if not isinstance(value["_source"], dict):
+                self.stats.problem("search hit whose _source is not an object", file, line)
+                return
             hit_index = value.get("_index")
             hit_id = value.get("_id")
             value = value["_source"]
+        elif "_index" in value and "_id" in value:
+            # A hit exported without its document (stored fields only): nothing to run rules on.
+            self.stats.problem("search hit without _source", file, line)
+            return
         try:
             doc, vendor_index = _normalize(value, self.source)
         except VigilError as exc:
@@ -97,34 +115,62 @@ class _Reader:
 
     def stream(self, raw: IO[bytes], file: str) -> Iterator[Event]:
         head = raw.read(1)
-        while head and head in b" \t\r\n":
+        column = 1
+        if head == _BOM[:1]:
+            if raw.read(2) != _BOM[1:]:
+                self.stats.problem(_NOT_JSON, file, 1, 1)
+                return
             head = raw.read(1)
-        if head == b"[":
-            yield from self._whole(head + raw.read(), file)
+        line = 1
+        while head and head in b" \t\r\n":
+            if head == b"\n":
+                line, column = line + 1, 0
+            column += 1
+            head = raw.read(1)
+        if not head:
+            return  # an empty file holds no events
+        if head not in b"[{":
+            self.stats.problem(_NOT_JSON, file, line, column)
             return
-        if head == b"{":
-            # One pretty-printed object (a search response) or NDJSON: try lines first.
-            rest = io.BufferedReader(raw) if not hasattr(raw, "peek") else raw
-            yield from self._lines(head, rest, file)
+        blank = b"\n" * (line - 1)  # keep line numbers of what follows leading blank lines
+        if head == b"[":
+            yield from self._document(blank + head + raw.read(), file)
+            return
+        yield from self._lines(blank + head + raw.readline(), raw, file, line)
 
-    def _whole(self, data: bytes, file: str) -> Iterator[Event]:
+    def _document(self, data: bytes, file: str) -> Iterator[Event]:
+        """One JSON document (an array, a search response, a pretty-printed event).
+
+        When it does not parse as one document but some of its lines are whole JSON
+        objects, it is NDJSON with bad lines: each bad line is reported and the rest read.
+        """
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            self.stats.problem(f"invalid JSON: {exc.msg}", file, exc.lineno, exc.colno)
+            lines = data.split(b"\n")
+            if not any(_parses(text) for text in lines):
+                self.stats.problem(f"invalid JSON: {exc.msg}", file, exc.lineno, exc.colno)
+                return
+            yield from self._each_line(enumerate(lines, start=1), file)
             return
         yield from self.make(value, file, None)
 
-    def _lines(self, head: bytes, raw: IO[bytes], file: str) -> Iterator[Event]:
-        first = head + raw.readline()
+    def _lines(self, first: bytes, raw: IO[bytes], file: str, number: int) -> Iterator[Event]:
         try:
             value = orjson.loads(first)
-        except orjson.JSONDecodeError:
-            # The first line is not a whole object: the file is one multi-line JSON document.
-            yield from self._whole(first + raw.read(), file)
-            return
-        yield from self.make(value, file, 1)
-        for number, line in enumerate(raw, start=2):
+        except orjson.JSONDecodeError as exc:
+            if exc.msg == "unexpected end of data":
+                # The first line is the start of one multi-line document (a pretty-printed
+                # search response), or a truncated NDJSON line: settle it on the whole file.
+                yield from self._document(first + raw.read(), file)
+                return
+            self.stats.problem(f"invalid JSON: {exc.msg}", file, number, exc.colno)
+        else:
+            yield from self.make(value, file, number)
+        yield from self._each_line(enumerate(raw, start=number + 1), file)
+
+    def _each_line(self, lines: Iterable[tuple[int, bytes]], file: str) -> Iterator[Event]:
+        for number, line in lines:
             if not line.strip():
                 continue
             try:
@@ -135,12 +181,29 @@ class _Reader:
             yield from self.make(value, file, number)
 
 
+_BOM = b"\xef\xbb\xbf"
+_NOT_JSON = "not JSON events: expected an object per line, an array or a search response"
+
+
+def _parses(text: bytes) -> bool:
+    """True for a line that is one whole JSON object: the mark of NDJSON."""
+    if not text.strip():
+        return False
+    try:
+        return isinstance(orjson.loads(text), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
 def _files(paths: Iterable[str | Path]) -> Iterator[str]:
+    """Each named file; each file under a named folder, recursively and sorted, hidden ones left out."""
     for p in paths:
         p = str(p)
         if p != "-" and Path(p).is_dir():
-            for child in sorted(Path(p).rglob("*")):
-                if child.is_file():
+            root = Path(p)
+            for child in sorted(root.rglob("*")):
+                hidden = any(part.startswith(".") for part in child.relative_to(root).parts)
+                if child.is_file() and not hidden:
                     yield str(child)
         else:
             yield p
@@ -153,7 +216,11 @@ def read_inputs(
     source: str | None = None,
     stats: ReadStats | None = None,
 ) -> Iterator[Event]:
-    """Events from files, folders (recursively, sorted), ``.gz`` files and ``-`` (standard input)."""
+    """Events from files, folders (recursively, sorted), ``.gz`` files and ``-`` (standard input).
+
+    Every event gets ``index`` when given, else its hit's ``_index``, else the
+    ``data_stream.type-dataset-namespace`` it carries, else None (read by every rule).
+    """
     stats = stats if stats is not None else ReadStats()
     reader = _Reader(index, source, stats)
     for name in _files(paths):
@@ -166,5 +233,5 @@ def read_inputs(
                 magic = fh.peek(2)[:2]
                 raw = gzip.GzipFile(fileobj=fh) if magic == b"\x1f\x8b" else fh
                 yield from reader.stream(raw, name)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            stats.problem(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", name)
+        except (OSError, EOFError, zlib.error) as exc:
+            stats.file_failed(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", name)
