@@ -1,10 +1,18 @@
 """Runs each enabled rule on its own schedule over the event store.
 
-A run searches its windows, hands the events to the engine, keeps at most
-``max_signals`` alerts (earliest first), stores them (a uuid is kept once, so
-overlapping windows never double an alert), then records the run and where the
-rule's coverage ends — in that order, so a crash mid-run repeats the run
-instead of skipping it.
+A run does what Kibana's EQL rule executor does with one Elasticsearch EQL
+search: it reads the events of its window (cut on ``timestamp_override`` with
+``@timestamp`` as the fallback, both ends included), hands them to the engine
+in the order of the EQL ``timestamp_field`` (``@timestamp`` unless the rule says
+otherwise), keeps the earliest ``max_signals`` events or sequences (Kibana
+sends ``size: max_signals``) and records the run as capped when the matches
+reach that number (Kibana's max-signals warning fires on ``hits.total >=
+max_signals``). See Kibana's ``rule_types/eql/eql.ts`` and
+``build_eql_search_request.ts``.
+
+Alerts are stored (a uuid is kept once, so overlapping windows never double an
+alert), then the run and where the rule's coverage ends are recorded — in that
+order, so a crash mid-run repeats the run instead of skipping it.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from vigil.eql.fields import lookup
@@ -26,14 +35,15 @@ from vigil.store.runs import Run, RunStore
 
 log = logging.getLogger("vigil.scheduler")
 
-EngineFactory = Callable[[list[Any]], Any]
+# (rules, now) -> an engine with .scan(events) yielding Kibana-shaped alerts.
+EngineFactory = Callable[[list[Any], datetime], Any]
 
 
-def default_engine_factory(exceptions: Any = None) -> EngineFactory:
-    def make(rules: list[Any]) -> Any:
+def default_engine_factory(exceptions: Any = None, exceptions_all: bool = False) -> EngineFactory:
+    def make(rules: list[Any], now: datetime) -> Any:
         from vigil.engine import Engine
 
-        return Engine(rules, exceptions=exceptions)
+        return Engine(rules, exceptions=exceptions, exceptions_all=exceptions_all, now=now)
 
     return make
 
@@ -42,12 +52,45 @@ def rule_id(rule: Any) -> str:
     return str(getattr(rule, "rule_id", None) or getattr(rule, "name", "rule"))
 
 
-def _alert_time(alert: dict) -> int:
-    for path in ("kibana.alert.original_time", "@timestamp"):
-        values = lookup(alert, path)
-        if values and (ms := to_millis(values[0])) is not None:
-            return ms
-    return 0
+def eql_timestamp_field(rule: Any) -> str:
+    """The field the EQL search orders events by: the rule's ``timestamp_field``, else ``@timestamp``."""
+    raw = getattr(rule, "raw", None) or {}
+    return str(raw.get("timestamp_field") or "@timestamp")
+
+
+def _event_ms(doc: dict, field: str) -> int | None:
+    values = lookup(doc, field)
+    return to_millis(values[0]) if values else None
+
+
+def _ancestor_keys(alert: dict) -> list[tuple[str, str]]:
+    keys = []
+    for ancestor in lookup(alert, "kibana.alert.ancestors") or []:
+        if isinstance(ancestor, dict) and ancestor.get("depth", 0) == 0:
+            keys.append((str(ancestor.get("index") or ""), str(ancestor.get("id"))))
+    return keys
+
+
+def signals(alerts: Iterable[dict], order: dict[tuple[str, str], int]) -> list[list[dict]]:
+    """Alerts grouped as Kibana counts them against ``max_signals``, earliest first.
+
+    One matched event is one signal; one sequence (its shell alert and one
+    building-block alert per event, sharing ``kibana.alert.group.id``) is one
+    signal. A signal ranks by the earliest of its events in ``order``.
+    """
+    groups: dict[str, list[dict]] = {}
+    for alert in alerts:
+        group = lookup(alert, "kibana.alert.group.id")
+        key = str(group[0]) if group else str(lookup(alert, "kibana.alert.uuid")[0])
+        groups.setdefault(key, []).append(alert)
+    last = len(order)
+
+    def rank(members: list[dict]) -> int:
+        positions = [order.get(k, last) for a in members for k in _ancestor_keys(a)]
+        return min(positions, default=last)
+
+    # sorted() is stable: signals of equal rank keep the engine's order.
+    return sorted(groups.values(), key=rank)
 
 
 class Scheduler:
@@ -124,40 +167,31 @@ class Scheduler:
         rid = rule_id(rule)
         run = Run(rid, now_ms, 0, start_ms, end_ms)
         try:
-            field = getattr(rule, "timestamp_override", None) or "@timestamp"
+            window_field = getattr(rule, "timestamp_override", None) or "@timestamp"
+            order_field = eql_timestamp_field(rule)
             matches_index = getattr(rule, "matches_index", None)
             found = [
                 Event(doc, idx, doc_id, f"{idx}/{doc_id}")
                 for idx, doc_id, doc in self.events.search(
-                    start_ms, end_ms, timestamp_field=field, index_filter=matches_index
+                    start_ms,
+                    end_ms,
+                    timestamp_field=window_field,
+                    index_filter=matches_index,
+                    order_by=order_field,
                 )
             ]
             run.events_searched = len(found)
-            engine = self.engine_factory([rule])
-            alerts = list(engine.scan(found))
-            run.matches = len(alerts)
+            order = {(e.index or "", e.id): i for i, e in enumerate(found)}
+            now = datetime.fromtimestamp(now_ms / 1000, UTC)
+            engine = self.engine_factory([rule], now)
+            found_signals = signals(engine.scan(found), order)
+            run.matches = len(found_signals)
             max_signals = int(getattr(rule, "max_signals", 100) or 100)
-            alerts.sort(key=_alert_time)
-            stats = getattr(engine, "stats", None)
-            over = _over_cap(stats, rid)
-            run.capped = len(alerts) > max_signals or over or len(alerts) == max_signals
-            alerts = alerts[:max_signals]
-            run.alerts_written = self.alerts.add(alerts)
+            run.capped = run.matches >= max_signals
+            kept = [alert for signal in found_signals[:max_signals] for alert in signal]
+            run.alerts_written = self.alerts.add(kept)
         except Exception as exc:  # a broken rule must not stop the others
             run.error = f"{type(exc).__name__}: {exc}"
             log.error("rule %s failed: %s\n%s", rid, exc, traceback.format_exc())
         run.duration_ms = int((time.monotonic() - t0) * 1000)
         return run
-
-
-def _over_cap(stats: Any, rid: str) -> bool:
-    """Whether the engine says it dropped alerts over ``max_signals``."""
-    if not isinstance(stats, dict):
-        return False
-    entry = stats.get(rid)
-    if entry is None:
-        return False
-    value = (
-        entry.get("over_max_signals") if isinstance(entry, dict) else getattr(entry, "over_max_signals", 0)
-    )
-    return bool(value)

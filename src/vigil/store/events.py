@@ -139,26 +139,33 @@ class EventStore:
         *,
         timestamp_field: str | None = INGESTED,
         index_filter: Callable[[str], bool] | None = None,
+        order_by: str | None = None,
     ) -> Iterator[tuple[str, str, dict]]:
-        """``(index, id, doc)`` of events whose time falls in ``[start_ms, end_ms]``, oldest first.
+        """``(index, id, doc)`` of events whose time falls in ``[start_ms, end_ms]``.
 
         The time is ``timestamp_field`` when the event has it, else ``@timestamp``
-        (Kibana's fallback for ``timestamp_override``).
+        (Kibana's fallback for ``timestamp_override``). Events come oldest first
+        on that time, or on ``order_by`` when given (the EQL ``timestamp_field``
+        a rule's search sorts on); events without it come last, ties in arrival order.
         """
+        by_ts = order_by == "@timestamp"
+        order_sql = "ts_ms IS NULL, ts_ms, seq" if by_ts else None
         if timestamp_field in (None, "@timestamp"):
-            sql = "SELECT idx, id, doc FROM events WHERE ts_ms BETWEEN ? AND ? ORDER BY ts_ms, seq"
+            sql = f"SELECT idx, id, doc FROM events WHERE ts_ms BETWEEN ? AND ? ORDER BY {order_sql or 'ts_ms, seq'}"
             rows = self._fetch(sql, (start_ms, end_ms))
             post = None
         elif timestamp_field == INGESTED:
             # Every stored event carries event.ingested: the column is the field.
             sql = (
-                "SELECT idx, id, doc FROM events WHERE ingested_ms BETWEEN ? AND ? ORDER BY ingested_ms, seq"
+                "SELECT idx, id, doc FROM events WHERE ingested_ms BETWEEN ? AND ?"
+                f" ORDER BY {order_sql or 'ingested_ms, seq'}"
             )
             rows = self._fetch(sql, (start_ms, end_ms))
             post = None
         else:
-            rows = self._fetch("SELECT idx, id, doc FROM events ORDER BY seq", ())
+            rows = self._fetch(f"SELECT idx, id, doc FROM events ORDER BY {order_sql or 'seq'}", ())
             post = timestamp_field
+        out: list[tuple[str, str, dict]] = []
         for idx, doc_id, body in rows:
             if index_filter is not None and not index_filter(idx):
                 continue
@@ -168,7 +175,12 @@ class EventStore:
                 ms = to_millis(values[0]) if values else None
                 if ms is None or not start_ms <= ms <= end_ms:
                     continue
-            yield idx, doc_id, doc
+            out.append((idx, doc_id, doc))
+        if order_by is not None and not by_ts:
+            out = _sorted_on(out, order_by)
+        elif post is not None and not by_ts:
+            out = _sorted_on(out, post, fallback="@timestamp")
+        yield from out
 
     def _fetch(self, sql: str, params: tuple) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -192,6 +204,17 @@ class EventStore:
     def last_ingested_ms(self) -> int | None:
         with self._lock:
             return self._conn.execute("SELECT MAX(ingested_ms) FROM events").fetchone()[0]
+
+
+def _sorted_on(
+    rows: list[tuple[str, str, dict]], field: str, fallback: str | None = None
+) -> list[tuple[str, str, dict]]:
+    def key(row: tuple[str, str, dict]) -> tuple[bool, int]:
+        values = lookup(row[2], field) or (lookup(row[2], fallback) if fallback else [])
+        ms = to_millis(values[0]) if values else None
+        return (ms is None, ms or 0)
+
+    return sorted(rows, key=key)  # stable: ties keep arrival order
 
 
 def _timestamp_ms(doc: dict) -> int | None:
