@@ -177,3 +177,16 @@ def test_demo_runs_on_its_bundled_defaults(capsys, tmp_path, fmt):
         assert "investigation guide" in out and "Possible investigation steps" in out
     else:
         assert len(out.splitlines()) == 2
+
+
+def test_options_may_follow_the_inputs(capsys):
+    code = main(["scan", str(SAMPLE), "--format", "ndjson"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and len(out.splitlines()) == 2
+
+
+def test_unknown_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["scan", str(SAMPLE), "--bogus"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err

@@ -33,9 +33,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Options may follow the inputs (``vigil scan logs/ --format ndjson``), as users type them."""
+    args, extra = parser.parse_known_args(argv)
+    if not extra:
+        return args
+    command = _subparsers(parser).get(getattr(args, "command", None) or "")
+    if command is None or any(isinstance(a, argparse._SubParsersAction) for a in command._actions):
+        return parser.parse_args(argv)  # reports the unknown arguments as argparse does
+    return command.parse_intermixed_args(argv[argv.index(args.command) + 1 :])
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, sys.argv[1:] if argv is None else list(argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
