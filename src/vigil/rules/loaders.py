@@ -72,7 +72,7 @@ def load_toml(path: Path) -> RuleSet:
     if "version" not in data and isinstance(meta, dict) and "version" in meta:
         data["version"] = meta["version"]
     try:
-        out._add(rule_from_dict(data, source=name, line=_key_line(text, "[rule]") or 1))
+        out._add(rule_from_dict(data, source=name, line=_rule_line(text)))
     except ValueError as exc:
         key = re.search(r"'(\w+)'", str(exc))
         line = _key_line(text, key.group(1)) if key else None
