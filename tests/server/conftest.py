@@ -1,4 +1,8 @@
-"""A real ``vigil serve`` process on 127.0.0.1 with a free port and a clock the test drives."""
+"""A real ``vigil serve`` process on 127.0.0.1 with a free port and a clock the test drives.
+
+Rules are real detection-rules TOML files written to the test's tmp dir (or, with
+``rules=None``, the bundled rules), run by the real engine.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +25,58 @@ T0 = 1_780_000_000_000  # a fixed "now" (ms) the tests move forward
 MIN = 60_000
 
 
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def rule_toml(rule_id: str, name: str, query: str, **fields) -> str:
+    """A detection-rules TOML file: an EQL rule over ``logs-*`` with Kibana's usual settings."""
+    rule = {
+        "rule_id": rule_id,
+        "name": name,
+        "type": "eql",
+        "language": "eql",
+        "index": ["logs-*"],
+        "description": f"test rule {name}",
+        "risk_score": 21,
+        "severity": "low",
+        "timestamp_override": "event.ingested",
+        "query": query,
+    }
+    rule.update({k.rstrip("_"): v for k, v in fields.items()})
+    lines = ["[metadata]", 'creation_date = "2026/01/01"', "", "[rule]"]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in rule.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def action_rule(rule_id: str, action: str, **fields) -> dict:
+    """A rule matching any event whose ``event.action`` is ``action``."""
+    return dict(
+        rule_id=rule_id,
+        name=fields.pop("name", rule_id.upper()),
+        query=f'any where event.action == "{action}"',
+        **fields,
+    )
+
+
 class Server:
-    def __init__(self, tmp: Path, rules: list[dict], extra: list[str] | None = None) -> None:
+    def __init__(self, tmp: Path, rules: list[dict] | None, extra: list[str] | None = None) -> None:
         self.tmp = tmp
         self.data = tmp / "data"
-        self.rules_file = tmp / "rules.json"
-        self.rules_file.write_text(json.dumps(rules))
+        self.rules_dir = tmp / "rules"
+        self.rules_dir.mkdir(exist_ok=True)
+        for rule in rules or []:
+            rule = dict(rule)
+            rid = rule.pop("rule_id")
+            text = rule_toml(rid, rule.pop("name"), rule.pop("query"), **rule)
+            (self.rules_dir / f"{rid}.toml").write_text(text)
+        self.rules_args = [] if rules is None else ["--rules", str(self.rules_dir)]
         self.clock_file = tmp / "clock"
         self.extra = extra or []
         self.proc: subprocess.Popen | None = None
@@ -43,7 +93,7 @@ class Server:
         env = dict(
             os.environ,
             VIGIL_CLOCK_FILE=str(self.clock_file),
-            PYTHONPATH=os.pathsep.join([str(HERE), str(REPO / "src")]),
+            PYTHONPATH=str(REPO / "src"),
         )
         cmd = [
             sys.executable,
@@ -54,10 +104,7 @@ class Server:
             "127.0.0.1:0",
             "--data",
             str(self.data),
-            "--rules",
-            str(self.rules_file),
-            "--plugin",
-            "standin_engine",
+            *self.rules_args,
             *self.extra,
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
@@ -125,7 +172,7 @@ class Server:
 def make_server(tmp_path):
     servers: list[Server] = []
 
-    def make(rules: list[dict], extra: list[str] | None = None) -> Server:
+    def make(rules: list[dict] | None, extra: list[str] | None = None) -> Server:
         s = Server(tmp_path, rules, extra)
         servers.append(s)
         return s

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import MIN, T0
+from conftest import MIN, T0, action_rule
 from vigil.cli import main
 from vigil.store.alerts import AlertStore
 from vigil.store.events import iso_millis
@@ -46,7 +46,7 @@ def test_store_list_show_set_status(tmp_path, capsys):
 
 
 def test_server_list_show_set_status(make_server, capsys):
-    s = make_server([{"rule_id": "r", "name": "R", "action": "x", "severity": "medium"}], ["--token", "t0k"])
+    s = make_server([action_rule("r", "x", name="R", severity="medium")], ["--token", "t0k"])
     s.start()
     auth = {"Authorization": "Bearer t0k"}
     s.call(

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 
-from conftest import MIN, T0
+from conftest import MIN, T0, action_rule
 from vigil.store.events import iso_millis
 
 
@@ -29,7 +29,7 @@ def stored_ids(s) -> list[str]:
 
 
 def test_kill_during_ingest_loses_no_acknowledged_event(make_server):
-    s = make_server([{"rule_id": "r", "name": "R", "action": "nothing"}])
+    s = make_server([action_rule("r", "nothing", name="R")])
     s.start()
     acked: list[int] = []
     stop = threading.Event()
@@ -71,7 +71,7 @@ def test_kill_during_ingest_loses_no_acknowledged_event(make_server):
 
 def test_kill_during_rule_run_repeats_it_without_doubles(make_server):
     n = 20_000
-    s = make_server([{"rule_id": "r", "name": "R", "action": "x", "max_signals": 100_000}])
+    s = make_server([action_rule("r", "x", name="R", max_signals=100_000)])
     s.start()
     s.wait_runs(1)
     lines = []

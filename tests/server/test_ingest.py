@@ -8,9 +8,9 @@ import sqlite3
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, action_rule
 
-RULES = [{"rule_id": "r1", "name": "R1", "action": "dracut"}]
+RULES = [action_rule("r1", "dracut", name="R1")]
 
 # What Filebeat 8 sends to /_bulk: a create action naming its data stream, then the
 # event; every line ends with \n (gzip-compressed by default, compression_level 1).

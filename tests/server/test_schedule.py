@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import MIN, T0
+from conftest import MIN, T0, action_rule
 from vigil.store.events import iso_millis
 
 
@@ -13,9 +13,9 @@ def ev(action: str, ts_ms: int, host: str = "h1") -> dict:
 def test_late_and_early_events_around_window_edges(make_server):
     rules = [
         # Cut on event.ingested (Kibana's usual timestamp_override): arrival time counts.
-        {"rule_id": "ingested", "name": "I", "action": "x"},
+        action_rule("ingested", "x", name="I"),
         # Cut on @timestamp: an event shipped late falls before the window.
-        {"rule_id": "stamped", "name": "S", "action": "x", "timestamp_override": None},
+        action_rule("stamped", "x", name="S", timestamp_override=None),
     ]
     s = make_server(rules)
     s.start()
@@ -36,7 +36,7 @@ def test_late_and_early_events_around_window_edges(make_server):
 
 
 def test_cap_keeps_earliest_and_says_so(make_server):
-    s = make_server([{"rule_id": "r", "name": "R", "action": "x", "max_signals": 100}])
+    s = make_server([action_rule("r", "x", name="R", max_signals=100)])
     s.start()
     s.wait_runs(1)
     s.set_clock(T0 + 1 * MIN)
@@ -56,7 +56,7 @@ def test_cap_keeps_earliest_and_says_so(make_server):
 
 
 def test_overlapping_windows_never_double_an_alert(make_server):
-    s = make_server([{"rule_id": "r", "name": "R", "action": "x"}])
+    s = make_server([action_rule("r", "x", name="R")])
     s.start()
     s.wait_runs(1)
     s.set_clock(T0 + 4 * MIN + 30_000)  # inside the 1m look-back of the next two runs
@@ -70,7 +70,7 @@ def test_overlapping_windows_never_double_an_alert(make_server):
 
 
 def test_gap_after_long_stop_is_caught_up_and_reported(make_server):
-    s = make_server([{"rule_id": "r", "name": "R", "action": "x"}])
+    s = make_server([action_rule("r", "x", name="R")])
     s.start()
     s.wait_runs(1)
     s.stop()
@@ -89,7 +89,7 @@ def test_gap_after_long_stop_is_caught_up_and_reported(make_server):
 
 
 def test_disable_is_persisted_and_stops_runs(make_server):
-    s = make_server([{"rule_id": "r", "name": "R", "action": "x"}])
+    s = make_server([action_rule("r", "x", name="R")])
     s.start()
     s.wait_runs(1)
     status, body, _ = s.call("POST", "/api/rules/r/disable", {})
@@ -109,7 +109,7 @@ def test_disable_is_persisted_and_stops_runs(make_server):
 
 
 def test_retention_drops_old_events(make_server):
-    s = make_server([{"rule_id": "r", "name": "R", "action": "x"}], ["--retention", "1h"])
+    s = make_server([action_rule("r", "x", name="R")], ["--retention", "1h"])
     s.start()
     s.wait_runs(1)
     s.send("logs-a", [ev("x", T0)])

@@ -24,7 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="rule file or folder (repeatable; default: bundled rules)",
     )
-    p.add_argument("--exceptions", metavar="FILE", help="exception lists to apply")
+    p.add_argument(
+        "--exceptions",
+        metavar="FILE",
+        help="Kibana exception lists (NDJSON export) for the rules naming them",
+    )
+    p.add_argument(
+        "--exceptions-all",
+        action="store_true",
+        help="apply every exception item in --exceptions to every rule",
+    )
     p.add_argument(
         "--data", default="vigil-data", metavar="DIR", help="where the store lives (default: ./vigil-data)"
     )
@@ -36,7 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--token", help="bearer token required on every request (mandatory off loopback)")
     p.add_argument("--retention", default="7d", help="drop events ingested longer ago than this (default 7d)")
-    p.add_argument("--plugin", help=argparse.SUPPRESS)  # module with load_rules/Engine, for tests
     p.add_argument("--verbose", "-v", action="store_true", help="log each run and request")
     p.set_defaults(func=run)
 
@@ -61,6 +69,6 @@ def run(args: argparse.Namespace) -> int:
         listen=args.listen,
         token=args.token,
         retention_ms=retention,
-        plugin=args.plugin,
+        exceptions_all=args.exceptions_all,
         announce=announce,
     )

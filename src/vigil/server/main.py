@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
@@ -13,7 +13,7 @@ from typing import Any
 
 from vigil.errors import VigilError
 from vigil.scheduler.clock import Clock, default_clock
-from vigil.scheduler.runner import Scheduler
+from vigil.scheduler.runner import Scheduler, default_engine_factory
 from vigil.server.app import Service, make_server
 from vigil.store.alerts import AlertStore
 from vigil.store.events import EventStore
@@ -42,21 +42,6 @@ def check_exposure(host: str, token: str | None) -> None:
         )
 
 
-def load_plugin(
-    name: str | None,
-) -> tuple[Callable[[list[str]], Any], Callable[..., Any], Callable[..., Any]]:
-    """(load_rules, bundled_rules, Engine) from ``name`` or from Vigil's own packages."""
-    if name:
-        mod = importlib.import_module(name)
-        return mod.load_rules, getattr(mod, "bundled_rules", None), mod.Engine
-    try:
-        from vigil.engine import Engine
-        from vigil.rules import bundled_rules, load_rules
-    except ImportError as exc:
-        raise VigilError(f"this Vigil build has no detection engine or rule loader yet ({exc})") from None
-    return load_rules, bundled_rules, Engine
-
-
 def serve(
     *,
     rule_paths: list[str],
@@ -65,33 +50,54 @@ def serve(
     listen: str,
     token: str | None,
     retention_ms: int | None,
-    plugin: str | None = None,
+    exceptions_all: bool = False,
     clock: Clock | None = None,
     tick_seconds: float = 0.2,
     announce: Callable[[str], None] = print,
 ) -> int:
     host, port = parse_listen(listen)
     check_exposure(host, token)
-    load_rules, bundled_rules, engine_cls = load_plugin(plugin)
+    from vigil.rules import bundled_rules, load_rules
+
     ruleset = load_rules(rule_paths) if rule_paths else bundled_rules()
-    for problem in getattr(ruleset, "problems", []):
-        print(f"vigil: {problem.render() if hasattr(problem, 'render') else problem}", file=sys.stderr)
+    for problem in ruleset.problems:
+        print(f"vigil: {problem.render()}", file=sys.stderr)
+    runnable = sum(1 for r in ruleset.rules if r.runnable)
+    skipped = len(ruleset.rules) - runnable
+    if ruleset.problems or skipped:
+        print(
+            f"vigil: {len(ruleset.rules)} rules loaded, {runnable} runnable, {skipped} not runnable "
+            f"(only EQL runs), {len(ruleset.problems)} files or rules skipped",
+            file=sys.stderr,
+        )
     exceptions = None
     if exceptions_path:
         from vigil.rules.exceptions import load_exceptions
 
         exceptions = load_exceptions(exceptions_path)
+    elif exceptions_all:
+        raise VigilError("--exceptions-all needs --exceptions FILE")
 
     db = data_dir / "vigil.db"
-    events, alerts, runs = EventStore(db), AlertStore(db), RunStore(db)
+    try:
+        events, alerts, runs = EventStore(db), AlertStore(db), RunStore(db)
+    except (OSError, sqlite3.Error) as exc:
+        raise VigilError(f"cannot open the store: {exc}", file=str(db)) from None
     clock = clock or default_clock()
 
-    def engine_factory(rules: list[Any]) -> Any:
-        return engine_cls(rules, exceptions=exceptions) if exceptions is not None else engine_cls(rules)
-
-    scheduler = Scheduler(ruleset.rules, events, alerts, runs, engine_factory=engine_factory, clock=clock)
+    scheduler = Scheduler(
+        ruleset.rules,
+        events,
+        alerts,
+        runs,
+        engine_factory=default_engine_factory(exceptions, exceptions_all),
+        clock=clock,
+    )
     svc = Service(events, alerts, scheduler, token=token, started_ms=clock.now_ms())
-    server = make_server(svc, host, port)
+    try:
+        server = make_server(svc, host, port)
+    except OSError as exc:
+        raise VigilError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
     stop = threading.Event()
 
     def loop() -> None:
