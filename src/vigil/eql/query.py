@@ -123,7 +123,7 @@ class Query:
         elif self.kind == "sequence":
             m = SequenceMatcher(self._stages, self._until, self.statement.query.maxspan_ms)
             for key, it, d in kept:
-                m.feed(it, d, key[1] if not key[0] else None)
+                m.feed(it, d, key[1] if not key[0] else None, key)
             results = [Match("sequence", evs, keys) for evs, keys in m.close()]
         else:
             r = SampleRunner(self._stages, self.options.max_samples_per_key)
@@ -155,13 +155,18 @@ class QueryStream:
     def feed(self, item: Any) -> list[Match]:
         d = self._doc(item)
         if not self._q.matches(d):
+            if self._seq is not None and self._seq.awaiting:
+                # Time moves on: sequences waiting on a trailing missing stage may be settled.
+                key = self._q._sort_key(d, self._n)
+                done = self._seq.tick(key[1] if not key[0] else None)
+                return [Match("sequence", evs, keys) for evs, keys in done]
             return []
         self._n += 1
         if self._q.kind == "event":
             return [Match("event", [item])]
         if self._seq is not None:
             key = self._q._sort_key(d, self._n)
-            done = self._seq.feed(item, d, key[1] if not key[0] else None)
+            done = self._seq.feed(item, d, key[1] if not key[0] else None, key)
             return [Match("sequence", evs, keys) for evs, keys in done]
         self._sample.feed(item, d)
         return []

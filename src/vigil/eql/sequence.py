@@ -1,9 +1,30 @@
 """Sequence matching with Elasticsearch's semantics, over plain callables.
 
-Each stage has a filter and key getters. One pending sequence is kept per stage
-and join key; a newer one replaces the older (as Elasticsearch's KeyToSequences).
-maxspan is measured from the first event, inclusive. ``until`` drops the pending
-sequences of its key.
+Events are fed one at a time in Elasticsearch order (timestamp, tiebreaker).
+The rules follow x-pack/plugin/eql ``execution.sequence``:
+
+* ``SequenceMatcher.match`` / ``KeyToSequences``: per positive stage and join
+  key, an event of the next positive stage takes the latest in-flight sequence
+  before it and drops the older ones, so one in-flight sequence per stage and
+  key is enough when events arrive in order. maxspan is measured from the first
+  positive event to the current one (``exceedsMaxSpan``: strictly greater).
+* ``until``: a sequence is dropped when an until event of its key lies between
+  its last event (inclusive) and the next event (exclusive) (``Ordinal.between``
+  with ``UntilGroup.before``), so an until event never cancels the sequence that
+  the same event completes.
+* Missing-event stages ``![...]`` (``TumblingWindow.checkMissingEvents``): a
+  sequence is first matched on its positive stages, then checked with the
+  missing stages' filters and the same key. A missing stage between two
+  positive ones discards the sequence when an event of it has a timestamp
+  strictly between its neighbours' timestamps. Leading missing stages look for
+  the latest such event strictly before the first positive event, trailing
+  ones for the earliest strictly after the last positive event; the sequence is
+  kept when none exists or when it lies more than maxspan away
+  (``doCheckMissingEvents``). A trailing check needs later events, so those
+  sequences wait until one arrives, until time passes beyond maxspan, or until
+  :meth:`SequenceMatcher.flush` at the end of the data.
+* Results come out in Elasticsearch order: ``SequenceMatcher.completed`` is
+  sorted by ``Sequence.ordinal()``, the ordinal of the last positive event.
 """
 
 from __future__ import annotations
@@ -54,8 +75,37 @@ def _safe(pred: Callable[[dict], bool], doc: dict) -> bool:
         return False
 
 
+class _Seq:
+    """One in-flight sequence (Elasticsearch's ``Sequence``)."""
+
+    __slots__ = ("key", "events", "start", "last", "ordinal", "poison", "dead", "lead")
+
+    def __init__(self, key: tuple, n: int, stage: int, item: Any, ts: int | None, ordinal: Any, lead) -> None:
+        self.key = key
+        self.events: list = [None] * n
+        self.events[stage] = item
+        self.start = ts
+        self.last = ts
+        self.ordinal = ordinal
+        # Earliest event of a missing stage after ``last`` (the gap the sequence waits in).
+        self.poison: int | None = None
+        # A missing stage between two matched events had an event: dropped on completion.
+        self.dead = False
+        # Latest event of a leading missing stage before the first positive event.
+        self.lead = lead
+
+
+def _order(ordinal: Any) -> Any:
+    return (1,) if ordinal is None else (0, ordinal)
+
+
 class SequenceMatcher:
-    """Feed (item, doc, timestamp_ms) in order; collect completed sequences."""
+    """Feed (item, doc, timestamp_ms, ordinal) in order; collect completed sequences.
+
+    ``ordinal`` is any sortable value giving the event's place in Elasticsearch
+    order; completed sequences are sorted by the ordinal of their last positive
+    event (input order when it is not given).
+    """
 
     def __init__(self, stages: list[Stage], until: Stage | None, maxspan_ms: int | None) -> None:
         expanded: list[Stage] = []
@@ -63,49 +113,201 @@ class SequenceMatcher:
             expanded.extend([s] * max(1, s.runs))
         self.stages = expanded
         self.until = until
-        self.maxspan = maxspan_ms
-        # pending[i][key] = (events, start_ts) waiting for stage i+1
-        self.pending: list[dict] = [{} for _ in expanded]
+        self.maxspan = maxspan_ms if maxspan_ms else None
+        n = len(expanded)
+        self.missing = [s.missing for s in expanded]
+        positive = [i for i in range(n) if not self.missing[i]]
+        self.first = positive[0] if positive else 0
+        self.last = positive[-1] if positive else n - 1
+        prev: list[int] = []
+        p = -1
+        for i in range(n):
+            prev.append(p)
+            if not self.missing[i]:
+                p = i
+        self.prev = prev
+        self.positive_desc = sorted(positive, reverse=True)
+        self.leading = [i for i in range(n) if self.missing[i] and i < self.first]
+        self.trailing = [i for i in range(n) if self.missing[i] and i > self.last]
+        self.middle = [i for i in range(n) if self.missing[i] and self.first < i < self.last]
+        # pending[i][key]: the in-flight sequence whose last positive event matched stage i.
+        self.pending: dict[int, dict] = {i: {} for i in positive}
+        # Leading missing stages: key -> (latest timestamp, latest timestamp before it).
+        self.lead_seen: dict[tuple, tuple] = {}
+        # Sequences waiting for their trailing missing stages.
+        self.awaiting: list[_Seq] = []
         self.done: list[tuple[list, list]] = []
+        self._done_order: list = []
+        self._n = 0
 
-    def feed(self, item: Any, doc: dict, ts: int | None) -> list[tuple[list, list]]:
-        out: list[tuple[list, list]] = []
+    # --- public -------------------------------------------------------------------
+
+    def feed(self, item: Any, doc: dict, ts: int | None, ordinal: Any = None) -> list[tuple[list, list]]:
+        """Match one event; return the sequences it completes (or releases)."""
+        self._n += 1
+        if ordinal is None:
+            ordinal = self._n
+        out: list[_Seq] = []
+        if self.awaiting and ts is not None:
+            self._release(ts, out)
+        if self.leading or self.middle or self.trailing:
+            self._missing(doc, ts, out)
+        for i in self.positive_desc:
+            if not _safe(self.stages[i].filter, doc):
+                continue
+            for k in join_keys(self.stages[i], doc):
+                self._advance(i, k, item, ts, ordinal, out)
         if self.until is not None and _safe(self.until.filter, doc):
             for k in join_keys(self.until, doc):
-                for p in self.pending:
+                for p in self.pending.values():
                     p.pop(k, None)
-        last = len(self.stages) - 1
-        # Later stages first, so one event cannot advance a sequence twice.
-        for i in range(last, -1, -1):
-            st = self.stages[i]
+        return self._emit(out)
+
+    def tick(self, ts: int | None) -> list[tuple[list, list]]:
+        """Time has reached ``ts`` (an event no stage takes): release what can no longer change."""
+        out: list[_Seq] = []
+        if self.awaiting and ts is not None:
+            self._release(ts, out)
+        return self._emit(out)
+
+    def flush(self) -> list[tuple[list, list]]:
+        """End of data: sequences still waiting for a trailing missing stage are kept."""
+        out = [s for s in self.awaiting if self._keep(s.lead, None, s)]
+        self.awaiting = []
+        return self._emit(out)
+
+    def close(self) -> list[tuple[list, list]]:
+        """Every sequence, in Elasticsearch order (after :meth:`flush`)."""
+        self.flush()
+        order = sorted(range(len(self.done)), key=lambda n: _order(self._done_order[n]))
+        return [self.done[n] for n in order]
+
+    # --- matching -----------------------------------------------------------------
+
+    def _emit(self, seqs: list[_Seq]) -> list[tuple[list, list]]:
+        res = []
+        for s in seqs:
+            r = (list(s.events), list(s.key))
+            self.done.append(r)
+            self._done_order.append(s.ordinal)
+            res.append(r)
+        return res
+
+    def _advance(self, i: int, k: tuple, item: Any, ts: int | None, ordinal: Any, out: list) -> None:
+        if i == self.first:
+            lead = self._lead(k, ts) if self.leading else None
+            seq = _Seq(k, len(self.stages), i, item, ts, ordinal, lead)
+        else:
+            seq = self.pending[self.prev_positive(i)].pop(k, None)
+            if seq is None:
+                return
+            if (
+                self.maxspan is not None
+                and ts is not None
+                and seq.start is not None
+                and ts - seq.start > self.maxspan
+            ):
+                return
+            if seq.poison is not None and ts is not None and seq.poison < ts:
+                seq.dead = True
+            seq.poison = None
+            seq.events = list(seq.events)
+            seq.events[i] = item
+            seq.last = ts
+            seq.ordinal = ordinal
+        if i == self.last:
+            self._complete(seq, out)
+        else:
+            self.pending[i][k] = seq
+
+    def prev_positive(self, i: int) -> int:
+        return self.prev[i]
+
+    # --- missing events -----------------------------------------------------------
+
+    def _missing(self, doc: dict, ts: int | None, out: list) -> None:
+        if ts is None:
+            return
+        for j in self.middle:
+            st = self.stages[j]
+            if not _safe(st.filter, doc):
+                continue
+            waiting = self.pending[self.prev[j]]
+            for k in join_keys(st, doc):
+                seq = waiting.get(k)
+                if seq is not None and seq.poison is None and seq.last is not None and ts > seq.last:
+                    seq.poison = ts
+        for j in self.trailing:
+            st = self.stages[j]
+            if not self.awaiting or not _safe(st.filter, doc):
+                continue
+            keys = set(join_keys(st, doc))
+            still = []
+            for seq in self.awaiting:
+                if seq.key in keys and seq.last is not None and ts > seq.last:
+                    # The earliest trailing event decides.
+                    if self._keep(seq.lead, ts, seq):
+                        out.append(seq)
+                else:
+                    still.append(seq)
+            self.awaiting = still
+        for j in self.leading:
+            st = self.stages[j]
             if not _safe(st.filter, doc):
                 continue
             for k in join_keys(st, doc):
-                self._advance(i, k, item, ts, out)
-        self.done.extend(out)
-        return out
+                seen = self.lead_seen.get(k)
+                if seen is None:
+                    self.lead_seen[k] = (ts, None)
+                elif ts > seen[0]:
+                    self.lead_seen[k] = (ts, seen[0])
 
-    def _advance(self, i: int, k: tuple, item: Any, ts: int | None, out: list) -> None:
-        last = len(self.stages) - 1
-        if i == 0:
-            if last == 0:
-                out.append(([item], list(k)))
+    def _lead(self, k: tuple, ts: int | None) -> int | None:
+        """The latest leading-stage event of key ``k`` strictly before ``ts``."""
+        seen = self.lead_seen.get(k)
+        if seen is None or ts is None:
+            return None
+        return seen[0] if seen[0] < ts else seen[1]
+
+    def _beyond(self, a: int | None, b: int | None) -> bool:
+        """``biggerThanMaxSpan``: true when either end is unknown or b - a exceeds maxspan."""
+        if a is None or b is None:
+            return True
+        return self.maxspan is not None and b - a > self.maxspan
+
+    def _keep(self, lead: int | None, trail: int | None, seq: _Seq) -> bool:
+        """Elasticsearch's decision for a sequence with leading/trailing missing stages."""
+        has_lead, has_trail = bool(self.leading), bool(self.trailing)
+        return (
+            (trail is None and lead is None)
+            or (lead is None and has_lead)
+            or (trail is None and has_trail)
+            or (has_lead and has_trail and self._beyond(lead, trail))
+            or (has_lead and not has_trail and self._beyond(lead, seq.last))
+            or (not has_lead and has_trail and self._beyond(seq.start, trail))
+        )
+
+    def _complete(self, seq: _Seq, out: list) -> None:
+        if seq.dead:
+            return
+        if not self.trailing:
+            if not self.leading or self._keep(seq.lead, None, seq):
+                out.append(seq)
+            return
+        if self.leading and seq.lead is None:
+            out.append(seq)  # kept whatever follows (no leading event)
+            return
+        self.awaiting.append(seq)
+
+    def _release(self, ts: int, out: list) -> None:
+        """Waiting sequences that any later trailing event would keep anyway."""
+        if self.maxspan is None:
+            return
+        still = []
+        for seq in self.awaiting:
+            ref = seq.lead if self.leading else seq.start
+            if ref is not None and ts - ref > self.maxspan:
+                out.append(seq)
             else:
-                self.pending[0][k] = ([item], ts)
-            return
-        prev = self.pending[i - 1].pop(k, None)
-        if prev is None:
-            return
-        events, start = prev
-        if self.maxspan is not None and ts is not None and start is not None and ts - start > self.maxspan:
-            return
-        if i == last:
-            out.append((events + [item], list(k)))
-        else:
-            self.pending[i][k] = (events + [item], start)
-
-    def close(self) -> list[tuple[list, list]]:
-        return list(self.done)
-
-    def flush(self) -> list[tuple[list, list]]:
-        return []
+                still.append(seq)
+        self.awaiting = still
