@@ -44,7 +44,8 @@ def normalize(doc: Any, source: str | None = None) -> tuple[dict, str | None]:
     if kind == "ecs":
         return doc, None
     if kind == "sentinelone":
-        return sentinelone.normalize(doc), sentinelone.INDEX
+        ecs = sentinelone.normalize(doc)
+        return ecs, sentinelone.route(ecs)
     if kind == "endgame":
         return endgame.normalize(doc)
     raise VigilError(f"unknown event source {kind!r}; expected one of {', '.join(SOURCES)}")
