@@ -8,9 +8,20 @@ from typing import Any
 from vigil.rules.indices import matches_patterns
 
 # Kibana's defaults for rule params a prebuilt rule may leave unset.
+# - Detection engine "Create rule" API (elastic.co/guide/en/siem/guide/7.6/rules-api-create.html):
+#   enabled "defaults to true"; from "defaults to now-6m"; interval 5m; false_positives, filters,
+#   references, tags and threat default to empty arrays.
+# - max_signals: DEFAULT_MAX_SIGNALS = 100 in Kibana's security_solution common/constants.ts; the
+#   rule pages show "Maximum alerts per execution: 100" for rules that omit it (seed page).
+# - Kibana's prebuilt-rules API (elastic.co/guide/en/security/current/prebuilt-rules-api.html) says
+#   "By default, all loaded prebuilt rules are disabled". Vigil takes loading a rule file as the
+#   "Install and enable" choice, so a loaded rule is enabled unless it says `enabled = false`
+#   (as a Kibana export of a disabled rule does).
 DEFAULT_FROM = "now-6m"
+DEFAULT_TO = "now"
 DEFAULT_INTERVAL = "5m"
 DEFAULT_MAX_SIGNALS = 100
+DEFAULT_ENABLED = True
 
 
 @dataclass
@@ -43,7 +54,7 @@ class Rule:
     exceptions_list: list[dict] = field(default_factory=list)
     required_fields: list[dict] = field(default_factory=list)
     related_integrations: list[dict] = field(default_factory=list)
-    enabled: bool = True
+    enabled: bool = DEFAULT_ENABLED
     source: str | None = None
     line: int | None = None
     raw: dict = field(default_factory=dict, repr=False)
@@ -99,7 +110,7 @@ class Rule:
             "risk_score_mapping": self.risk_score_mapping,
             "severity_mapping": self.severity_mapping,
             "threat": self.threat,
-            "to": "now",
+            "to": self.raw.get("to") or DEFAULT_TO,
             "references": self.references,
             "version": self.version,
             "exceptions_list": self.exceptions_list,
