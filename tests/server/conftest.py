@@ -66,7 +66,10 @@ def action_rule(rule_id: str, action: str, **fields) -> dict:
 
 
 class Server:
-    def __init__(self, tmp: Path, rules: list[dict] | None, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, rules: list[dict] | None, extra: list[str] | None = None, real_clock: bool = False
+    ) -> None:
+        self.real_clock = real_clock
         self.tmp = tmp
         self.data = tmp / "data"
         self.rules_dir = tmp / "rules"
@@ -90,11 +93,10 @@ class Server:
         self.now = ms
 
     def start(self) -> None:
-        env = dict(
-            os.environ,
-            VIGIL_CLOCK_FILE=str(self.clock_file),
-            PYTHONPATH=str(REPO / "src"),
-        )
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+        env.pop("VIGIL_CLOCK_FILE", None)
+        if not self.real_clock:
+            env["VIGIL_CLOCK_FILE"] = str(self.clock_file)
         cmd = [
             sys.executable,
             "-m",
@@ -161,6 +163,14 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"expected {n} runs, have {self.runs()}")
 
+    def bulk(self, index: str, docs: list[dict]) -> dict:
+        """Documents as Elastic Agent ships them to a data stream: a ``create`` line before each."""
+        action = json.dumps({"create": {"_index": index}}).encode()
+        body = b"".join(action + b"\n" + json.dumps(d).encode() + b"\n" for d in docs)
+        status, resp, _ = self.call("POST", "/_bulk", body, {"Content-Type": "application/x-ndjson"})
+        assert status == 200 and resp["errors"] is False, resp
+        return resp
+
     def send(self, index: str, docs: list[dict]) -> dict:
         body = b"".join(json.dumps(d).encode() + b"\n" for d in docs)
         status, resp, _ = self.call("POST", f"/events/{index}", body)
@@ -172,8 +182,8 @@ class Server:
 def make_server(tmp_path):
     servers: list[Server] = []
 
-    def make(rules: list[dict] | None, extra: list[str] | None = None) -> Server:
-        s = Server(tmp_path, rules, extra)
+    def make(rules: list[dict] | None, extra: list[str] | None = None, real_clock: bool = False) -> Server:
+        s = Server(tmp_path, rules, extra, real_clock)
         servers.append(s)
         return s
 

@@ -123,3 +123,46 @@ def test_retention_drops_old_events(make_server):
     while s.get("/health")["ingest"]["stored"] != 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert s.get("/health")["ingest"]["stored"] == 1
+
+
+def test_window_edges_are_inclusive_and_early_events_wait_for_their_window(make_server):
+    # Kibana's range filter is gte from / lte to (build_events_query.ts buildTimeRangeFilter).
+    s = make_server([action_rule("stamped", "x", name="S", timestamp_override=None)])
+    s.start()
+    s.wait_runs(1)
+    run_at = T0 + 5 * MIN  # window [T0-1m, T0+5m] on @timestamp
+    s.send(
+        "logs-a",
+        [
+            ev("x", T0 - 1 * MIN - 1, host="before-start"),
+            ev("x", T0 - 1 * MIN, host="at-start"),
+            ev("x", run_at, host="at-end"),
+            ev("x", run_at + 1, host="after-end"),  # the sender's clock runs ahead
+        ],
+    )
+    runs = s.advance_and_wait(5 * MIN, 2)
+    assert runs[0]["events_searched"] == 2
+    hosts = lambda: sorted(a["host"]["name"] for a in s.get("/api/alerts")["alerts"])  # noqa: E731
+    assert hosts() == ["at-end", "at-start"]
+    # The early one is in the next window [T0+4m, T0+10m]; the one before the first window never is.
+    runs = s.advance_and_wait(5 * MIN, 3)
+    assert runs[0]["alerts_written"] == 1
+    assert hosts() == ["after-end", "at-end", "at-start"]
+
+
+def test_cap_holds_on_the_next_run_that_sees_the_same_events(make_server):
+    # Kibana asks for size = max_signals, oldest first: a later run over the same events
+    # gets the same first 100 again (already stored), still reports the cap, and the
+    # other events never alert — the same loss Kibana has, recorded rather than hidden.
+    s = make_server([action_rule("r", "x", name="R", max_signals=100)])
+    s.start()
+    s.wait_runs(1)
+    s.set_clock(T0 + 4 * MIN + 30_000)  # ingested inside the next run's look-back
+    s.send("logs-a", [ev("x", T0 + i) for i in range(150)])
+    runs = s.advance_and_wait(30_000, 2)  # T0+5m
+    assert (runs[0]["matches"], runs[0]["alerts_written"], runs[0]["capped"]) == (150, 100, True)
+    runs = s.advance_and_wait(5 * MIN, 3)  # T0+10m: [T0+4m, T0+10m] holds them again
+    assert (runs[0]["matches"], runs[0]["alerts_written"], runs[0]["capped"]) == (150, 0, True)
+    kept = sorted(a["kibana.alert.original_time"] for a in s.get("/api/alerts?limit=1000")["alerts"])
+    assert kept == [iso_millis(T0 + i) for i in range(100)]
+    assert s.get("/health")["runs"]["capped_runs"] == 2

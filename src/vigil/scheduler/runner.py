@@ -110,6 +110,8 @@ class Scheduler:
         self.runs = runs
         self.engine_factory = engine_factory or default_engine_factory()
         self.clock = clock or default_clock()
+        # rule_id -> (run's now, window start, window end) of the search in progress.
+        self.running: dict[str, tuple[int, int, int]] = {}
 
     def runnable(self, rule: Any) -> bool:
         return bool(getattr(rule, "runnable", True))
@@ -166,6 +168,7 @@ class Scheduler:
         t0 = time.monotonic()
         rid = rule_id(rule)
         run = Run(rid, now_ms, 0, start_ms, end_ms)
+        self.running[rid] = (now_ms, start_ms, end_ms)
         try:
             window_field = getattr(rule, "timestamp_override", None) or "@timestamp"
             order_field = eql_timestamp_field(rule)
@@ -193,5 +196,7 @@ class Scheduler:
         except Exception as exc:  # a broken rule must not stop the others
             run.error = f"{type(exc).__name__}: {exc}"
             log.error("rule %s failed: %s\n%s", rid, exc, traceback.format_exc())
+        finally:
+            self.running.pop(rid, None)
         run.duration_ms = int((time.monotonic() - t0) * 1000)
         return run

@@ -360,17 +360,23 @@ def api(h: Handler, method: str, parts: list[str], query: dict, body: bytes) -> 
 
 
 def rule_summary(sched: Scheduler, rule: Any) -> dict:
+    """One rule as ``vigil rules list`` shows it, plus what the scheduler knows of it."""
     rid = rule_id(rule)
     state = sched.runs.state(rid)
     return {
         "rule_id": rid,
         "name": getattr(rule, "name", rid),
+        "type": getattr(rule, "type", None),
         "severity": getattr(rule, "severity", None),
+        "risk_score": getattr(rule, "risk_score", None),
         "interval": getattr(rule, "interval", None),
         "from": getattr(rule, "from_", None),
         "max_signals": getattr(rule, "max_signals", None),
         "enabled": sched.enabled(rule),
         "runnable": sched.runnable(rule),
+        "building_block": getattr(rule, "building_block_type", None) is not None,
+        "version": getattr(rule, "version", None),
+        "source": getattr(rule, "source", None),
         "last_run_ms": state.last_started_ms,
         "covered_to_ms": state.covered_to_ms,
     }
@@ -389,7 +395,13 @@ def health(svc: Service) -> dict:
             "enabled": sum(1 for r in rules if svc.scheduler.enabled(r)),
             "runnable": sum(1 for r in rules if svc.scheduler.runnable(r)),
         },
-        "runs": totals,
+        "runs": dict(
+            totals,
+            running=[
+                {"rule_id": rid, "started_ms": now, "window_from_ms": a, "window_to_ms": b}
+                for rid, (now, a, b) in list(svc.scheduler.running.items())
+            ],
+        ),
         "ingest": dict(svc.ingest, stored=svc.events.count(), last_ingested_ms=svc.events.last_ingested_ms()),
         "alerts": svc.alerts.count(),
     }

@@ -75,6 +75,8 @@ def serve(
         from vigil.rules.exceptions import load_exceptions
 
         exceptions = load_exceptions(exceptions_path)
+        for problem in exceptions.problems:
+            print(f"vigil: skipped exception: {problem.render()}", file=sys.stderr)
     elif exceptions_all:
         raise VigilError("--exceptions-all needs --exceptions FILE")
 
