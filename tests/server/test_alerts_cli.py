@@ -76,3 +76,16 @@ def test_server_list_show_set_status(make_server, capsys):
     assert main(["alerts", "show", *base, "missing"]) == 1
     assert main(["alerts", "list", "--server", s.url, "--format", "ndjson"]) == 2  # no token
     assert "401" in capsys.readouterr().err
+
+
+def test_show_and_set_status_in_both_formats(tmp_path, capsys):
+    db = tmp_path / "a.db"
+    AlertStore(db).add([alert("u1", "high", host="db-7")])
+    assert main(["alerts", "show", "--store", str(db), "u1", "--format", "table"]) == 0
+    out = capsys.readouterr().out
+    assert "kibana.alert.severity" in out and "db-7" in out and not out.lstrip().startswith("{")
+    assert main(["alerts", "set-status", "--store", str(db), "u1", "acknowledged", "--format", "ndjson"]) == 0
+    (doc,) = lines(capsys.readouterr().out)
+    assert doc["kibana.alert.workflow_status"] == "acknowledged" and doc["kibana.alert.uuid"] == "u1"
+    assert main(["alerts", "set-status", "--store", str(db), "nope", "closed"]) == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from vigil.cli.output import add_format_option, console, resolve_format, write_ndjson
+from vigil.cli.output import add_format_option, console, dumps, resolve_format, write_ndjson
 from vigil.eql.fields import lookup
 from vigil.errors import VigilError
 from vigil.store.alerts import STATUSES
@@ -40,12 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help="one alert, in full")
     _source_options(show)
     show.add_argument("uuid")
+    add_format_option(show)
     show.set_defaults(func=cmd_show)
 
     st = sub.add_parser("set-status", help="set kibana.alert.workflow_status")
     _source_options(st)
     st.add_argument("uuid")
     st.add_argument("status", choices=STATUSES)
+    add_format_option(st)
     st.set_defaults(func=cmd_set_status)
 
 
@@ -128,11 +130,38 @@ def cmd_show(args: argparse.Namespace) -> int:
     if alert is None:
         print(f"vigil: no alert {args.uuid}", file=sys.stderr)
         return 1
-    write_ndjson([alert])
+    if resolve_format(args) == "ndjson":
+        write_ndjson([alert])
+        return 0
+    from rich.table import Table
+
+    table = Table(title=_field(alert, "kibana.alert.rule.name") or args.uuid, show_header=False)
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for path, value in sorted(_flatten(alert).items()):
+        table.add_row(path, value)
+    console().print(table)
     return 0
+
+
+def _flatten(doc: dict, prefix: str = "") -> dict[str, str]:
+    """Dotted field -> text, for a readable one-alert table."""
+    out: dict[str, str] = {}
+    for key, value in doc.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, path + "."))
+        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            out[path] = dumps(value).decode()
+        else:
+            out[path] = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return out
 
 
 def cmd_set_status(args: argparse.Namespace) -> int:
     alert = _Backend(args).set_status(args.uuid, args.status)
+    if resolve_format(args) == "ndjson":
+        write_ndjson([alert])
+        return 0
     print(f"{args.uuid}: {_field(alert, 'kibana.alert.workflow_status')}")
     return 0
