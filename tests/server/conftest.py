@@ -110,8 +110,8 @@ class Server:
             *self.extra,
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-        line = self.proc.stdout.readline()
-        m = re.search(r"http://\S+", line)
+        line = self.banner = self.proc.stdout.readline()
+        m = re.search(r"http://[^\s\"]+", line)
         if not m:
             self.proc.kill()
             raise AssertionError(f"server did not start: {line!r} {self.proc.stderr.read()}")

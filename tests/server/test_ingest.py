@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import sqlite3
 import subprocess
 import sys
@@ -140,3 +141,14 @@ def test_ipv6_loopback_and_unknown_routes(make_server):
     assert status == 400
     status, body, _ = s.call("POST", "/_bulk", gzip.compress(b"x")[:5], {"Content-Encoding": "gzip"})
     assert status == 400 and body["error"]["type"] == "parse_exception"
+
+
+def test_startup_line_in_both_formats(make_server):
+    s = make_server(RULES)
+    s.start()  # stdout is a pipe: ndjson by default
+    facts = json.loads(s.banner)
+    assert facts["listening"] == s.url and facts["rules"] == facts["runnable"] == 1
+    s.stop()
+    s.extra = ["--format", "table"]
+    s.start()
+    assert s.banner.startswith("vigil serve: listening on http://127.0.0.1:") and "1 runnable" in s.banner

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from vigil.cli.output import add_format_option, resolve_format, write_ndjson
 from vigil.scheduler.windows import duration_ms
 
 
@@ -46,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help="bearer token required on every request (mandatory off loopback)")
     p.add_argument("--retention", default="7d", help="drop events ingested longer ago than this (default 7d)")
     p.add_argument("--verbose", "-v", action="store_true", help="log each run and request")
+    add_format_option(p)
     p.set_defaults(func=run)
 
 
@@ -59,8 +61,13 @@ def run(args: argparse.Namespace) -> int:
     )
     retention = duration_ms(args.retention, what="--retention")
 
-    def announce(line: str) -> None:
-        print(line, flush=True)
+    fmt = resolve_format(args)
+
+    def announce(line: str, facts: dict) -> None:
+        if fmt == "ndjson":
+            write_ndjson([facts])
+        else:
+            print(line, flush=True)
 
     return serve(
         rule_paths=args.rules,

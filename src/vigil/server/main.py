@@ -53,7 +53,7 @@ def serve(
     exceptions_all: bool = False,
     clock: Clock | None = None,
     tick_seconds: float = 0.2,
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str, dict], None] | None = None,
 ) -> int:
     host, port = parse_listen(listen)
     check_exposure(host, token)
@@ -128,9 +128,17 @@ def serve(
     worker.start()
     bound_host, bound_port = server.server_address[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    announce(
-        f"vigil serve: listening on http://{shown}:{bound_port} ({len(scheduler.rules)} rules, data {db})"
+    url = f"http://{shown}:{bound_port}"
+    facts = {
+        "listening": url,
+        "rules": len(scheduler.rules),
+        "runnable": sum(1 for r in scheduler.rules.values() if scheduler.runnable(r)),
+        "data": str(db),
+    }
+    line = (
+        f"vigil serve: listening on {url} ({facts['rules']} rules, {facts['runnable']} runnable, data {db})"
     )
+    (announce or (lambda text, _facts: print(text, flush=True)))(line, facts)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
