@@ -177,3 +177,23 @@ def test_stream_and_close_agree_with_run_on_spec_sequences(shared):
         assert sorted(got, key=repr) == sorted(batch, key=repr), spec["name"]
         checked += 1
     assert checked >= 20
+
+
+def test_live_stream_forgets_what_maxspan_has_expired():
+    from vigil.eql.sequence import PRUNE_EVERY
+
+    q = eql.compile(
+        'sequence by k with maxspan=10ms ![t where tag == "m"] [t where tag == "n"] [t where tag == "x"]'
+    )
+    s = q.stream()
+    n = 3 * PRUNE_EVERY
+    out = []
+    for i in range(n):
+        out += s.feed(ev(i, i, key=f"k{i}", tag="m"))
+        out += s.feed(ev(i, i, key=f"k{i}", tag="n"))
+    out += s.feed(ev(-1, n, key=f"k{n - 1}", tag="x"))
+    matcher = s._seq
+    assert sum(len(p) for p in matcher.pending.values()) < PRUNE_EVERY
+    assert len(matcher.lead_seen) < PRUNE_EVERY
+    # The leading "m" of the same key and millisecond does not count; the last key still completes.
+    assert ids(out) == [[None, n - 1, -1]]

@@ -75,6 +75,10 @@ def _safe(pred: Callable[[dict], bool], doc: dict) -> bool:
         return False
 
 
+# How often (in events) a stream with maxspan drops state that can no longer matter.
+PRUNE_EVERY = 4096
+
+
 class _Seq:
     """One in-flight sequence (Elasticsearch's ``Sequence``)."""
 
@@ -147,6 +151,8 @@ class SequenceMatcher:
         self._n += 1
         if ordinal is None:
             ordinal = self._n
+        if self.maxspan is not None and ts is not None and self._n % PRUNE_EVERY == 0:
+            self.prune(ts)
         out: list[_Seq] = []
         if self.awaiting and ts is not None:
             self._release(ts, out)
@@ -162,6 +168,26 @@ class SequenceMatcher:
                 for p in self.pending.values():
                     p.pop(k, None)
         return self._emit(out)
+
+    def prune(self, now: int) -> None:
+        """Forget state that can no longer change a result once time has reached ``now``.
+
+        An in-flight sequence older than maxspan can never advance (each later
+        event is rejected as Elasticsearch rejects it), and a leading missing
+        event older than maxspan keeps every later sequence, as no event would.
+        A live stream calls this every few thousand events, so memory follows
+        the keys seen within maxspan, not all keys ever seen.
+        """
+        if self.maxspan is None:
+            return
+        horizon = now - self.maxspan
+        for p in self.pending.values():
+            old = [k for k, s in p.items() if s.start is not None and s.start < horizon]
+            for k in old:
+                del p[k]
+        old = [k for k, seen in self.lead_seen.items() if seen[0] is not None and seen[0] < horizon]
+        for k in old:
+            del self.lead_seen[k]
 
     def tick(self, ts: int | None) -> list[tuple[list, list]]:
         """Time has reached ``ts`` (an event no stage takes): release what can no longer change."""
