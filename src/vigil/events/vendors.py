@@ -1,14 +1,25 @@
 """Which vendor wrote a raw event, and its ECS form.
 
-Detection rule (deterministic, on the raw shape of one document):
+When ``--source`` is not given, each event (each line, each array item, each
+search hit's ``_source``) is classified on its own, by its raw shape, first
+rule that holds:
 
-1. ``sentinelone`` -- the document has a ``meta.event.name`` key or any
-   ``src.process.*`` / ``tgt.file.*`` key, written flat with dots (Cloud
-   Funnel exports are flat JSON objects).
-2. ``endgame`` -- the document has an ``endgame`` object (ECS documents of
-   ``endgame-*`` indices), or the flat legacy Endgame shape: ``event_type``
-   together with ``serial_event_id`` or ``timestamp`` (Windows FILETIME).
-3. ``ecs`` -- anything else; passed through unchanged.
+1. ``sentinelone``: a SentinelOne Cloud Funnel event. It has a top-level key
+   ``meta.event.name``, or a top-level key starting with ``src.process.``,
+   ``tgt.file.`` or ``tgt.process.``, written flat with dots as Cloud Funnel
+   exports them. It is run through the integration's pipeline and goes to
+   ``logs-sentinel_one_cloud_funnel.event-default``.
+2. ``endgame``: an Elastic Endgame event. Either an ECS document with an
+   ``endgame`` object (taken as it is), or the flat legacy schema: an
+   ``event_type`` key together with ``serial_event_id`` or ``timestamp``
+   (a Windows FILETIME). It goes to ``endgame-<version>`` (``endgame.version``
+   or ``agent.version``, else ``3.0.0``).
+3. ``ecs``: anything else (Elastic Defend, Beats, exports), taken as it is;
+   its index comes from ``--index``, the hit's ``_index`` or its
+   ``data_stream.*`` fields.
+
+``--source`` forces one of these for every event; an event the forced
+normalizer cannot read is skipped and counted, and reading goes on.
 """
 
 from __future__ import annotations
