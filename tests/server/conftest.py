@@ -70,6 +70,7 @@ class Server:
         self, tmp: Path, rules: list[dict] | None, extra: list[str] | None = None, real_clock: bool = False
     ) -> None:
         self.real_clock = real_clock
+        self.env_extra: dict[str, str] = {}
         self.tmp = tmp
         self.data = tmp / "data"
         self.rules_dir = tmp / "rules"
@@ -95,6 +96,8 @@ class Server:
     def start(self) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
         env.pop("VIGIL_CLOCK_FILE", None)
+        env.pop("VIGIL_TOKEN", None)
+        env.update(self.env_extra)
         if not self.real_clock:
             env["VIGIL_CLOCK_FILE"] = str(self.clock_file)
         cmd = [

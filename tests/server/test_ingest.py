@@ -117,6 +117,15 @@ def test_token_required_and_accepted_forms(make_server):
     assert s.call("GET", "/", headers={"Authorization": "ApiKey s3cret"})[0] == 200
 
 
+def test_token_from_the_environment(make_server):
+    s = make_server(RULES)
+    s.env_extra = {"VIGIL_TOKEN": "from-env"}
+    s.start()
+    assert s.call("GET", "/health")[0] == 401
+    assert s.call("GET", "/health", headers={"Authorization": "Bearer from-env"})[0] == 200
+    assert "from-env" not in " ".join(s.proc.args)
+
+
 def test_refuses_to_listen_off_loopback_without_token(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "vigil.cli", "serve", "--listen", "0.0.0.0:0", "--data", str(tmp_path)],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -44,7 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="ADDR",
         help="HOST:PORT (default 127.0.0.1:9200; port 0 picks one)",
     )
-    p.add_argument("--token", help="bearer token required on every request (mandatory off loopback)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("VIGIL_TOKEN") or None,
+        help="bearer token required on every request (mandatory off loopback; default: $VIGIL_TOKEN, "
+        "which keeps it out of the process list)",
+    )
     p.add_argument("--retention", default="7d", help="drop events ingested longer ago than this (default 7d)")
     p.add_argument("--verbose", "-v", action="store_true", help="log each run and request")
     add_format_option(p)
