@@ -2,7 +2,10 @@
 
 A :class:`Query` runs over any items; ``doc(item)`` extracts the document.
 Results follow Elasticsearch's order: events by timestamp, then tiebreaker, then
-input order.
+input order; sequences by their last positive event (a ``![...]`` stage holds
+None); samples by join key (see :mod:`vigil.eql.sequence`, :mod:`vigil.eql.sample`).
+A stream returns sequences as they are settled and, at ``close()``, those only
+the end of the data settles (trailing missing stages) and every sample.
 """
 
 from __future__ import annotations
