@@ -154,10 +154,10 @@ def test_ipv6_loopback_and_unknown_routes(make_server):
 
 def test_startup_line_in_both_formats(make_server):
     s = make_server(RULES)
-    s.start()  # stdout is a pipe: ndjson by default
+    s.start()  # text by default, even into a pipe: scripts read the URL off it
+    assert s.banner.startswith("vigil serve: listening on http://127.0.0.1:") and "1 runnable" in s.banner
+    s.stop()
+    s.extra = ["--format", "ndjson"]
+    s.start()
     facts = json.loads(s.banner)
     assert facts["listening"] == s.url and facts["rules"] == facts["runnable"] == 1
-    s.stop()
-    s.extra = ["--format", "table"]
-    s.start()
-    assert s.banner.startswith("vigil serve: listening on http://127.0.0.1:") and "1 runnable" in s.banner

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from vigil.cli.output import add_format_option, resolve_format, write_ndjson
+from vigil.cli.output import add_format_option, write_ndjson
 from vigil.scheduler.windows import duration_ms
 
 
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     )
     retention = duration_ms(args.retention, what="--retention")
 
-    fmt = resolve_format(args)
+    # The start-up line is a log line people and scripts already read as text: ndjson only on request.
+    fmt = args.format or "table"
 
     def announce(line: str, facts: dict) -> None:
         if fmt == "ndjson":
