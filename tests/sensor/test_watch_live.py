@@ -306,7 +306,7 @@ def test_queue_overflow_is_counted_and_reported(tmp_path):
     summary = err.decode().strip().splitlines()[-1]
     lost = int(re.search(r"lost=(\d+)", summary).group(1))
     seen = int(re.search(r"events=(\d+)", summary).group(1))
-    assert lost >= 1
+    assert lost >= 1, err.decode()
     assert seen < 17_000
     docs = [json.loads(x) for x in events.read_text().splitlines()]
     health = [d for d in docs if d["event"]["action"] == "queue-overflow"]

@@ -1,33 +1,49 @@
-"""``vigil watch``: run the rules live on this host's file events (fanotify sensor)."""
+"""``vigil watch``: run the rules live on this host's file events (fanotify sensor).
+
+Each event goes through :meth:`vigil.engine.Engine.process` as soon as it is read, so an
+alert is written a few milliseconds after the file was created. Vigil's own writes (its
+pid, and the files it writes) never come back as events.
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
+import time
 from typing import IO, Any
 
-from vigil.cli.output import add_format_option, dumps, resolve_format
+from vigil.cli.output import MAX_PROBLEMS_SHOWN, add_format_option, console, dumps, resolve_format
 from vigil.errors import VigilError
 from vigil.events.model import Event
+
+# A queue overflow is repeated on standard error at most this often (seconds).
+_LOSS_NOTICE_EVERY = 5.0
+# At a stop, events already in the kernel queue are still read for at most this long (seconds).
+_DRAIN_AT_STOP = 3.0
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "watch",
         help="watch this Linux host live (fanotify) and raise alerts as files are created",
-        description="Watch folders live with fanotify (root, Linux >= 5.9) and run the rules on every "
-        "file event as it happens. Prints 'watching ...' on standard error when ready; SIGUSR1 prints "
-        "counts; SIGTERM/SIGINT stop cleanly.",
+        description="Watch folders live with fanotify (root or CAP_SYS_ADMIN, Linux >= 5.9) and run the "
+        "rules on every file event as it happens. Prints 'watching ...' on standard error when ready; "
+        "SIGUSR1 prints counts; SIGTERM/SIGINT stop cleanly and print the final counts.",
     )
     p.add_argument(
         "--rules",
         action="append",
         default=[],
         metavar="PATH",
-        help="rule files or folders (default: bundled rules)",
+        help="rule files or folders (repeatable; default: the rules bundled with Vigil)",
     )
-    p.add_argument("--exceptions", metavar="FILE", help="exception lists to apply")
+    p.add_argument("--exceptions", metavar="FILE", help="Kibana exception lists (NDJSON export) to apply")
+    p.add_argument(
+        "--exceptions-all",
+        action="store_true",
+        help="apply every exception item to every rule (default: only the lists a rule references)",
+    )
     p.add_argument(
         "--path",
         action="append",
@@ -36,97 +52,163 @@ def register(subparsers: Any) -> None:
         help="folder to watch (repeatable; default: the Dracut module folders)",
     )
     p.add_argument("--events-out", metavar="FILE", help="also record every event as NDJSON")
-    p.add_argument("--output", metavar="FILE", help="write alerts here instead of standard output")
+    p.add_argument("--output", metavar="FILE", help="append alerts here instead of standard output")
     p.add_argument("--store", metavar="PATH", help="also keep alerts in this SQLite alert store")
     add_format_option(p)
     p.set_defaults(func=run)
 
 
-def _engine(args: argparse.Namespace):
-    """The rule engine, or None (events only) when it is not part of this build."""
+def _preflight() -> str | None:
+    """What stops fanotify here, in one line, before anything else is done (or None)."""
+    from vigil.sensor.fanotify import Group, SensorUnavailable
+
     try:
-        from vigil.engine import Engine
-        from vigil.rules import bundled_rules, load_rules
-    except ImportError:
-        print("vigil watch: rule engine not available; recording events only", file=sys.stderr)
-        return None
+        Group().close()
+    except SensorUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def _engine(args: argparse.Namespace):
+    from vigil.engine import Engine
+    from vigil.rules import bundled_rules, load_rules
+
     ruleset = load_rules(args.rules) if args.rules else bundled_rules()
-    for problem in getattr(ruleset, "problems", []):
-        print(f"vigil: {problem.render() if hasattr(problem, 'render') else problem}", file=sys.stderr)
+    problems = list(ruleset.problems)
     exceptions = None
     if args.exceptions:
         from vigil.rules.exceptions import load_exceptions
 
         exceptions = load_exceptions(args.exceptions)
-    return Engine(ruleset.rules, exceptions=exceptions)
-
-
-def _table_line(alert: dict) -> str:
-    def get(path: str) -> Any:
-        if path in alert:
-            return alert[path]
-        node: Any = alert
-        for part in path.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
-
-    return "  ".join(
-        str(v if v is not None else "-")
-        for v in (
-            get("@timestamp"),
-            get("kibana.alert.severity"),
-            get("kibana.alert.rule.name"),
-            get("host.name"),
-            get("process.executable"),
-            get("file.path"),
+        problems += list(exceptions.problems)
+    elif args.exceptions_all:
+        raise VigilError("--exceptions-all needs --exceptions FILE")
+    for problem in problems[:MAX_PROBLEMS_SHOWN]:
+        print(f"vigil: skipped: {problem.render()}", file=sys.stderr)
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        print(f"vigil: ... and {len(problems) - MAX_PROBLEMS_SHOWN} more problems", file=sys.stderr)
+    engine = Engine(ruleset.rules, exceptions=exceptions, exceptions_all=args.exceptions_all)
+    not_run = len(ruleset.rules) - len(engine.rules)
+    if not engine.rules:
+        raise VigilError(
+            f"no rule to run: {len(ruleset.rules)} loaded, none is an EQL rule that compiles",
+            file=", ".join(args.rules) or None,
         )
-    )
+    return engine, len(problems) + not_run
 
 
-def _open_outputs(args: argparse.Namespace) -> tuple[Any, IO, IO | None]:
-    store = None
-    if args.store:
-        from vigil.store.alerts import AlertStore
+def _get(alert: dict, path: str) -> Any:
+    if path in alert:
+        return alert[path]
+    node: Any = alert
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
-        store = AlertStore(args.store)
-    out: IO = open(args.output, "a", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
-    events_out: IO | None = open(args.events_out, "ab") if args.events_out else None  # noqa: SIM115
-    return store, out, events_out
+
+_TABLE_FIELDS = (
+    "kibana.alert.original_time",
+    "kibana.alert.severity",
+    "kibana.alert.rule.name",
+    "host.name",
+    "process.executable",
+    "file.path",
+)
+
+
+def table_line(alert: dict) -> str:
+    return "  ".join(str(v if (v := _get(alert, f)) is not None else "-") for f in _TABLE_FIELDS)
+
+
+class _Outputs:
+    """Where alerts and events go; opened before the sensor starts so a bad path is one line."""
+
+    def __init__(self, args: argparse.Namespace, fmt: str) -> None:
+        self.fmt = fmt
+        self.store = None
+        self.out: IO | None = None
+        self.events: IO | None = None
+        self._console = None
+        try:
+            if args.store:
+                from vigil.store.alerts import AlertStore
+
+                self.store = AlertStore(args.store)
+            if fmt == "table":
+                text = open(args.output, "a", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+                self._console = console(text)
+            else:
+                self.out = open(args.output, "ab") if args.output else sys.stdout.buffer  # noqa: SIM115
+            self.events = open(args.events_out, "ab") if args.events_out else None  # noqa: SIM115
+        except BaseException:
+            self.close()
+            raise
+
+    def alerts(self, alerts: list[dict]) -> None:
+        if self._console is not None:
+            for alert in alerts:
+                style = "bold red" if alert.get("kibana.alert.severity") in ("high", "critical") else None
+                self._console.print(table_line(alert), style=style, markup=False, soft_wrap=True)
+            self._console.file.flush()
+        else:
+            assert self.out is not None
+            self.out.write(b"".join(dumps(a) + b"\n" for a in alerts))
+            self.out.flush()
+        if self.store is not None:
+            self.store.add(alerts)
+
+    def record(self, docs: list[dict]) -> None:
+        if self.events is not None and docs:
+            self.events.write(b"".join(dumps(d) + b"\n" for d in docs))
+            self.events.flush()
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
+        stream = self._console.file if self._console is not None else self.out
+        if stream is not None:
+            if stream in (sys.stdout, sys.stdout.buffer):
+                stream.flush()
+            else:
+                stream.close()
+        if self.store is not None:
+            self.store.close()
 
 
 def run(args: argparse.Namespace) -> int:
     from vigil.sensor.fanotify import SensorUnavailable
     from vigil.sensor.watcher import DEFAULT_PATHS, Sensor
 
+    missing = _preflight()
+    if missing:
+        print(f"vigil watch: {missing}", file=sys.stderr)
+        return 1
+    engine, skipped = _engine(args)
+    fmt = resolve_format(args)
+    try:
+        outputs = _Outputs(args, fmt)
+    except OSError as exc:
+        print(f"vigil watch: cannot open {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     paths = args.path or list(DEFAULT_PATHS)
     ignore = [p for p in (args.output, args.events_out, args.store) if p]
     try:
         sensor = Sensor(paths, ignore_paths=ignore)
     except SensorUnavailable as exc:
+        outputs.close()
         print(f"vigil watch: {exc}", file=sys.stderr)
         return 1
-    try:
-        engine = _engine(args)
-    except BaseException:
-        sensor.close()
-        raise
-    try:
-        store, out, events_out = _open_outputs(args)
-    except OSError as exc:
-        sensor.close()
-        print(f"vigil watch: cannot open {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 2
-    fmt = resolve_format(args)
     counts = {"alerts": 0}
-    stopping = []
+    stopping: list[bool] = []
 
     def report(*_: Any) -> None:
         st = sensor.stats
+        suppressed = sum(c["suppressed"] for c in engine.stats.values())
         print(
-            f"vigil watch: events={st.events} alerts={counts['alerts']} lost={st.lost} "
-            f"unattributed={st.unattributed} proc-fallback={st.fallback}",
+            f"vigil watch: events={st.events} alerts={counts['alerts']} suppressed={suppressed} "
+            f"lost={st.lost} unattributed={st.unattributed} proc-fallback={st.fallback}",
             file=sys.stderr,
             flush=True,
         )
@@ -136,51 +218,67 @@ def run(args: argparse.Namespace) -> int:
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, report)
-
-    def emit(alerts: list[dict]) -> None:
-        if not alerts:
-            return
-        counts["alerts"] += len(alerts)
-        for alert in alerts:
-            if fmt == "ndjson":
-                out.write(dumps(alert).decode() + "\n")
-            else:
-                out.write(_table_line(alert) + "\n")
-        out.flush()
-        if store is not None:
-            store.add(alerts)
-
+    status = 0
     try:
+        rules = f"{len(engine.rules)} rules" + (f" ({skipped} skipped)" if skipped else "")
         print(
-            f"vigil watch: watching {', '.join(sensor.prefixes)} (mounts: {', '.join(sensor.mounts)})",
+            f"vigil watch: watching {', '.join(sensor.prefixes)} with {rules} "
+            f"(mounts: {', '.join(sensor.mounts)})",
             file=sys.stderr,
             flush=True,
         )
-        while not stopping:
+        lost_seen, lost_told = 0, 0.0
+        drain_until = None
+        while True:
+            if stopping and drain_until is None:
+                # Stop cleanly: what the kernel already queued is still read (bounded in time).
+                drain_until = time.monotonic() + _DRAIN_AT_STOP
             try:
-                docs = sensor.poll(0.5)
+                docs = sensor.poll(0 if drain_until else 0.5)
             except InterruptedError:
                 continue
+            if drain_until is not None and not docs:
+                break
+            alerts: list[dict] = []
             for doc in docs:
-                if events_out is not None:
-                    events_out.write(dumps(doc) + b"\n")
-                if engine is not None and doc["event"]["kind"] == "event":
-                    emit(engine.process(Event(doc, index=f"logs-{doc['data_stream']['dataset']}-default")))
-            if events_out is not None and docs:
-                events_out.flush()
-        if engine is not None:
-            emit(engine.finish())
-    except VigilError:
-        raise
+                if doc["event"]["kind"] != "event":
+                    continue
+                ds = doc["data_stream"]
+                index = f"{ds['type']}-{ds['dataset']}-{ds['namespace']}"
+                alerts += engine.process(Event(doc, index=index, id=doc["event"]["id"]))
+            outputs.record(docs)
+            if alerts:
+                counts["alerts"] += len(alerts)
+                outputs.alerts(alerts)
+            if sensor.stats.lost != lost_seen and time.monotonic() - lost_told > _LOSS_NOTICE_EVERY:
+                lost_seen, lost_told = sensor.stats.lost, time.monotonic()
+                print(
+                    f"vigil watch: kernel queue overflowed {lost_seen} times: file events were lost",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if drain_until is not None and time.monotonic() > drain_until:
+                break
+        last = engine.finish()
+        if last:
+            counts["alerts"] += len(last)
+            outputs.alerts(last)
+    except BrokenPipeError:
+        pass  # the reader went away (``vigil watch | head``): stop as asked
+    except OSError as exc:
+        # A full disk or a closed output: say so once, keep nothing half-written silent.
+        where = exc.filename or "output"
+        print(f"vigil watch: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+        status = 2
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
         sensor.close()
-        if events_out is not None:
-            events_out.close()
-        if args.output:
-            out.close()
-        else:
-            out.flush()
+        try:
+            outputs.close()
+        except BrokenPipeError:
+            pass
+        except OSError:
+            status = 2
         report()
-    return 0
+    return status

@@ -108,14 +108,19 @@ def group_name(gid: int) -> str | None:
         return None
 
 
+@lru_cache(maxsize=4)
+def _second(secs: int) -> str:
+    return dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def timestamp(ns: int) -> str:
     """Nanosecond time as Defend prints it: UTC, up to 7 fraction digits without trailing zeros, Z."""
     secs, rem = divmod(ns, 1_000_000_000)
-    base = dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     frac = f"{rem // 100:07d}".rstrip("0")
-    return f"{base}.{frac}Z" if frac else f"{base}Z"
+    return f"{_second(secs)}.{frac}Z" if frac else f"{_second(secs)}Z"
 
 
+@lru_cache(maxsize=4096)
 def entity_id(agent_id: str, pid: int, start: float) -> str:
     """Defend's process.entity_id: base64 of agent id, pid and start time."""
     return base64.b64encode(f"{agent_id}-{pid}-{int(start)}".encode()).decode()

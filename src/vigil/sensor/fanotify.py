@@ -111,7 +111,7 @@ class Group:
         self.rename_events = bool(flags & FAN_REPORT_TARGET_FID)
         self.marked_mask = 0
         self._mount_fds: dict[tuple[int, int], int] = {}
-        self._dir_cache: dict[tuple[tuple[int, int], bytes], str] = {}
+        self._dir_cache: dict[tuple[tuple[int, int], bytes], str | None] = {}
 
     def mark_filesystem(self, path: str, mask: int) -> tuple[int, int]:
         """Mark the whole filesystem holding ``path``; returns its fsid."""
@@ -141,11 +141,23 @@ class Group:
         return list(parse(data))
 
     def dir_path(self, rec: FidRecord) -> str | None:
-        """Path of the directory a handle names, or None when it is gone or unknown."""
+        """Path of the directory a handle names, or None when it is gone or unknown.
+
+        Misses are cached too: on a busy filesystem most events name folders that were
+        deleted since (temporary trees), and a handle never comes back once its folder is gone.
+        """
         key = (rec.fsid, rec.handle)
-        hit = self._dir_cache.get(key)
-        if hit is not None:
-            return hit
+        try:
+            return self._dir_cache[key]
+        except KeyError:
+            pass
+        path = self._open_dir(rec)
+        if len(self._dir_cache) > 65536:
+            self._dir_cache.clear()
+        self._dir_cache[key] = path
+        return path
+
+    def _open_dir(self, rec: FidRecord) -> str | None:
         mount_fd = self._mount_fds.get(rec.fsid)
         if mount_fd is None:
             return None
@@ -158,13 +170,10 @@ class Group:
             os.close(fd)
         if path.endswith(" (deleted)"):
             return None
-        if len(self._dir_cache) > 65536:
-            self._dir_cache.clear()
-        self._dir_cache[key] = path
         return path
 
     def forget_dirs(self) -> None:
-        """A directory moved or went away: cached paths may be stale."""
+        """A directory moved: cached paths below it are stale."""
         self._dir_cache.clear()
 
     def close(self) -> None:
@@ -208,33 +217,38 @@ def fsid_of(path: str) -> tuple[int, int]:
     return (buf.f_fsid[0], buf.f_fsid[1])
 
 
+_NAMED = frozenset((INFO_DFID_NAME, INFO_OLD_DFID_NAME, INFO_NEW_DFID_NAME))
+_FIDS = _NAMED | {INFO_FID, INFO_DFID}
+
+
 def parse(data: bytes) -> Iterator[RawEvent]:
     """Split a read(2) buffer into events with their FID info records."""
     off = 0
     end = len(data)
-    while off + _META.size <= end:
-        event_len, _vers, _res, meta_len, mask, fd, pid = _META.unpack_from(data, off)
+    meta, info_hdr, fid_head = _META.unpack_from, _INFO_HDR.unpack_from, _FID_HEAD.unpack_from
+    meta_size = _META.size
+    while off + meta_size <= end:
+        event_len, _vers, _res, meta_len, mask, fd, pid = meta(data, off)
         if event_len < meta_len or off + event_len > end:
             break
         if fd >= 0:
             os.close(fd)  # not expected in FID mode, never leak one
-        ev = RawEvent(mask=mask, pid=pid)
+        records: list[FidRecord] = []
         pos = off + meta_len
         stop = off + event_len
-        while pos + _INFO_HDR.size <= stop:
-            info_type, _pad, info_len = _INFO_HDR.unpack_from(data, pos)
+        while pos + 4 <= stop:
+            info_type, _pad, info_len = info_hdr(data, pos)
             if info_len == 0:
                 break
-            if info_type in (INFO_FID, INFO_DFID, INFO_DFID_NAME, INFO_OLD_DFID_NAME, INFO_NEW_DFID_NAME):
-                f0, f1, hbytes, _htype = _FID_HEAD.unpack_from(data, pos + 4)
-                hstart = pos + 4 + 8
-                handle = bytes(data[hstart : hstart + 8 + hbytes])
+            if info_type in _FIDS:
+                f0, f1, hbytes, _htype = fid_head(data, pos + 4)
+                hstart = pos + 12
+                hend = hstart + 8 + hbytes
                 name = None
-                if info_type in (INFO_DFID_NAME, INFO_OLD_DFID_NAME, INFO_NEW_DFID_NAME):
-                    nstart = hstart + 8 + hbytes
-                    raw = data[nstart : pos + info_len]
-                    name = os.fsdecode(raw.split(b"\0", 1)[0])
-                ev.records.append(FidRecord(info_type, (f0, f1), handle, name))
+                if info_type in _NAMED:
+                    nul = data.find(b"\0", hend, pos + info_len)
+                    name = os.fsdecode(data[hend : nul if nul >= 0 else pos + info_len])
+                records.append(FidRecord(info_type, (f0, f1), data[hstart:hend], name))
             pos += info_len
-        yield ev
+        yield RawEvent(mask, pid, records)
         off += event_len

@@ -54,6 +54,8 @@ class Sensor:
     ) -> None:
         # Watched prefixes as the kernel names them (symlinks such as /lib -> usr/lib resolved).
         self.prefixes = sorted({_real(p) for p in paths})
+        self._under = tuple(p.rstrip("/") + "/" for p in self.prefixes)
+        self._exact = frozenset(self.prefixes)
         self.ignore = {_real(p) for p in ignore_paths}
         self.ignore |= {p + suffix for p in list(self.ignore) for suffix in ("-journal", "-wal", "-shm")}
         self.stats = SensorStats()
@@ -63,6 +65,9 @@ class Sensor:
         self.host = HostInfo.local()
         self.procs = ProcessTable()
         self._ids = itertools.count(1)
+        # Event ids must never repeat, even after a restart that reuses the pid: alert ids
+        # (and so the store's de-duplication) are derived from them.
+        self._id_prefix = f"{self.host.agent['id'][:8]}-{time.time_ns():x}"
         self._self_pid = os.getpid()
         self.group = fan.Group()
         try:
@@ -142,7 +147,9 @@ class Sensor:
             if not mask & ~(fan.FAN_OPEN_EXEC | fan.FAN_ONDIR):
                 return None
         if mask & fan.FAN_ONDIR:
-            if mask & (fan.FAN_RENAME | fan.FAN_MOVED_FROM | fan.FAN_DELETE):
+            # A folder moved: the paths cached for it and below are stale. A deleted folder's
+            # handle never resolves again, so deletions need nothing.
+            if mask & (fan.FAN_RENAME | fan.FAN_MOVED_FROM | fan.FAN_MOVED_TO):
                 self.group.forget_dirs()
             return None  # Defend reports files; folders only invalidate cached paths
         if raw.pid == self._self_pid:
@@ -199,7 +206,7 @@ class Sensor:
         )
 
     def _event_id(self) -> str:
-        return f"{self.host.agent['id'][:8]}-{os.getpid()}-{next(self._ids)}"
+        return f"{self._id_prefix}-{next(self._ids)}"
 
     def _path(self, raw: fan.RawEvent, kind: int) -> str | None:
         for rec in raw.records:
@@ -215,7 +222,7 @@ class Sensor:
     def _watched(self, path: str | None) -> bool:
         if path is None:
             return False
-        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.prefixes)
+        return path.startswith(self._under) or path in self._exact
 
     def close(self) -> None:
         if self.connector is not None:
