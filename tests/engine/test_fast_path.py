@@ -1,0 +1,132 @@
+"""The fast batch path gives exactly the alerts of the plain path (Engine.scan over read_inputs).
+
+The data mixes generated Elastic Defend events with lines written to trip a raw-line
+pre-filter: JSON escapes, case changes, dotted keys, arrays, missing fields,
+non-ASCII text, events without an index, and events out of timestamp order (which
+sequences need sorted).
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import random
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from vigil.engine import Engine
+from vigil.engine.batch import scan_paths
+from vigil.events.readers import ReadStats
+from vigil.rules.loaders import bundled_rules, load_rules
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+gen_events = pytest.importorskip("gen_events")
+
+
+def _flatten(doc: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in doc.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _traps(rng: random.Random, docs: list[dict]) -> list[bytes]:
+    """Lines that a pre-filter could get wrong, built from matching-prone documents."""
+    ts = datetime(2026, 11, 1, tzinfo=UTC)
+    dracut = [gen_events._dracut_event(rng, ts, n) for n in range(8)]
+    lines: list[bytes] = []
+    for d in dracut[:6]:
+        raw = orjson.dumps(d)
+        lines.append(raw.replace(b"/", b"\\/"))  # escaped slashes
+        lines.append(raw.replace(b"dracut", b"\\u0064racut", 1))  # escaped letter
+        upper = copy.deepcopy(d)
+        upper["file"]["path"] = upper["file"]["path"].upper()  # like~ is case-insensitive
+        lines.append(orjson.dumps(upper))
+        lines.append(orjson.dumps(_flatten(d)))  # dotted keys instead of objects
+        noidx = copy.deepcopy(d)
+        noidx.pop("data_stream", None)  # no index: every rule may read it
+        lines.append(orjson.dumps(noidx))
+        missing = copy.deepcopy(d)
+        missing["process"].pop("executable", None)
+        lines.append(orjson.dumps(missing))
+        accent = copy.deepcopy(d)
+        accent["process"]["name"] = "cr\u00e9\u212a"  # non-ASCII, with the Kelvin sign
+        lines.append(json.dumps(accent, ensure_ascii=False).encode())
+        lines.append(json.dumps(accent).encode())  # the same as \\u escapes
+    for d in rng.sample(docs, 30):
+        e = copy.deepcopy(d)
+        e["event"]["category"] = e["event"]["category"][0]  # a string, not an array
+        lines.append(orjson.dumps(e))
+        lines.append(orjson.dumps(d).replace(b"\\\\", b"\\\\\\/"))  # escapes after backslashes
+    lines.append(b"not json at all")
+    lines.append(b"")
+    lines.append(b'[{"event": {"category": ["process"]}, "process": {"name": "bash"}}]')
+    return lines
+
+
+def _write(path: Path, count: int, seed: int, *, disorder: bool) -> Path:
+    rng = random.Random(seed)
+    docs = list(gen_events.generate(count, seed=seed))
+    lines = [orjson.dumps(d) for d in docs]
+    traps = _traps(rng, docs)
+    for t in traps:
+        lines.insert(rng.randrange(len(lines)), t)
+    if disorder:  # a stretch of late events written early
+        lines[10:10] = lines[-40:]
+        del lines[-40:]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def _alerts(rules, paths, *, fast: bool, index=None) -> tuple[list[str], ReadStats]:
+    engine = Engine(rules, now=NOW)
+    stats = ReadStats()
+    ids = [a["kibana.alert.uuid"] for a in scan_paths(engine, paths, index=index, stats=stats, fast=fast)]
+    return ids, stats
+
+
+@pytest.fixture(scope="module")
+def prebuilt(shared):
+    base = shared / "detection-rules"
+    rules = load_rules([base / "rules", base / "rules_building_block"]).rules
+    assert sum(1 for r in rules if r.runnable) > 1000
+    return rules
+
+
+@pytest.mark.parametrize("disorder", [False, True], ids=["in-order", "out-of-order"])
+def test_prebuilt_rules_same_alerts(prebuilt, tmp_path, disorder):
+    data = _write(tmp_path / "events.ndjson", 1200, seed=5, disorder=disorder)
+    plain, pstats = _alerts(prebuilt, [data], fast=False)
+    fast, fstats = _alerts(prebuilt, [data], fast=True)
+    assert len(plain) > 50, "the data must raise alerts for the comparison to mean something"
+    assert sorted(fast) == sorted(plain)
+    assert len(fast) == len(plain)
+    assert [p.line for p in fstats.problems] == [p.line for p in pstats.problems]
+
+
+def test_seed_rule_same_alerts_in_same_order(tmp_path):
+    data = _write(tmp_path / "events.ndjson", 6000, seed=9, disorder=False)
+    rules = bundled_rules().rules
+    plain, _ = _alerts(rules, [data], fast=False)
+    fast, _ = _alerts(rules, [data], fast=True)
+    assert len(plain) >= 10
+    assert fast == plain
+
+
+def test_index_option_and_gzip(prebuilt, tmp_path):
+    data = _write(tmp_path / "events.ndjson", 600, seed=3, disorder=False)
+    gz = tmp_path / "events.ndjson.gz"
+    gz.write_bytes(gzip.compress(data.read_bytes()))
+    for index in ("logs-endpoint.events.file-default", "winlogbeat-1"):
+        plain, _ = _alerts(prebuilt, [gz], fast=False, index=index)
+        fast, _ = _alerts(prebuilt, [gz], fast=True, index=index)
+        assert sorted(fast) == sorted(plain)
