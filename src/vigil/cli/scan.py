@@ -16,13 +16,15 @@ from vigil.events.readers import ReadStats
 from vigil.sinks import AlertTable, NdjsonSink, StoreSink
 
 SOURCES_HELP = """\
-event sources:
-  Each event's shape is detected on its own unless --source is given:
-  an object with SentinelOne Cloud Funnel's raw keys (event.type with
-  src.process / tgt.file objects, or an "event" with "agent.uuid") is
-  SentinelOne; one with the flat Endgame keys (event_type_full,
-  event_subtype_full, unique_pid) is Endgame; anything else is ECS, as
-  Elastic Defend, Endgame's ECS documents and the integrations write it.
+event sources (each event classified on its own unless --source is given):
+  sentinelone  a raw SentinelOne Cloud Funnel event: a top-level key
+               meta.event.name, or flat keys starting with src.process.,
+               tgt.file. or tgt.process.; mapped as Elastic's integration
+               pipeline maps it, index logs-sentinel_one_cloud_funnel.event-default
+  endgame      an ECS document with an endgame object (taken as it is), or the
+               flat legacy schema (event_type with serial_event_id or a FILETIME
+               timestamp); index endgame-<version>
+  ecs          anything else (Elastic Defend, Beats, exports), taken as it is
 
 event index:
   --index NAME for every input, else an export hit's _index, else
