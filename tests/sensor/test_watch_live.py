@@ -1,11 +1,14 @@
-"""`vigil watch` against the real kernel: files dropped into the Dracut module folder.
+"""`vigil watch` against the real kernel, the real engine and the bundled seed rule.
 
-Needs root and fanotify with FAN_REPORT_DFID_NAME; skipped (with the sensor's own reason)
-where that cannot be used.
+Files are dropped into the Dracut module folder by real programs (cp, install, a shell,
+touch, a writer that then execs); the alerts `vigil watch` writes are checked field by
+field. Needs root and fanotify with FAN_REPORT_DFID_NAME; skipped (with the sensor's own
+reason) where that cannot be used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +24,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 MODULES = Path("/usr/lib/dracut/modules.d")
 TEST_DIR = MODULES / "99vigil-test"
+OTHER_DIR = MODULES / "98vigil-test"  # for the short-lived watchers of single tests
+RULE_NAME = "Dracut Module Creation"  # the bundled seed rule
+RULE_ID = "dc765fb2-0c99-4e57-8c11-dafdf1992b66"
 
 
 def _fanotify_reason() -> str | None:
@@ -41,15 +47,6 @@ def _fanotify_reason() -> str | None:
     return None
 
 
-def _engine_available() -> bool:
-    try:
-        from vigil.engine import Engine  # noqa: F401
-        from vigil.rules import bundled_rules  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 REASON = _fanotify_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"fanotify unusable here: {REASON}")
 
@@ -57,16 +54,17 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=f"fanotify unusable h
 def _created_dirs() -> list[Path]:
     """The folders the test must make, outermost first (removed again afterwards)."""
     missing = []
-    for d in (MODULES.parent, MODULES, TEST_DIR):
+    for d in (MODULES.parent, MODULES, TEST_DIR, OTHER_DIR):
         if not d.exists():
             missing.append(d)
     return missing
 
 
 class Watch:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *extra: str) -> None:
         self.events_path = tmp / "events.ndjson"
         self.alerts_path = tmp / "alerts.ndjson"
+        self.store_path = tmp / "alerts.db"
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
         self.proc = subprocess.Popen(
             [
@@ -78,19 +76,23 @@ class Watch:
                 "ndjson",
                 "--events-out",
                 str(self.events_path),
+                "--store",
+                str(self.store_path),
+                *extra,
             ],
             stdout=open(self.alerts_path, "wb"),  # noqa: SIM115
             stderr=subprocess.PIPE,
             env=env,
         )
         line = b""
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while b"watching" not in line:
             line = self.proc.stderr.readline()
             if not line and self.proc.poll() is not None:
                 raise AssertionError(f"vigil watch exited: {self.proc.stderr.read().decode()}")
             if time.monotonic() > deadline:
                 raise AssertionError("vigil watch never said it was watching")
+        self.ready_line = line.decode()
 
     def _read(self, path: Path) -> list[dict]:
         if not path.exists():
@@ -109,7 +111,7 @@ class Watch:
                 return found
             time.sleep(0.05)
 
-    def alerts_for(self, path: str, timeout: float = 1.0) -> list[dict]:
+    def alerts_for(self, path: str, timeout: float = 2.0) -> list[dict]:
         deadline = time.monotonic() + timeout
         while True:
             found = [a for a in self._read(self.alerts_path) if _get(a, "file.path") == path]
@@ -144,27 +146,60 @@ def watch(tmp_path_factory):
     w = Watch(tmp_path_factory.mktemp("watch"))
     try:
         TEST_DIR.mkdir(parents=True, exist_ok=True)
+        OTHER_DIR.mkdir(parents=True, exist_ok=True)
         yield w
     finally:
         w.summary = w.stop()
         shutil.rmtree(TEST_DIR, ignore_errors=True)
+        shutil.rmtree(OTHER_DIR, ignore_errors=True)
         for d in reversed(made):
             if d.exists():
                 shutil.rmtree(d, ignore_errors=True)
 
 
 def _expect(watch: Watch, path: Path, executable: str, alert: bool) -> dict:
+    """The creation event of ``path`` is attributed to ``executable``; an alert is raised or not."""
     events = watch.events_for(str(path))
     assert events, f"no creation event for {path}"
     ev = events[0]
     assert ev["process"]["executable"] == executable
     assert ev["process"]["name"] == os.path.basename(executable)
-    if _engine_available():
-        alerts = watch.alerts_for(str(path))
-        assert bool(alerts) is alert, alerts
-        if alert:
-            assert _get(alerts[0], "process.executable") == executable
+    if not alert:
+        # The event went through the engine before the next one was read: a later marker's
+        # alert proves this event's (absent) alert is not merely late.
+        marker = path.parent / f"marker-after-{path.name}.sh"
+        subprocess.run(["/usr/bin/touch", str(marker)], check=True)
+        assert watch.alerts_for(str(marker)), "the marker raised no alert"
+        assert watch.alerts_for(str(path), timeout=0) == []
+        return ev
+    alerts = watch.alerts_for(str(path))
+    assert len(alerts) == 1, alerts
+    _check_alert(alerts[0], ev)
     return ev
+
+
+def _check_alert(a: dict, ev: dict) -> None:
+    """An alert as Kibana writes it for the seed rule, on the event the sensor read."""
+    assert a["kibana.alert.rule.name"] == RULE_NAME
+    assert a["kibana.alert.rule.rule_id"] == RULE_ID
+    assert a["kibana.alert.severity"] == "low"
+    assert a["kibana.alert.risk_score"] == 21
+    assert a["kibana.alert.status"] == "active"
+    assert a["kibana.alert.workflow_status"] == "open"
+    assert a["event"]["kind"] == "signal"
+    assert a["kibana.alert.original_event.action"] == "creation"
+    assert a["kibana.alert.original_time"][:23] == ev["@timestamp"][:23]  # same instant, to the ms
+    assert _get(a, "process.executable") == ev["process"]["executable"]
+    assert _get(a, "process.pid") == ev["process"]["pid"]
+    assert _get(a, "file.path") == ev["file"]["path"]
+    assert _get(a, "host.os.type") == "linux"
+    (ancestor,) = a["kibana.alert.ancestors"]
+    assert ancestor["index"] == "logs-endpoint.events.file-default"
+    assert ancestor["id"] == ev["event"]["id"]
+    assert a["kibana.alert.reason"] == (
+        f"file event with process {ev['process']['name']}, file {ev['file']['name']},"
+        f" by {ev['user']['name']} on {ev['host']['name']} created low alert {RULE_NAME}."
+    )
 
 
 def test_cp_is_attributed_to_cp(watch, tmp_path):
@@ -175,15 +210,25 @@ def test_cp_is_attributed_to_cp(watch, tmp_path):
     assert ev["file"]["extension"] == "sh"
     assert ev["file"]["size"] == len("#!/bin/sh\n")
     assert ev["event"]["type"] == ["creation"]
-    # Arguments are caught at exec time even though cp is long gone when the event is read.
-    assert ev["process"]["args"] == ["/usr/bin/cp", str(src), str(TEST_DIR / "module-setup.sh")]
-    assert ev["process"]["command_line"].startswith("/usr/bin/cp ")
     assert ev["process"]["parent"]["pid"] == os.getpid()
-    assert (
-        ev["user"] == {"id": os.getuid(), "name": "root"}
-        if os.getuid() == 0
-        else ev["user"]["id"] == os.getuid()
-    )
+    assert ev["user"]["id"] == os.getuid()
+    assert ev["group"]["id"] == os.getgid()
+    if os.getuid() == 0:
+        assert ev["user"]["name"] == "root"
+
+
+def test_arguments_are_caught_at_exec_time(watch, tmp_path):
+    # cp is gone when its event is read; its arguments were read from /proc by the
+    # process-connector thread when it exec'ed. (A copy of some megabytes gives that thread,
+    # on a loaded machine, the few milliseconds it needs: a 1 ms program may be missed.)
+    src = tmp_path / "big.sh"
+    src.write_bytes(b"#" * (16 << 20))
+    dest = TEST_DIR / "big.sh"
+    subprocess.run(["/usr/bin/cp", str(src), str(dest)], check=True)
+    ev = _expect(watch, dest, "/usr/bin/cp", alert=True)
+    assert ev["process"]["args"] == ["/usr/bin/cp", str(src), str(dest)]
+    assert ev["process"]["args_count"] == 3
+    assert ev["process"]["command_line"] == f"/usr/bin/cp {src} {dest}"
 
 
 def test_install_is_excluded_by_the_rule(watch, tmp_path):
@@ -199,20 +244,47 @@ def test_shell_redirect_is_the_shells_real_executable(watch):
     _expect(watch, target, os.path.realpath(shutil.which("sh")), alert=True)
 
 
+@contextlib.contextmanager
+def _paused(watch: Watch):
+    """Hold the watcher still, so what happens inside is read only after it is over."""
+    watch.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        watch.proc.send_signal(signal.SIGCONT)
+
+
 def test_process_that_exits_at_once(watch):
     target = TEST_DIR / "touched.sh"
     subprocess.run(["/usr/bin/touch", str(target)], check=True)
     _expect(watch, target, "/usr/bin/touch", alert=True)
 
 
+def test_writer_gone_before_its_event_is_read(watch):
+    # /proc/<pid> no longer exists when the event is read: attribution came from the exec.
+    target = TEST_DIR / "gone.sh"
+    with _paused(watch):
+        res = subprocess.run(["/usr/bin/dd", "of=" + str(target), "status=none"], input=b"x", check=True)
+        assert res.returncode == 0
+    ev = _expect(watch, target, "/usr/bin/dd", alert=True)
+    assert not Path(f"/proc/{ev['process']['pid']}").exists()
+
+
 def test_writer_that_then_execs_another_program(watch):
     # The writer is still alive (as sleep) when the event is read: /proc would say sleep.
     target = TEST_DIR / "then-exec.sh"
-    code = f"open({str(target)!r}, 'w').write('x'); import os; os.execv('/usr/bin/sleep', ['sleep', '1'])"
-    child = subprocess.Popen([sys.executable, "-c", code])
+    code = f"open({str(target)!r}, 'w').write('x'); import os; os.execv('/usr/bin/sleep', ['sleep', '3'])"
+    with _paused(watch):
+        child = subprocess.Popen([sys.executable, "-c", code])
+        deadline = time.monotonic() + 10
+        while os.path.realpath(f"/proc/{child.pid}/exe") != "/usr/bin/sleep" and time.monotonic() < deadline:
+            time.sleep(0.01)
     try:
-        _expect(watch, target, os.path.realpath(sys.executable), alert=True)
+        assert os.path.realpath(f"/proc/{child.pid}/exe") == "/usr/bin/sleep"
+        ev = _expect(watch, target, os.path.realpath(sys.executable), alert=True)
+        assert ev["process"]["pid"] == child.pid
     finally:
+        child.kill()
         child.wait()
 
 

@@ -60,10 +60,10 @@ def register(subparsers: Any) -> None:
 
 def _preflight() -> str | None:
     """What stops fanotify here, in one line, before anything else is done (or None)."""
-    from vigil.sensor.fanotify import Group, SensorUnavailable
+    from vigil.sensor.fanotify import SensorUnavailable, check_available
 
     try:
-        Group().close()
+        check_available()
     except SensorUnavailable as exc:
         return str(exc)
     return None
@@ -181,6 +181,9 @@ def run(args: argparse.Namespace) -> int:
     from vigil.sensor.fanotify import SensorUnavailable
     from vigil.sensor.watcher import DEFAULT_PATHS, Sensor
 
+    # The process-connector thread reads /proc at each exec; a short switch interval lets it
+    # run before a short-lived program (cp, touch) exits, so its arguments are caught.
+    sys.setswitchinterval(0.001)
     missing = _preflight()
     if missing:
         print(f"vigil watch: {missing}", file=sys.stderr)
@@ -221,6 +224,13 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     try:
         rules = f"{len(engine.rules)} rules" + (f" ({skipped} skipped)" if skipped else "")
+        if sensor.connector is None:
+            print(
+                "vigil watch: process connector unavailable (needs CAP_NET_ADMIN): "
+                "forked processes are attributed from /proc, which is less reliable",
+                file=sys.stderr,
+                flush=True,
+            )
         print(
             f"vigil watch: watching {', '.join(sensor.prefixes)} with {rules} "
             f"(mounts: {', '.join(sensor.mounts)})",

@@ -93,6 +93,37 @@ def _explain(err: int, what: str) -> str:
     return f"{what}: {os.strerror(err)}"
 
 
+CAP_NET_ADMIN = 12
+CAP_SYS_ADMIN = 21
+
+
+def has_capability(cap: int) -> bool:
+    """Whether this process holds ``cap`` in its effective set (from /proc/self/status)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> cap & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.geteuid() == 0
+
+
+def check_available() -> None:
+    """Raise SensorUnavailable, naming what is missing, unless fanotify can watch a filesystem.
+
+    Since Linux 5.13 an unprivileged process may open a fanotify group, but filesystem
+    marks (which see files created anywhere below a folder, even in folders made later)
+    still need CAP_SYS_ADMIN: check that first so the message names it.
+    """
+    if not has_capability(CAP_SYS_ADMIN):
+        raise SensorUnavailable(
+            "missing CAP_SYS_ADMIN: fanotify filesystem marks need it (run as root, "
+            "or give the service AmbientCapabilities=CAP_SYS_ADMIN)"
+        )
+    Group().close()
+
+
 class Group:
     """One fanotify notification group in FID mode."""
 

@@ -123,9 +123,11 @@ class ProcessTable:
         interp = elf_interpreter(path)
         if interp:
             self._interpreters.add(interp)
-        old = self.procs.get(pid)
+        old = self.lookup(pid, read=False)  # the identity before this exec (a fork: its parent's)
         proc = Proc(pid, path, ppid=old.ppid if old else None, source="exec")
         if old:
+            # Kept across exec unless the program is set-uid; the exec notice, when it is in
+            # time, says for sure.
             proc.uid, proc.gid = old.uid, old.gid
         # Arguments: from the connector's exec notice or /proc, only if it shows this program.
         seen = self._pending_exec.pop(pid, None)
@@ -151,6 +153,13 @@ class ProcessTable:
         if live is None:
             live = read_proc(pid)
         if live:
+            known = self.procs.get(pid)
+            if known is not None and known.source == "exec" and known.executable == live.executable:
+                # The exec was read first (the notice came late): complete it for later events.
+                if known.args is None:
+                    known.args = live.args
+                known.uid, known.gid = live.uid, live.gid
+                return
             self._pending_exec[pid] = live
             if len(self._pending_exec) > 4096:
                 self._pending_exec.pop(next(iter(self._pending_exec)))
@@ -160,9 +169,12 @@ class ProcessTable:
         if proc:
             proc.exited = time.monotonic()
 
-    def lookup(self, pid: int) -> Proc | None:
+    def lookup(self, pid: int, *, read: bool = True) -> Proc | None:
+        """The program ``pid`` runs; ``read``: ask /proc about a pid never seen."""
         proc = self.procs.get(pid)
         if proc is None:
+            if not read:
+                return None
             proc = read_proc(pid)
             if proc:
                 self.procs[pid] = proc

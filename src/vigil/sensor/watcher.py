@@ -179,8 +179,11 @@ class Sensor:
                 return None
         if path is None or path in self.ignore:
             return None
-        if raw.pid not in self.procs.procs:
-            self._drain_connector()  # a fork just before this event may still be in the socket
+        known = self.procs.procs.get(raw.pid)
+        if known is None or (known.source == "exec" and known.args is None):
+            # A fork just before this event, or the exec notice with the arguments, may have
+            # come in since the batch started.
+            self._drain_connector()
         proc = self.procs.lookup(raw.pid)
         if proc is None or not proc.executable:
             self.stats.unattributed += 1
