@@ -8,6 +8,7 @@ reason) where that cannot be used.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -395,3 +396,170 @@ def test_unwritable_events_out_is_one_line_not_a_traceback(tmp_path):
     err = res.stderr.decode()
     assert f"cannot open {bad}" in err
     assert "Traceback" not in err
+
+
+def test_alerts_are_kept_in_the_store(watch):
+    from vigil.store.alerts import AlertStore
+
+    target = TEST_DIR / "stored.sh"
+    subprocess.run(["sh", "-c", f"echo x > {target}"], check=True)
+    ev = _expect(watch, target, os.path.realpath(shutil.which("sh")), alert=True)
+    (alert,) = watch.alerts_for(str(target))
+    with AlertStore(watch.store_path) as store:
+        kept = store.get(alert["kibana.alert.uuid"])
+    assert kept is not None
+    assert _get(kept, "file.path") == str(target)
+    assert _get(kept, "process.pid") == ev["process"]["pid"]
+    assert kept["kibana.alert.rule.name"] == RULE_NAME
+
+
+def _leaf_types(doc: dict, prefix: str = "") -> dict[str, type]:
+    out: dict[str, type] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            out.update(_leaf_types(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = type(value)
+    return out
+
+
+def test_live_creation_has_the_shape_of_elastic_defend(watch, shared):
+    """A creation read from the kernel against the Elastic Defend creations in conformance/."""
+    samples = shared / "conformance" / "elastic-defend" / "events.ndjson"
+    defend = [json.loads(x)["_source"] for x in samples.read_text().splitlines() if x.strip()]
+    creations = [d for d in defend if d["event"]["action"] == "creation"]
+    assert creations
+    target = TEST_DIR / "shape.conf"
+    subprocess.run(["/usr/bin/touch", str(target)], check=True)
+    (ev,) = watch.events_for(str(target))
+    ours = _leaf_types(ev)
+    # What the Defend agent adds that a sensor of one host cannot know, or leaves to Fleet.
+    not_ours = ("agent.", "elastic.", "host.ip", "host.mac", "host.os.Ext", "event.sequence")
+    not_ours += (
+        "event.agent_id_status",
+        "event.outcome",
+        "user.Ext",
+        "group.Ext",
+        "process.parent.entity_id",
+    )
+    compared = 0
+    for sample in creations:
+        for field, kind in _leaf_types(sample).items():
+            if field.startswith(not_ours):
+                continue
+            assert field in ours, f"Defend has {field}, the live event does not"
+            assert ours[field] is kind, field
+            compared += 1
+        for field in ("event.kind", "event.module", "event.dataset", "message", "ecs.version"):
+            assert _get(ev, field) == _get(sample, field), field
+        assert ev["event"]["category"] == sample["event"]["category"] == ["file"]
+        assert ev["event"]["type"] == sample["event"]["type"] == ["creation"]
+        assert ev["data_stream"] == sample["data_stream"]
+    assert compared >= 20
+    assert base64.b64decode(ev["process"]["entity_id"]).decode().startswith(ev["agent"]["id"] + "-")
+
+
+def _short_watch(tmp: Path, *extra: str) -> Watch:
+    return Watch(tmp, "--path", str(OTHER_DIR), *extra)
+
+
+def test_exceptions_suppress_alerts(watch, tmp_path):
+    lists = tmp_path / "exceptions.ndjson"
+    lists.write_text(
+        json.dumps({"list_id": "vigil-test", "namespace_type": "single", "type": "detection", "name": "t"})
+        + "\n"
+        + json.dumps(
+            {
+                "item_id": "no-touch",
+                "list_id": "vigil-test",
+                "namespace_type": "single",
+                "name": "touch is fine",
+                "entries": [
+                    {
+                        "field": "process.executable",
+                        "operator": "included",
+                        "type": "match",
+                        "value": "/usr/bin/touch",
+                    }
+                ],
+            }
+        )
+        + "\n"
+    )
+    short = _short_watch(tmp_path, "--exceptions", str(lists), "--exceptions-all")
+    try:
+        touched, copied = OTHER_DIR / "touched.sh", OTHER_DIR / "copied.sh"
+        subprocess.run(["/usr/bin/touch", str(touched)], check=True)
+        subprocess.run(["/usr/bin/cp", str(lists), str(copied)], check=True)
+        assert short.events_for(str(touched)) and short.events_for(str(copied))
+        assert short.alerts_for(str(copied))
+        assert short.alerts_for(str(touched), timeout=0) == []
+    finally:
+        summary = short.stop()
+    assert "suppressed=1 " in summary.strip().splitlines()[-1]
+
+
+def test_exceptions_all_without_lists_is_one_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    cmd = [sys.executable, "-m", "vigil.cli", "watch", "--path", str(tmp_path), "--exceptions-all"]
+    res = subprocess.run(cmd, capture_output=True, env=env, timeout=30)
+    assert res.returncode == 2
+    assert res.stderr.decode().strip() == "vigil: --exceptions-all needs --exceptions FILE"
+
+
+def test_vigils_own_writes_never_feed_back(watch, tmp_path):
+    """Alerts written into the watched folder itself raise no event, so no alert loop."""
+    out = OTHER_DIR / "alerts-out.ndjson"
+    short = _short_watch(tmp_path, "--output", str(out))
+    try:
+        target = OTHER_DIR / "loop.sh"
+        subprocess.run(["/usr/bin/touch", str(target)], check=True)
+        assert short.events_for(str(target))
+        deadline = time.monotonic() + 5
+        while str(target) not in (out.read_text() if out.exists() else "") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        marker = OTHER_DIR / "after.sh"
+        subprocess.run(["/usr/bin/touch", str(marker)], check=True)
+        assert short.events_for(str(marker))
+    finally:
+        short.stop()
+    paths = {e["file"]["path"] for e in short._read(short.events_path)}
+    assert str(target) in paths
+    assert not {p for p in paths if p.startswith(str(out)) or p.startswith(str(tmp_path))}
+    alerts = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted(_get(a, "file.path") for a in alerts) == sorted([str(target), str(marker)])
+
+
+def test_table_format_is_one_line_per_alert(watch, tmp_path):
+    out = tmp_path / "table.txt"
+    short = _short_watch(tmp_path, "--format", "table", "--output", str(out))
+    try:
+        target = OTHER_DIR / "tabled.sh"
+        subprocess.run(["/usr/bin/touch", str(target)], check=True)
+        assert short.events_for(str(target))
+        deadline = time.monotonic() + 5
+        while not (out.exists() and out.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        short.stop()
+    (line,) = out.read_text().splitlines()
+    fields = line.split()
+    assert fields[1] == "low"
+    assert " ".join(fields[2:5]) == RULE_NAME
+    assert fields[-2:] == ["/usr/bin/touch", str(target)]
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is not installed")
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to nobody needs root to start from")
+def test_as_nobody_one_clear_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "vigil.cli"]
+    probe = subprocess.run([*cmd, "--help"], capture_output=True, env=env, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"nobody cannot run this Python: {probe.stderr.decode().strip()[:200]}")
+    res = subprocess.run([*cmd, "watch", "--path", str(tmp_path)], capture_output=True, env=env, timeout=30)
+    assert res.returncode == 1
+    lines = res.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("vigil watch: missing CAP_SYS_ADMIN")
+    assert res.stdout == b""
