@@ -155,12 +155,9 @@ class Engine:
         doc_of = _doc_of
         for event, low in items:
             doc = event.doc
-            for p in router.route(event):
+            for p in router.group(event).candidates(doc, low):
                 rule = p.rule
-                stats = self.stats[rule.rule_id]
-                stats["events"] += 1
-                if low is not None and p.requirement.clauses and not p.admits_clean(low):
-                    continue
+                self.stats[rule.rule_id]["events"] += 1
                 query = p.query
                 if query.kind == "event":
                     if query.matches(doc):

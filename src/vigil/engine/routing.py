@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from vigil.eql import ast
 from vigil.eql.fields import lookup
-from vigil.eql.literals import Requirement, requirement
+from vigil.eql.literals import FieldAnchor, Requirement, field_anchors, requirement
 from vigil.eql.schema import Schema
+from vigil.eql.semantics import make_lookup
 from vigil.events.model import Event
 
 _ECS: Schema | None = None
@@ -47,6 +48,7 @@ class RulePlan:
     categories: frozenset[str] | None  # None: any category
     requirement: Requirement
     streamable: bool  # a sequence or sample that can run on events fed in timestamp order
+    anchors: tuple[FieldAnchor, ...] | None = None  # one per stage; None: use the raw requirement
 
     def admits_clean(self, low: bytes) -> bool:
         """The lower-cased raw line (ASCII, no JSON escapes) holds a literal of every clause."""
@@ -78,15 +80,37 @@ def query_categories(statement: ast.Statement) -> frozenset[str] | None:
     return frozenset(cats)
 
 
+def query_anchors(statement: ast.Statement, typer) -> tuple[FieldAnchor, ...] | None:
+    """One field anchor per event query of the statement (stages and until), or None."""
+    q = statement.query
+    if isinstance(q, ast.EventQuery):
+        queries = [q]
+    elif isinstance(q, ast.Sequence):
+        queries = [s.query for s in q.stages] + ([q.until.query] if q.until is not None else [])
+    elif isinstance(q, ast.Sample):
+        queries = [s.query for s in q.stages]
+    else:
+        return None
+    out = []
+    for eq in queries:
+        found = field_anchors(eq.condition, typer)
+        if found is None:
+            return None
+        out.extend(found)
+    return tuple(out)
+
+
 def plan(rule) -> RulePlan:
     query = rule.compiled()
     stmt = query.statement
+    typer = _ecs_typer()
     return RulePlan(
         rule=rule,
         query=query,
         categories=query_categories(stmt),
-        requirement=requirement(stmt, _ecs_typer()),
+        requirement=requirement(stmt, typer),
         streamable=query.kind != "event" and not stmt.pipes and query.options.size is None,
+        anchors=query_anchors(stmt, typer),
     )
 
 
@@ -108,12 +132,95 @@ def event_categories(doc: dict) -> tuple[str, ...] | None:
     return None
 
 
+class Group:
+    """The rules of one route, indexed by their anchors.
+
+    :meth:`candidates` gives, in rule order, the rules an event can match: those
+    with no literal at all, those whose exact anchor value the event has (one
+    dictionary look-up per field for all of them), those whose anchor field
+    contains one of their values, and those whose raw-line literals the line holds.
+    """
+
+    def __init__(self, plans: list[RulePlan]) -> None:
+        self.plans = plans
+        self.free: list[int] = []
+        self.raw: list[int] = []
+        exact: dict[tuple, dict[str, list[int]]] = {}
+        contains: dict[tuple, list[tuple[int, tuple[str, ...]]]] = {}
+        for pos, p in enumerate(plans):
+            if p.anchors is not None:
+                for a in p.anchors:
+                    if a.exact:
+                        table = exact.setdefault(a.path, {})
+                        for v in a.values:
+                            table.setdefault(v, []).append(pos)
+                    else:
+                        contains.setdefault(a.path, []).append((pos, tuple(sorted(a.values))))
+            elif p.requirement.clauses:
+                self.raw.append(pos)
+            else:
+                self.free.append(pos)
+        self.exact = [
+            (make_lookup(path), table, sorted({x for v in table.values() for x in v}))
+            for path, table in exact.items()
+        ]
+        self.contains = [(make_lookup(path), entries) for path, entries in contains.items()]
+
+    def candidates(self, doc: dict, low: bytes | None) -> list[RulePlan]:
+        hits = set(self.free)
+        for read, table, every in self.exact:
+            try:
+                values = read(doc)
+            except Exception:  # noqa: BLE001 - a strange document reaches every rule
+                hits.update(every)
+                continue
+            for v in values:
+                if type(v) is str and v.isascii():
+                    found = table.get(v.lower())
+                    if found:
+                        hits.update(found)
+                else:
+                    hits.update(every)
+                    break
+        for read, entries in self.contains:
+            try:
+                values = read(doc)
+            except Exception:  # noqa: BLE001
+                values = [None]
+            if not values:
+                continue
+            if all(type(v) is str and v.isascii() for v in values):
+                text = "\x00".join(values).lower()
+                for pos, lits in entries:
+                    if pos not in hits:
+                        for lit in lits:
+                            if lit in text:
+                                hits.add(pos)
+                                break
+            else:
+                hits.update(pos for pos, _ in entries)
+        plans = self.plans
+        for pos in self.raw:
+            if low is None or plans[pos].admits_clean(low):
+                hits.add(pos)
+        return [plans[pos] for pos in sorted(hits)]
+
+
 class Router:
     """Rules by (index, categories), cached: the common keys are few."""
 
     def __init__(self, rules) -> None:
         self.plans = [plan(r) for r in rules]
         self._routes: dict[tuple, list[RulePlan]] = {}
+        self._groups: dict[tuple, Group] = {}
+
+    def group(self, event: Event) -> Group:
+        cats = event_categories(event.doc)
+        key = (event.index, cats)
+        found = self._groups.get(key)
+        if found is None:
+            found = self._groups[key] = Group(self.route(event))
+        return found
 
     def route(self, event: Event) -> list[RulePlan]:
         cats = event_categories(event.doc)

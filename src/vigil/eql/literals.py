@@ -160,3 +160,117 @@ def _raw_literal(value: str) -> bytes | None:
     if any(ord(c) < 0x20 for c in value):
         return None
     return value.lower().replace("\\", "\\\\").replace('"', '\\"').encode()
+
+
+# --- field anchors ---------------------------------------------------------------------
+#
+# The same analysis on the parsed document: a condition that can only be true when a
+# string field equals (or contains) one of a few values. Reading one field of a parsed
+# event is cheaper than searching the raw line, JSON escapes are already decoded, and
+# equality can be looked up in a dictionary, so many rules cost one lookup together.
+
+
+@dataclass(frozen=True, slots=True)
+class FieldAnchor:
+    """A matching event has a string value of ``path`` that, lower-cased, equals
+    (``exact``) or contains one of ``values`` (lower-cased). A value that is not an
+    ASCII string proves nothing, so it admits the event."""
+
+    path: tuple[str, ...]
+    exact: bool
+    values: frozenset[str]
+
+
+# Fields with few distinct values in endpoint data: an anchor on them rules out little.
+_COMMON_FIELDS = ("event.", "host.os.", "agent.", "data_stream.", "ecs.", "network.", "user.domain")
+
+
+def _badness(a: FieldAnchor) -> tuple[bool, bool]:
+    name = ".".join(a.path)
+    return (name.startswith(_COMMON_FIELDS) or ".code_signature." in name, not a.exact)
+
+
+def field_anchors(
+    condition: ast.Expr, field_type: FieldTyper | None = None
+) -> tuple[FieldAnchor, ...] | None:
+    """Anchors of which a matching event satisfies at least one (an ``or`` gives one per
+    branch), chosen for selectivity among the condition's ``and`` terms; None if none."""
+    typer = field_type or (lambda name: None)
+    options = _anchor_options(condition, typer)
+    if not options:
+        return None
+    return min(options, key=lambda o: (max(_badness(a) for a in o), len(o)))
+
+
+def field_anchor(condition: ast.Expr, field_type: FieldTyper | None = None) -> FieldAnchor | None:
+    """The single most selective anchor of a condition, or None (see :func:`field_anchors`)."""
+    found = field_anchors(condition, field_type)
+    return found[0] if found is not None and len(found) == 1 else None
+
+
+def _anchor_options(expr: ast.Expr, typer: FieldTyper) -> list[tuple[FieldAnchor, ...]]:
+    match expr:
+        case ast.And(terms=terms):
+            return [o for t in terms for o in _anchor_options(t, typer)]
+        case ast.Or(terms=terms):
+            joined: list[FieldAnchor] = []
+            for t in terms:
+                opts = _anchor_options(t, typer)
+                if not opts:
+                    return []
+                joined.extend(min(opts, key=lambda o: (max(_badness(a) for a in o), len(o))))
+            return [tuple(joined)]
+    a = _anchor(expr, typer)
+    return [(a,)] if a is not None else []
+
+
+def _anchor_value(value: object) -> str | None:
+    if not isinstance(value, str) or not value or not value.isascii() or _NUMBER.match(value):
+        return None
+    return value.lower()
+
+
+def _anchor(expr: ast.Expr, typer: FieldTyper) -> FieldAnchor | None:
+    match expr:
+        case (
+            ast.Comparison(op="==", left=ast.Field() as f, right=ast.Literal(value=v))
+            | ast.Comparison(op="==", left=ast.Literal(value=v), right=ast.Field() as f)
+        ):
+            return _make_anchor(f, [v], True, typer)
+        case ast.In(value=ast.Field() as f, items=items, negated=False):
+            if not all(isinstance(i, ast.Literal) for i in items):
+                return None
+            return _make_anchor(f, [i.value for i in items], True, typer)
+        case ast.Pattern(op=":" | "like" | "like~", value=ast.Field() as f, patterns=patterns):
+            if not all(isinstance(p, ast.Literal) and isinstance(p.value, str) for p in patterns):
+                return None
+            values = [p.value for p in patterns]
+            if not any("*" in v or "?" in v or "\\" in v for v in values):
+                return _make_anchor(f, values, True, typer)
+            chunks = [max(re.split(r"[*?]", v), key=len) for v in values]
+            if any(len(c) < MIN_LITERAL for c in chunks):
+                return None
+            return _make_anchor(f, chunks, False, typer, numbers_ok=True)
+        case ast.FunctionCall(name=name, args=(ast.Field() as f, ast.Literal(value=str() as v))) if (
+            name.lower() in _CONTAINING_FUNCTIONS and len(v) >= MIN_LITERAL
+        ):
+            return _make_anchor(f, [v], False, typer, numbers_ok=True)
+    return None
+
+
+def _make_anchor(
+    field: ast.Field, values: list, exact: bool, typer: FieldTyper, numbers_ok: bool = False
+) -> FieldAnchor | None:
+    ftype = typer(field.name)
+    if field.optional or (ftype is not None and ftype not in STRING_TYPES):
+        return None
+    out = set()
+    for v in values:
+        if numbers_ok and isinstance(v, str) and v and v.isascii() and all(ord(c) >= 0x20 for c in v):
+            out.add(v.lower())
+            continue
+        lv = _anchor_value(v)
+        if lv is None:
+            return None
+        out.add(lv)
+    return FieldAnchor(field.path, exact, frozenset(out)) if out else None
