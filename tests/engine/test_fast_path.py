@@ -130,3 +130,23 @@ def test_index_option_and_gzip(prebuilt, tmp_path):
         plain, _ = _alerts(prebuilt, [gz], fast=False, index=index)
         fast, _ = _alerts(prebuilt, [gz], fast=True, index=index)
         assert sorted(fast) == sorted(plain)
+
+
+def test_jobs_give_the_same_alerts_in_the_same_order(prebuilt, tmp_path, monkeypatch):
+    from vigil.engine import batch
+
+    monkeypatch.setattr(batch, "CHUNK", 64 << 10)  # many byte ranges from a small file
+    data = _write(tmp_path / "events.ndjson", 1500, seed=13, disorder=True)
+    assert data.stat().st_size > 8 * batch.CHUNK
+    for rules in (bundled_rules().rules, prebuilt):
+        one_stats, two_stats = ReadStats(), ReadStats()
+        one = [a["kibana.alert.uuid"] for a in scan_paths(Engine(rules, now=NOW), [data], stats=one_stats)]
+        two = [
+            a["kibana.alert.uuid"]
+            for a in scan_paths(Engine(rules, now=NOW), [data], stats=two_stats, jobs=2)
+        ]
+        assert one and two == one
+        assert two_stats.events == one_stats.events
+        assert [(p.line, p.message) for p in two_stats.problems] == [
+            (p.line, p.message) for p in one_stats.problems
+        ]

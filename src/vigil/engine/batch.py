@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -39,6 +40,7 @@ MAX_SCAN_LITERALS = 24
 # Raw markers of documents a vendor normalizer rewrites (see vigil.events.vendors).
 VENDOR_MARKERS = (b'"meta.event.name"', b'"src.process.', b'"tgt.file.', b'"endgame"', b'"event_type"')
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
+_ESCAPE = re.compile(rb"\\[u/]")
 
 
 def scan_paths(
@@ -72,9 +74,12 @@ def scan_paths(
     names = list(_files(paths))
     rescan = None if "-" in names else (lambda: read_inputs(names, index=index, source=source))
     if jobs > 1 and "-" not in names:
-        items = parallel_items(engine, names, index=index, source=source, stats=stats, jobs=jobs)
-    else:
-        items = _items(engine, names, index=index, source=source, stats=stats)
+        parts = parallel_items(engine, names, index=index, source=source, stats=stats, jobs=jobs)
+        if on_progress is not None:
+            parts = _counting_items(parts, stats, on_progress)
+        yield from engine.merge_batch(parts, rescan=rescan)
+        return
+    items = _items(engine, names, index=index, source=source, stats=stats)
     if on_progress is not None:
         items = _counting_items(items, stats, on_progress)
     yield from engine.batch(items, rescan=rescan)
@@ -108,21 +113,21 @@ class LineScanner:
         lits = engine.router.literals()
         self.literals = sorted(lits) if lits is not None and len(lits) <= MAX_SCAN_LITERALS else None
         self.vendor = source is None
+        self.newlines = 0
+        self.last_newlines: int | None = None  # newlines of the last block, when counted
 
     def _unclean(self, block: bytes, low: bytes) -> set[int]:
         """Start offsets of lines the literal test could be wrong for."""
         starts: set[int] = set()
         rfind = block.rfind
-        for esc in (b"\\u", b"\\/"):
-            pos = block.find(esc)
-            while pos >= 0:
-                # A real escape has an odd run of backslashes before the letter.
-                run = 1
-                while pos - run >= 0 and block[pos - run] == 92:
-                    run += 1
-                if run % 2 == 1:
-                    starts.add(rfind(b"\n", 0, pos) + 1)
-                pos = block.find(esc, pos + 2)
+        for m in _ESCAPE.finditer(block):
+            pos = m.start()
+            # A real escape has an odd run of backslashes before the letter.
+            run = 1
+            while pos - run >= 0 and block[pos - run] == 92:
+                run += 1
+            if run % 2 == 1:
+                starts.add(rfind(b"\n", 0, pos) + 1)
         if not block.isascii():
             for m in _NON_ASCII.finditer(block):
                 starts.add(rfind(b"\n", 0, m.start()) + 1)
@@ -150,9 +155,6 @@ class LineScanner:
                 starts.add(s)
                 e = low.find(b"\n", pos)
                 pos = low.find(lit, e) if e >= 0 else -1
-        # Blank lines ruled out are counted as events too: counting them costs a scan.
-        lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-        blank = 0
         parsed = 0
         line, at = first_line, 0
         for s in sorted(starts):
@@ -165,8 +167,12 @@ class LineScanner:
             if raw and not raw.isspace():
                 parsed += 1
                 yield from self._parse(raw, None if s in unclean else low[s:e], file, line)
-        # Lines ruled out count as one event each; parsed ones are counted by the reader.
-        self.stats.events += max(0, lines - blank - parsed)
+        # Lines ruled out count as one event each (blank ones too: telling them apart
+        # costs a scan); parsed ones are counted by the reader.
+        line += block.count(b"\n", at)
+        self.last_newlines = line - first_line
+        lines = self.last_newlines + (0 if block.endswith(b"\n") else 1)
+        self.stats.events += max(0, lines - parsed)
 
     def _every_line(self, block, low, unclean, file, first_line):
         s = 0
@@ -260,15 +266,89 @@ def file_items(scanner: LineScanner, name: str, *, index, source, stats: ReadSta
                 first_line = None
             line = first_line or 1
             for block in blocks(fh, start, end):
+                scanner.last_newlines = None
                 yield from scanner.block(block, name, line)
-                line += block.count(b"\n")
+                n = scanner.last_newlines
+                if n is None:
+                    n = block.count(b"\n")
+                line += n
+                scanner.newlines += n
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             stats.problem(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", name)
 
 
+CHUNK = 8 << 20
+_STATE: tuple | None = None
+
+
+def _tasks(names: list[str]) -> Iterator[tuple[str, int, int | None]]:
+    """Byte ranges of the inputs, split at line ends; a gzip or non-NDJSON file is one range."""
+    for name in names:
+        try:
+            size = os.path.getsize(name)
+            with open(name, "rb") as fh:
+                head = fh.read(BLOCK)
+                if head[:2] == b"\x1f\x8b" or size < 2 * CHUNK or not _is_ndjson(head):
+                    yield name, 0, None
+                    continue
+                cuts = [0]
+                for pos in range(CHUNK, size, CHUNK):
+                    fh.seek(pos)
+                    fh.readline()
+                    if fh.tell() > cuts[-1] and fh.tell() < size:
+                        cuts.append(fh.tell())
+                cuts.append(size)
+        except OSError:
+            yield name, 0, None  # the worker reports it
+            continue
+        for a, b in zip(cuts, cuts[1:], strict=False):
+            yield name, a, b
+
+
+def _work(task: tuple[str, int, int | None]):
+    engine, index, source = _STATE
+    name, start, end = task
+    stats = ReadStats()
+    scanner = LineScanner(engine, index, source, stats)
+    engine.stats = {r.rule_id: Counter() for r in engine.rules}
+    items = file_items(scanner, name, index=index, source=source, stats=stats, start=start, end=end)
+    alerts, taken = engine.split_batch(items)
+    taken_out = [(orjson.dumps(e.doc), e.index, e.id, e.origin, pos) for e, pos in taken]
+    counts = {rid: dict(c) for rid, c in engine.stats.items() if c}
+    problems = [(p.message, p.file, p.line, p.column) for p in stats.problems]
+    return alerts, taken_out, counts, stats.events, problems, scanner.newlines
+
+
 def parallel_items(engine: Engine, names: list[str], *, index, source, stats: ReadStats, jobs: int):
-    """Not parallel yet: the same items as one process."""
-    return _items(engine, names, index=index, source=source, stats=stats)
+    """Workers' :meth:`Engine.split_batch` results over byte ranges, in input order.
+
+    Workers are forked, so they share the engine's compiled rules without pickling.
+    Line numbers in problems are made absolute here from each range's line count.
+    """
+    import multiprocessing
+
+    global _STATE
+    _ = engine.router  # built once, before the fork
+    _STATE = (engine, index, source)
+    lines_before: dict[str, int] = {}
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(jobs) as pool:
+        for task, result in zip(
+            _tasks_list := list(_tasks(names)), pool.imap(_work, _tasks_list), strict=True
+        ):
+            alerts, taken, counts, events, problems, newlines = result
+            offset = lines_before.get(task[0], 0)
+            lines_before[task[0]] = offset + newlines
+            stats.events += events
+            for message, file, line, column in problems:
+                stats.problem(message, file, line + offset if line is not None else None, column)
+            for rid, c in counts.items():
+                engine.stats[rid].update(c)
+            events_out = [
+                (Event(orjson.loads(doc), idx, eid, origin), pos) for doc, idx, eid, origin, pos in taken
+            ]
+            yield alerts, events_out
+    _STATE = None
 
 
 def _size(name: str) -> int:

@@ -139,70 +139,121 @@ class Engine:
         ``items`` pairs each event with its raw JSON line lower-cased when that line
         is plain ASCII without escapes (else None): a rule whose literals the line
         lacks is not tested. Events reach only the rules of their index and event
-        category. Sequences and samples run as streams while their events arrive in
-        timestamp order (memory stays bounded); if a rule sees an event out of order,
-        its stream is dropped and, at the end, the rule runs over ``rescan()``'s
-        events as :meth:`scan` would. Without ``rescan`` those rules keep their
-        events in memory from the start.
+        category (see :mod:`vigil.engine.routing`). Sequences and samples run as
+        streams while their events arrive in timestamp order, so memory stays
+        bounded; if a rule sees an event out of order, its stream is dropped and, at
+        the end, the rule runs over ``rescan()``'s events as :meth:`scan` would.
+        Without ``rescan`` those rules keep their events in memory from the start.
         """
-        router = self.router
-        streams: dict[str, object] = {}
-        last: dict[str, tuple] = {}
-        held: dict[str, list] = {}
-        disordered: set[str] = set()
-        buffered: dict[str, list[Event]] = {}
-        stream_ok = rescan is not None
-        doc_of = _doc_of
+        seqs = _Sequences(self, rescan)
         for event, low in items:
-            doc = event.doc
-            for p in router.group(event).candidates(doc, low):
-                rule = p.rule
-                self.stats[rule.rule_id]["events"] += 1
-                query = p.query
-                if query.kind == "event":
-                    if query.matches(doc):
-                        yield from self._alerts(rule, [event])
-                    continue
-                rid = rule.rule_id
-                if not (stream_ok and p.streamable):
-                    if query.matches(doc):
-                        buffered.setdefault(rid, []).append(event)
-                    continue
-                if rid in disordered or not query.matches(doc):
-                    continue
-                key = query._sort_key(doc, 0)[:4]
-                prev = last.get(rid)
-                if prev is not None and key < prev:
-                    disordered.add(rid)
-                    streams.pop(rid, None)
-                    held.pop(rid, None)
-                    continue
-                last[rid] = key
-                stream = streams.get(rid)
-                if stream is None:
-                    stream = streams[rid] = query.stream(doc=doc_of)
-                found = stream.feed(event)
-                if found:
-                    held.setdefault(rid, []).extend(found)
-        for p in router.plans:
-            rule, rid = p.rule, p.rule.rule_id
-            if rid in streams:
-                matches = held.pop(rid, []) + streams.pop(rid).close()
-                for match in matches:
-                    yield from self._alerts(rule, match.events)
-            elif rid in buffered:
-                for match in p.query.run(buffered.pop(rid), doc=doc_of):
-                    yield from self._alerts(rule, match.events)
-        if disordered:
-            again = [p for p in router.plans if p.rule.rule_id in disordered]
+            for p in self.router.group(event).candidates(event.doc, low):
+                self.stats[p.rule.rule_id]["events"] += 1
+                if p.query.kind == "event":
+                    if p.query.matches(event.doc):
+                        yield from self._alerts(p.rule, [event])
+                elif p.query.matches(event.doc):
+                    seqs.feed(p, event)
+        yield from seqs.finish()
+
+    def split_batch(self, items: Iterable[tuple[Event, bytes | None]]) -> tuple[list[dict], list]:
+        """One worker's share of :meth:`batch`: the alerts of event rules, and the events
+        that sequence or sample rules take, each with those rules' positions in
+        ``router.plans`` (for :meth:`merge_batch`)."""
+        alerts: list[dict] = []
+        taken: list = []
+        index = {id(p): n for n, p in enumerate(self.router.plans)}
+        for event, low in items:
+            positions = []
+            for p in self.router.group(event).candidates(event.doc, low):
+                self.stats[p.rule.rule_id]["events"] += 1
+                if p.query.kind == "event":
+                    if p.query.matches(event.doc):
+                        alerts.extend(self._alerts(p.rule, [event]))
+                elif p.query.matches(event.doc):
+                    positions.append(index[id(p)])
+            if positions:
+                taken.append((event, positions))
+        return alerts, taken
+
+    def merge_batch(
+        self, parts: Iterable, rescan: Callable[[], Iterable[Event]] | None = None
+    ) -> Iterator[dict]:
+        """Alerts of workers' :meth:`split_batch` results, taken in input order."""
+        seqs = _Sequences(self, rescan)
+        plans = self.router.plans
+        for alerts, taken in parts:
+            for alert in alerts:
+                if alert["kibana.alert.uuid"] not in self._seen:
+                    self._seen.add(alert["kibana.alert.uuid"])
+                    yield alert
+            for event, positions in taken:
+                for n in positions:
+                    seqs.feed(plans[n], event)
+        yield from seqs.finish()
+
+
+class _Sequences:
+    """Sequence and sample rules of a batch: streamed while in order, else buffered."""
+
+    def __init__(self, engine: Engine, rescan) -> None:
+        self.engine = engine
+        self.rescan = rescan
+        self.streams: dict[str, object] = {}
+        self.last: dict[str, tuple] = {}
+        self.held: dict[str, list] = {}
+        self.disordered: set[str] = set()
+        self.buffered: dict[str, list[Event]] = {}
+
+    def feed(self, p, event: Event) -> None:
+        """``event`` matches a stage (or until) of ``p``'s query."""
+        rid = p.rule.rule_id
+        if self.rescan is None or not p.streamable:
+            self.buffered.setdefault(rid, []).append(event)
+            return
+        if rid in self.disordered:
+            return
+        key = p.query._sort_key(event.doc, 0)[:4]
+        prev = self.last.get(rid)
+        if prev is not None and key < prev:
+            self.disordered.add(rid)
+            self.streams.pop(rid, None)
+            self.held.pop(rid, None)
+            return
+        self.last[rid] = key
+        stream = self.streams.get(rid)
+        if stream is None:
+            stream = self.streams[rid] = p.query.stream(doc=_doc_of)
+        found = stream.feed(event)
+        if found:
+            self.held.setdefault(rid, []).extend(found)
+
+    def finish(self) -> Iterator[dict]:
+        """The rules' alerts in rule order, as :meth:`Engine.scan` gives them."""
+        engine = self.engine
+        plans = engine.router.plans
+        rerun: dict[str, list] = {}
+        if self.disordered:
+            again = [p for p in plans if p.rule.rule_id in self.disordered]
             kept: dict[str, list[Event]] = {p.rule.rule_id: [] for p in again}
-            for event in rescan():
+            for event in self.rescan():
                 for p in again:
                     if p.rule.matches_index(event.index) and p.query.matches(event.doc):
                         kept[p.rule.rule_id].append(event)
             for p in again:
-                for match in p.query.run(kept.pop(p.rule.rule_id), doc=doc_of):
-                    yield from self._alerts(p.rule, match.events)
+                rerun[p.rule.rule_id] = list(p.query.run(kept.pop(p.rule.rule_id), doc=_doc_of))
+        for p in plans:
+            rule, rid = p.rule, p.rule.rule_id
+            if rid in rerun:
+                matches = rerun.pop(rid)
+            elif rid in self.streams:
+                matches = self.held.pop(rid, []) + self.streams.pop(rid).close()
+            elif rid in self.buffered:
+                matches = p.query.run(self.buffered.pop(rid), doc=_doc_of)
+            else:
+                continue
+            for match in matches:
+                yield from engine._alerts(rule, match.events)
 
 
 def _doc_of(event: Event) -> dict:
