@@ -218,7 +218,18 @@ def _original_time(doc: dict) -> str | None:
     return iso_from_millis(millis) if millis is not None else None
 
 
+# The rule's part of an alert is the same for every alert of that rule: built once.
+_RULE_FIELDS: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+
 def _rule_fields(rule) -> dict[str, Any]:
+    cached = _RULE_FIELDS.get(id(rule))
+    if cached is None or cached[0] is not rule:
+        cached = _RULE_FIELDS[id(rule)] = (rule, _build_rule_fields(rule))
+    return cached[1]
+
+
+def _build_rule_fields(rule) -> dict[str, Any]:
     fields = {
         "kibana.alert.rule.name": rule.name,
         "kibana.alert.rule.rule_id": rule.rule_id,
