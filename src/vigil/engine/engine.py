@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+
+import orjson
 
 from vigil.engine.alerts import alert_uuid, build_alert, event_key
 from vigil.engine.routing import Router
@@ -201,7 +204,10 @@ class _Sequences:
         self.rescan = rescan
         self.streams: dict[str, object] = {}
         self.last: dict[str, tuple] = {}
+        # Completed matches wait for the end of the data (a rule found out of order later
+        # must not have raised them), spilled to a temporary file to keep memory flat.
         self.held: dict[str, list] = {}
+        self._spill = None
         self.disordered: set[str] = set()
         self.buffered: dict[str, list[Event]] = {}
 
@@ -225,8 +231,37 @@ class _Sequences:
         if stream is None:
             stream = self.streams[rid] = p.query.stream(doc=_doc_of)
         found = stream.feed(event)
+        seq = getattr(stream, "_seq", None)
+        if seq is not None and hasattr(seq, "done"):
+            # Stream matches are handed out by feed(); the matcher need not keep them.
+            seq.done.clear()
+            seq._done_order.clear()
         if found:
-            self.held.setdefault(rid, []).extend(found)
+            held = self.held.setdefault(rid, [])
+            for match in found:
+                held.append(self._park(match))
+
+    def _park(self, match):
+        """A match's events written to the spill file; the match itself if they cannot be."""
+        try:
+            record = orjson.dumps(
+                [None if e is None else [e.doc, e.index, e.id, e.origin] for e in match.events]
+            )
+        except (TypeError, orjson.JSONEncodeError):
+            return match
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile()
+        self._spill.seek(0, 2)
+        offset = self._spill.tell()
+        self._spill.write(record)
+        return (offset, len(record))
+
+    def _unpark(self, item) -> list:
+        if not isinstance(item, tuple):
+            return item.events
+        offset, length = item
+        self._spill.seek(offset)
+        return [None if e is None else Event(*e) for e in orjson.loads(self._spill.read(length))]
 
     def finish(self) -> Iterator[dict]:
         """The rules' alerts in rule order, as :meth:`Engine.scan` gives them."""
@@ -247,13 +282,18 @@ class _Sequences:
             if rid in rerun:
                 matches = rerun.pop(rid)
             elif rid in self.streams:
-                matches = self.held.pop(rid, []) + self.streams.pop(rid).close()
+                for item in self.held.pop(rid, []):
+                    yield from engine._alerts(rule, self._unpark(item))
+                matches = self.streams.pop(rid).close()
             elif rid in self.buffered:
                 matches = p.query.run(self.buffered.pop(rid), doc=_doc_of)
             else:
                 continue
             for match in matches:
                 yield from engine._alerts(rule, match.events)
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
 
 
 def _doc_of(event: Event) -> dict:
