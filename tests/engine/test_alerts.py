@@ -322,10 +322,6 @@ def test_engine_sequence_alerts_are_tied_by_group_id():
     assert all(a["kibana.alert.building_block_type"] == "default" for a in blocks)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Engine._alerts builds its own sequence shell; it should return build_sequence_alerts(rule, events)",
-)
 def test_engine_sequence_shell_is_kibanas():
     shell = _sequence_engine_alerts()[0]
     assert shell["kibana.alert.depth"] == 2 and len(shell["kibana.alert.ancestors"]) == 4

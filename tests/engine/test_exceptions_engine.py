@@ -187,3 +187,52 @@ def test_suppressed_events_are_counted_and_others_still_alert(tmp_path, exe):
     assert stats["matches"] == 2
     assert len(alerts) == 2 - stats["suppressed"]
     assert stats["suppressed"] == (1 if exe.endswith("curl") else 0)
+
+
+def _seq_rule():
+    from vigil.rules.model import Rule
+
+    return Rule(
+        rule_id="seq-1",
+        name="Download then module",
+        type="eql",
+        language="eql",
+        query='sequence by host.name [process where process.name == "curl"] [file where true]',
+    )
+
+
+def _proc(ts: str, host="web-1") -> Event:
+    doc = {
+        "@timestamp": ts,
+        "event": {"category": ["process"], "type": ["start"]},
+        "host": {"name": host},
+        "process": {"name": "curl", "executable": "/usr/bin/curl"},
+    }
+    return Event(doc, INDEX)
+
+
+@pytest.mark.parametrize("mode", ["scan", "process", "batch"])
+def test_excepted_event_never_joins_a_sequence_as_kibana_filters_it_from_the_search(tmp_path, mode):
+    """Kibana adds the exceptions to the EQL search's filter: an excepted file event is not
+    in the data at all, so the next file event completes the sequence instead."""
+    lists = _lists(
+        tmp_path,
+        [{"field": "file.name", "type": "match", "operator": "included", "value": "ok.sh"}],
+    )
+    first = _event()
+    first.doc["@timestamp"] = "2024-01-01T00:00:01Z"
+    first.doc["file"] = {"path": "/tmp/ok.sh", "name": "ok.sh"}
+    second = _event()
+    second.doc["@timestamp"] = "2024-01-01T00:00:02Z"
+    events = [_proc("2024-01-01T00:00:00Z"), first, second]
+    engine = Engine([_seq_rule()], exceptions=lists, exceptions_all=True, now=NOW)
+    if mode == "scan":
+        alerts = list(engine.scan(events))
+    elif mode == "batch":
+        alerts = list(engine.batch((e, None) for e in events))
+    else:
+        alerts = [a for e in events for a in engine.process(e)] + engine.finish()
+    blocks = [a for a in alerts if "kibana.alert.group.index" in a]
+    assert [b["file"]["name"] for b in blocks if "file" in b] == ["module-setup.sh"]
+    assert len(alerts) == 3  # the shell and its two building blocks
+    assert engine.stats["seq-1"]["suppressed"] == 1

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import orjson
 
-from vigil.engine.alerts import alert_uuid, build_alert, event_key
+from vigil.engine.alerts import build_alert, build_sequence_alerts
 from vigil.engine.routing import Router
 from vigil.events.model import Event
 
@@ -40,6 +40,15 @@ class Engine:
             self._routes[index] = [r for r in self.rules if r.matches_index(index)]
         return self._routes[index]
 
+    def _takes(self, rule, event: Event) -> bool:
+        """Whether a sequence or sample rule sees ``event`` at all. Kibana turns a rule's
+        exceptions into a filter of its search, so an excepted event never joins a
+        sequence (build_exceptions_filter in the detection engine's EQL executor)."""
+        if self.exceptions is None or not self._suppressed(rule, event.doc):
+            return True
+        self.stats[rule.rule_id]["suppressed"] += 1
+        return False
+
     def _suppressed(self, rule, doc: dict) -> bool:
         if self.exceptions is None:
             return False
@@ -48,37 +57,17 @@ class Engine:
         )
 
     def _alerts(self, rule, events: list) -> list[dict]:
+        """Alerts of one match. An event rule's match is dropped when an exception covers its
+        event; a sequence's events were already filtered (see :meth:`_takes`)."""
         stats = self.stats[rule.rule_id]
         stats["matches"] += 1
-        present = [e for e in events if e is not None]
-        if any(self._suppressed(rule, e.doc) for e in present):
-            stats["suppressed"] += 1
-            return []
         if len(events) == 1:
-            alerts = [build_alert(rule, present[0], now=self.now)]
+            if self._suppressed(rule, events[0].doc):
+                stats["suppressed"] += 1
+                return []
+            alerts = [build_alert(rule, events[0], now=self.now)]
         else:
-            group_id = alert_uuid(rule.rule_id, *(event_key(e) for e in present))
-            alerts = [
-                build_alert(rule, e, now=self.now, group={"id": group_id, "index": i})
-                for i, e in enumerate(present)
-            ]
-            shell = {
-                k: v
-                for k, v in alerts[0].items()
-                if k.startswith("kibana.alert.rule") or k == "kibana.space_ids"
-            }
-            shell.update(
-                {k: alerts[0][k] for k in ("@timestamp", "kibana.alert.severity", "kibana.alert.risk_score")}
-            )
-            shell["kibana.alert.uuid"] = group_id
-            shell["kibana.alert.group.id"] = group_id
-            shell["kibana.alert.status"] = "active"
-            shell["kibana.alert.workflow_status"] = "open"
-            shell["kibana.alert.reason"] = (
-                f"sequence event created {shell['kibana.alert.severity']} alert {rule.name}."
-            )
-            shell["event.kind"] = "signal"
-            alerts.insert(0, shell)
+            alerts = build_sequence_alerts(rule, events, now=self.now)
         out = []
         for alert in alerts:
             if alert["kibana.alert.uuid"] not in self._seen:
@@ -99,6 +88,8 @@ class Engine:
                 if query.matches(event.doc):
                     out.extend(self._alerts(rule, [event]))
             else:
+                if not self._takes(rule, event):
+                    continue
                 stream = self._streams.get(rule.rule_id)
                 if stream is None:
                     stream = self._streams[rule.rule_id] = query.stream(doc=lambda e: e.doc)
@@ -125,7 +116,7 @@ class Engine:
                 if query.kind == "event":
                     if query.matches(event.doc):
                         yield from self._alerts(rule, [event])
-                elif query.matches(event.doc):
+                elif query.matches(event.doc) and self._takes(rule, event):
                     buffered.setdefault(rule.rule_id, []).append(event)
         for rule in self.rules:
             if rule.rule_id in buffered:
@@ -155,7 +146,7 @@ class Engine:
                 if p.query.kind == "event":
                     if p.query.matches(event.doc):
                         yield from self._alerts(p.rule, [event])
-                elif p.query.matches(event.doc):
+                elif p.query.matches(event.doc) and self._takes(p.rule, event):
                     seqs.feed(p, event)
         yield from seqs.finish()
 
@@ -173,7 +164,7 @@ class Engine:
                 if p.query.kind == "event":
                     if p.query.matches(event.doc):
                         alerts.extend(self._alerts(p.rule, [event]))
-                elif p.query.matches(event.doc):
+                elif p.query.matches(event.doc) and self._takes(p.rule, event):
                     positions.append(index[id(p)])
             if positions:
                 taken.append((event, positions))
@@ -273,7 +264,11 @@ class _Sequences:
             kept: dict[str, list[Event]] = {p.rule.rule_id: [] for p in again}
             for event in self.rescan():
                 for p in again:
-                    if p.rule.matches_index(event.index) and p.query.matches(event.doc):
+                    if (
+                        p.rule.matches_index(event.index)
+                        and p.query.matches(event.doc)
+                        and not engine._suppressed(p.rule, event.doc)
+                    ):
                         kept[p.rule.rule_id].append(event)
             for p in again:
                 rerun[p.rule.rule_id] = list(p.query.run(kept.pop(p.rule.rule_id), doc=_doc_of))
