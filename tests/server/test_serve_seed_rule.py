@@ -147,3 +147,30 @@ def test_short_intervals_on_the_real_clock(make_server):
     assert s.get("/health")["alerts"] == n
     assert sum(r["alerts_written"] for r in runs) == n
     assert sum(r["matches"] for r in runs) > n  # overlapping windows did see events twice
+
+
+def test_raw_vendor_events_shipped_over_http_are_normalized_and_rerouted(make_server, shared):
+    """Raw SentinelOne Cloud Funnel and legacy Endgame events become the ECS documents their
+    Elastic integrations index, in those integrations' data streams, so the seed rule's
+    ``logs-sentinel_one_cloud_funnel.*`` and ``endgame-*`` patterns read them."""
+    from pathlib import Path
+
+    data = Path(__file__).parents[1] / "events" / "data"
+    s1 = [json.loads(x) for x in (data / "sentinelone-linux-file.ndjson").read_text().splitlines() if x]
+    legacy = [json.loads(x) for x in (data / "endgame-legacy.ndjson").read_text().splitlines() if x]
+    s = make_server(None)
+    s.start()
+    s.wait_runs(1)
+    s.set_clock(T0 + 2 * MIN)
+    resp = s.bulk("sentinelone-raw", s1)
+    assert {item["create"]["_index"] for item in resp["items"]} == {
+        "logs-sentinel_one_cloud_funnel.event-default"
+    }
+    s.send("endgame-raw", legacy)
+    runs = s.advance_and_wait(3 * MIN, 2)
+    assert runs[0]["alerts_written"] == 2
+    alerts = s.get("/api/alerts")["alerts"]
+    assert sorted(a["kibana.alert.ancestors"][0]["index"] for a in alerts) == [
+        "endgame-3.0.0",
+        "logs-sentinel_one_cloud_funnel.event-default",
+    ]

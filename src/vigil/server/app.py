@@ -27,7 +27,7 @@ import orjson
 from vigil import __version__
 from vigil.errors import VigilError
 from vigil.scheduler.runner import Scheduler, rule_id
-from vigil.server.bulk import BulkRequestError, bulk_response, parse_bulk, parse_ndjson
+from vigil.server.bulk import BulkRequestError, as_ecs, bulk_response, parse_bulk, parse_ndjson
 from vigil.store.alerts import AlertStore
 from vigil.store.events import EventStore
 
@@ -306,7 +306,11 @@ def ingest_one(h: Handler, parts: list[str], body: bytes) -> None:
     if not isinstance(doc, dict):
         return h._error(400, "document_parsing_exception", "source is not a JSON object")
     op = "create" if parts[1] == "_create" else "index"
-    (r,) = svc.events.write([Write(parts[0], doc, parts[2] if len(parts) == 3 else None, op)], _now(svc))
+    try:
+        index, doc = as_ecs(parts[0], doc)
+    except VigilError as exc:
+        return h._error(400, "document_parsing_exception", exc.message)
+    (r,) = svc.events.write([Write(index, doc, parts[2] if len(parts) == 3 else None, op)], _now(svc))
     if r.error:
         return h._send(r.status, {"error": r.error, "status": r.status})
     svc.count_ingest(1, 0)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from vigil.errors import VigilError
+from vigil.events import vendors
 from vigil.store.events import Write, WriteResult
 
 SUPPORTED = ("index", "create")
@@ -112,8 +114,22 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[Item]:
                 _err("document_parsing_exception", "[1:1] source is not a JSON object"),
             )
             continue
+        try:
+            index, doc = as_ecs(index, doc)
+        except VigilError as exc:
+            item.status, item.error = 400, _err("document_parsing_exception", exc.message)
+            continue
+        item.index = index
         item.write = Write(index, doc, doc_id, "create" if action == "create" else "index")
     return items
+
+
+def as_ecs(index: str, doc: dict) -> tuple[str, dict]:
+    """A raw vendor event (SentinelOne Cloud Funnel, legacy Endgame) as the ECS document its
+    Elastic integration would index, and the data stream that integration routes it to;
+    ECS documents pass as they are, in the index they were sent to."""
+    ecs, vendor_index = vendors.normalize(doc)
+    return vendor_index or index, ecs
 
 
 def _err(type_: str, reason: str) -> dict:
@@ -169,5 +185,10 @@ def parse_ndjson(body: bytes, index: str) -> tuple[list[Write], list[dict]]:
         if not isinstance(doc, dict):
             errors.append({"line": n, "column": 1, "reason": "not a JSON object"})
             continue
-        writes.append(Write(index, doc))
+        try:
+            target, doc = as_ecs(index, doc)
+        except VigilError as exc:
+            errors.append({"line": n, "column": 1, "reason": exc.message})
+            continue
+        writes.append(Write(target, doc))
     return writes, errors
