@@ -57,6 +57,8 @@ def load_detection(args: argparse.Namespace) -> Detection:
     ruleset = load_rules(args.rules) if args.rules else bundled_rules()
     _report(ruleset.problems, "rule", args.strict)
     exceptions = None
+    if args.exceptions_all and not args.exceptions:
+        raise VigilError("--exceptions-all needs --exceptions FILE")
     if args.exceptions:
         exceptions = load_exceptions(args.exceptions)
         _report(exceptions.problems, "exception", args.strict)

@@ -13,8 +13,8 @@ import sys
 import time
 from typing import IO, Any
 
-from vigil.cli.output import MAX_PROBLEMS_SHOWN, add_format_option, console, dumps, resolve_format
-from vigil.errors import VigilError
+from vigil.cli.common import add_rule_options, load_detection
+from vigil.cli.output import add_format_option, console, dumps, resolve_format
 from vigil.events.model import Event
 
 # A queue overflow is repeated on standard error at most this often (seconds).
@@ -31,19 +31,7 @@ def register(subparsers: Any) -> None:
         "rules on every file event as it happens. Prints 'watching ...' on standard error when ready; "
         "SIGUSR1 prints counts; SIGTERM/SIGINT stop cleanly and print the final counts.",
     )
-    p.add_argument(
-        "--rules",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="rule files or folders (repeatable; default: the rules bundled with Vigil)",
-    )
-    p.add_argument("--exceptions", metavar="FILE", help="Kibana exception lists (NDJSON export) to apply")
-    p.add_argument(
-        "--exceptions-all",
-        action="store_true",
-        help="apply every exception item to every rule (default: only the lists a rule references)",
-    )
+    add_rule_options(p)
     p.add_argument(
         "--path",
         action="append",
@@ -70,31 +58,12 @@ def _preflight() -> str | None:
 
 
 def _engine(args: argparse.Namespace):
-    from vigil.engine import Engine
-    from vigil.rules import bundled_rules, load_rules
-
-    ruleset = load_rules(args.rules) if args.rules else bundled_rules()
-    problems = list(ruleset.problems)
-    exceptions = None
-    if args.exceptions:
-        from vigil.rules.exceptions import load_exceptions
-
-        exceptions = load_exceptions(args.exceptions)
-        problems += list(exceptions.problems)
-    elif args.exceptions_all:
-        raise VigilError("--exceptions-all needs --exceptions FILE")
-    for problem in problems[:MAX_PROBLEMS_SHOWN]:
-        print(f"vigil: skipped: {problem.render()}", file=sys.stderr)
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        print(f"vigil: ... and {len(problems) - MAX_PROBLEMS_SHOWN} more problems", file=sys.stderr)
-    engine = Engine(ruleset.rules, exceptions=exceptions, exceptions_all=args.exceptions_all)
-    not_run = len(ruleset.rules) - len(engine.rules)
-    if not engine.rules:
-        raise VigilError(
-            f"no rule to run: {len(ruleset.rules)} loaded, none is an EQL rule that compiles",
-            file=", ".join(args.rules) or None,
-        )
-    return engine, len(problems) + not_run
+    """The engine, and how many rules or exception items were skipped (for the ready line)."""
+    detection = load_detection(args)
+    skipped = len(detection.ruleset.problems) + sum(detection.not_runnable().values())
+    if detection.exceptions is not None:
+        skipped += len(detection.exceptions.problems)
+    return detection.engine, skipped
 
 
 def _get(alert: dict, path: str) -> Any:
