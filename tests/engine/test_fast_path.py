@@ -150,3 +150,77 @@ def test_jobs_give_the_same_alerts_in_the_same_order(prebuilt, tmp_path, monkeyp
         assert [(p.line, p.message) for p in two_stats.problems] == [
             (p.line, p.message) for p in one_stats.problems
         ]
+
+
+def test_route_candidates_hold_every_matching_rule(prebuilt):
+    """Per event: every rule whose query matches is among the routed candidates, with
+    documents also written with dotted keys and with odd values in anchor fields."""
+    from vigil.events.model import Event
+
+    engine = Engine(prebuilt, now=NOW)
+    router = engine.router
+    rng = random.Random(21)
+    docs = list(gen_events.generate(2000, seed=21))
+    odd = []
+    for d in rng.sample(docs, 200):
+        e = copy.deepcopy(d)
+        e.setdefault("process", {})["name"] = rng.choice([7, True, ["x", 3], "\u212aworker", "CMD.EXE"])
+        odd.append(e)
+    matched = 0
+    for doc in docs + [_flatten(d) for d in docs[:500]] + odd:
+        event = Event(doc, None)
+        low = orjson.dumps(doc).lower() if orjson.dumps(doc).isascii() else None
+        candidates = {id(p) for p in router.group(event).candidates(doc, low)}
+        for p in router.plans:
+            if p.query.matches(doc):
+                matched += 1
+                assert id(p) in candidates, (p.rule.name, doc)
+    assert matched > 1000
+
+
+def test_anchors_of_comparisons_regexes_and_or_branches():
+    from vigil.events.model import Event
+    from vigil.rules.model import rule_from_dict
+
+    queries = {
+        "ml": "process where (problemchild.prediction == 1 and problemchild.prediction_probability > 0.9) "
+        "or blocklist_label == 1",
+        "regex": 'process where process.command_line regex ".*a{3}.*"',
+        "count": "any where foo.count > 3",
+        "either": 'any where process.name : "bash" or file.name == "hosts"',
+        "wild": 'file where file.path : "*/DrAcUt/*"',
+    }
+    rules = [
+        rule_from_dict({"rule_id": k, "name": k, "type": "eql", "language": "eql", "query": q})
+        for k, q in queries.items()
+    ]
+    router = Engine(rules, now=NOW).router
+    cases = [
+        (
+            {
+                "event": {"category": ["process"]},
+                "problemchild": {"prediction": 1, "prediction_probability": 0.95},
+            },
+            "ml",
+        ),
+        ({"event.category": "process", "blocklist_label": 1}, "ml"),
+        ({"event": {"category": "process"}, "process.command_line": "xaaay"}, "regex"),
+        ({"foo": {"count": 4}}, "count"),
+        ({"foo.count": "5"}, "count"),
+        ({"process": {"name": "BASH"}}, "either"),
+        ({"file": {"name": "hosts"}}, "either"),
+        ({"event": {"category": "file"}, "file": {"path": "/usr/lib/dracut/x"}}, "wild"),
+        ({"event": {"category": "file"}, "file": {"path": ["/a", "/lib/dracut/y"]}}, "wild"),
+    ]
+    for doc, rid in cases:
+        plans = {p.rule.rule_id: p for p in router.plans}
+        assert plans[rid].query.matches(doc), (rid, doc)
+        names = [p.rule.rule_id for p in router.group(Event(doc)).candidates(doc, None)]
+        assert rid in names, (rid, doc)
+    # And the anchors do narrow: an event with none of those fields reaches none of them.
+    bare = {
+        "event": {"category": ["process", "file"]},
+        "process": {"name": "zsh"},
+        "file": {"path": "/tmp/x"},
+    }
+    assert router.group(Event(bare)).candidates(bare, None) == []

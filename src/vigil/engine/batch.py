@@ -277,7 +277,7 @@ def file_items(scanner: LineScanner, name: str, *, index, source, stats: ReadSta
             stats.problem(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", name)
 
 
-CHUNK = 8 << 20
+CHUNK = 16 << 20
 _STATE: tuple | None = None
 
 

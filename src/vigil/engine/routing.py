@@ -147,10 +147,13 @@ class Group:
         self.raw: list[int] = []
         exact: dict[tuple, dict[str, list[int]]] = {}
         contains: dict[tuple, list[tuple[int, tuple[str, ...]]]] = {}
+        exists: dict[tuple, list[int]] = {}
         for pos, p in enumerate(plans):
             if p.anchors is not None:
                 for a in p.anchors:
-                    if a.exact:
+                    if a.exists:
+                        exists.setdefault(a.path, []).append(pos)
+                    elif a.exact:
                         table = exact.setdefault(a.path, {})
                         for v in a.values:
                             table.setdefault(v, []).append(pos)
@@ -165,6 +168,7 @@ class Group:
             for path, table in exact.items()
         ]
         self.contains = [(make_lookup(path), entries) for path, entries in contains.items()]
+        self.exists = [(make_lookup(path), positions) for path, positions in exists.items()]
 
     def candidates(self, doc: dict, low: bytes | None) -> list[RulePlan]:
         hits = set(self.free)
@@ -199,6 +203,13 @@ class Group:
                                 break
             else:
                 hits.update(pos for pos, _ in entries)
+        for read, positions in self.exists:
+            try:
+                present = bool(read(doc))
+            except Exception:  # noqa: BLE001
+                present = True
+            if present:
+                hits.update(positions)
         plans = self.plans
         for pos in self.raw:
             if low is None or plans[pos].admits_clean(low):

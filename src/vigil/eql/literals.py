@@ -174,20 +174,27 @@ def _raw_literal(value: str) -> bytes | None:
 class FieldAnchor:
     """A matching event has a string value of ``path`` that, lower-cased, equals
     (``exact``) or contains one of ``values`` (lower-cased). A value that is not an
-    ASCII string proves nothing, so it admits the event."""
+    ASCII string proves nothing, so it admits the event. An ``exists`` anchor only
+    says the field has a value: a comparison with a missing or null field is false."""
 
     path: tuple[str, ...]
     exact: bool
     values: frozenset[str]
+    exists: bool = False  # only: the field has a value (``values`` empty)
 
 
 # Fields with few distinct values in endpoint data: an anchor on them rules out little.
 _COMMON_FIELDS = ("event.", "host.os.", "agent.", "data_stream.", "ecs.", "network.", "user.domain")
 
 
-def _badness(a: FieldAnchor) -> tuple[bool, bool]:
+# Field sets most endpoint events carry: that one of their fields exists says little.
+_POPULOUS = ("process.", "host.", "user.", "file.", "source.", "destination.", "dll.", "registry.", "@")
+
+
+def _badness(a: FieldAnchor) -> tuple[bool, bool, bool]:
     name = ".".join(a.path)
-    return (name.startswith(_COMMON_FIELDS) or ".code_signature." in name, not a.exact)
+    common = name.startswith(_COMMON_FIELDS) or ".code_signature." in name
+    return (common or (a.exists and name.startswith(_POPULOUS)), a.exists, not a.exact)
 
 
 def field_anchors(
@@ -235,8 +242,25 @@ def _anchor(expr: ast.Expr, typer: FieldTyper) -> FieldAnchor | None:
         case (
             ast.Comparison(op="==", left=ast.Field() as f, right=ast.Literal(value=v))
             | ast.Comparison(op="==", left=ast.Literal(value=v), right=ast.Field() as f)
-        ):
-            return _make_anchor(f, [v], True, typer)
+        ) if v is not None:
+            found = _make_anchor(f, [v], True, typer)
+            if found is None and not f.optional:
+                # A comparison with a missing or null field is false.
+                return FieldAnchor(f.path, False, frozenset(), exists=True)
+            return found
+        case (
+            ast.Comparison(
+                op="<" | ">" | "<=" | ">=" | "==", left=ast.Field() as f, right=ast.Literal(value=v)
+            )
+            | ast.Comparison(
+                op="<" | ">" | "<=" | ">=" | "==", left=ast.Literal(value=v), right=ast.Field() as f
+            )
+            | ast.Comparison(op="!=", left=ast.Field() as f, right=ast.Literal(value=None) as v)
+        ) if not f.optional and (v is not None or expr.op == "!="):
+            # A comparison with a missing or null field is false; ``x != null`` means x has a value.
+            return FieldAnchor(f.path, False, frozenset(), exists=True)
+        case ast.Pattern(op="regex" | "regex~", value=ast.Field() as f) if not f.optional:
+            return FieldAnchor(f.path, False, frozenset(), exists=True)
         case ast.In(value=ast.Field() as f, items=items, negated=False):
             if not all(isinstance(i, ast.Literal) for i in items):
                 return None
