@@ -125,21 +125,46 @@ def duckdb_seed(path: Path) -> tuple[float, int]:
 
 
 def vigil_scan(path: Path, extra: list[str]) -> tuple[float, int, int]:
-    """Seconds, alerts and peak RSS (KiB) of one `vigil scan` run."""
-    cmd = [str(REPO / ".venv" / "bin" / "vigil"), "scan", "--format", "ndjson", *extra, str(path)]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
-        # wait4 gives this child's own peak resident set size.
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"vigil scan failed ({' '.join(cmd)}):\n{stderr.decode()[-2000:]}")
-    return elapsed, stdout.count(b"\n"), usage.ru_maxrss
+    """Seconds, alerts and peak RSS (KiB) of one `vigil scan` run (alerts written to a file)."""
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-out-") as tmp:
+        out_path = Path(tmp) / "alerts.ndjson"
+        cmd = [
+            str(REPO / ".venv" / "bin" / "vigil"),
+            "scan",
+            "--format",
+            "ndjson",
+            "--output",
+            str(out_path),
+            *extra,
+            str(path),
+        ]
+        with tempfile.TemporaryFile() as err:
+            start = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+            # wait4 gives this child's peak resident set size (the largest of it and the
+            # workers it waited for).
+            _, status, usage = os.wait4(proc.pid, 0)
+            elapsed = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            err.seek(0)
+            stderr = err.read()
+        if proc.returncode != 0:
+            raise SystemExit(f"vigil scan failed ({' '.join(cmd)}):\n{stderr.decode()[-2000:]}")
+        with open(out_path, "rb") as fh:
+            alerts = sum(1 for _ in fh)
+    return elapsed, alerts, usage.ru_maxrss
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({model})"
 
 
 def main() -> None:
@@ -157,13 +182,15 @@ def main() -> None:
     gen_events.write(str(data), args.count)
     size_mb = data.stat().st_size / 1e6
     rows: list[tuple[str, float, str, int | None]] = []
+    duck = None
 
     t, n = floor(data)
     base = n / t
     rows.append(("floor: orjson parse of every line", base, "", None))
     if "duckdb" not in skip:
         t, c = duckdb_seed(data)
-        rows.append(("DuckDB read_json + seed rule SQL (1 thread)", n / t, f"{c} matches", None))
+        duck = n / t
+        rows.append(("DuckDB read_json + seed rule SQL (1 thread)", duck, f"{c} matches", None))
     rules = Path(args.rules_dir)
     runs = [("vigil scan, seed rule", [])]
     if "all" not in skip and rules.is_dir():
@@ -180,11 +207,12 @@ def main() -> None:
             t, alerts, rss = vigil_scan(data, [*extra, "--jobs", "2"])
             rows.append((label + ", --jobs 2", n / t, f"{alerts} alerts", rss))
 
-    print(f"\n{n:,} events, {size_mb:,.0f} MB, {os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
-    print(f"{'run':<52} {'events/s':>12} {'x floor':>8}  {'peak MB':>8}  result")
+    print(f"\n{n:,} events, {size_mb:,.0f} MB, {machine()}, Python {sys.version.split()[0]}\n")
+    print(f"{'run':<52} {'events/s':>12} {'x floor':>8} {'x DuckDB':>9}  {'peak MB':>8}  result")
     for label, eps, result, rss in rows:
         mb = f"{rss / 1024:.0f}" if rss else ""
-        print(f"{label:<52} {eps:>12,.0f} {eps / base:>8.2f}  {mb:>8}  {result}")
+        vs_duck = f"{eps / duck:>9.2f}" if duck else f"{'':>9}"
+        print(f"{label:<52} {eps:>12,.0f} {eps / base:>8.2f} {vs_duck}  {mb:>8}  {result}")
     if not args.keep:
         data.unlink()
         work.rmdir()

@@ -170,11 +170,13 @@ def test_route_candidates_hold_every_matching_rule(prebuilt):
     for doc in docs + [_flatten(d) for d in docs[:500]] + odd:
         event = Event(doc, None)
         low = orjson.dumps(doc).lower() if orjson.dumps(doc).isascii() else None
-        candidates = {id(p) for p in router.group(event).candidates(doc, low)}
+        candidates = {id(p): stages for p, stages in router.group(event).candidates(doc, low)}
         for p in router.plans:
             if p.query.matches(doc):
                 matched += 1
                 assert id(p) in candidates, (p.rule.name, doc)
+                # A sequence is tested on the stages whose anchors the event meets.
+                assert p.takes(doc, candidates[id(p)]), (p.rule.name, doc)
     assert matched > 1000
 
 
@@ -215,7 +217,7 @@ def test_anchors_of_comparisons_regexes_and_or_branches():
     for doc, rid in cases:
         plans = {p.rule.rule_id: p for p in router.plans}
         assert plans[rid].query.matches(doc), (rid, doc)
-        names = [p.rule.rule_id for p in router.group(Event(doc)).candidates(doc, None)]
+        names = [p.rule.rule_id for p, _ in router.group(Event(doc)).candidates(doc, None)]
         assert rid in names, (rid, doc)
     # And the anchors do narrow: an event with none of those fields reaches none of them.
     bare = {

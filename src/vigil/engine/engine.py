@@ -141,12 +141,12 @@ class Engine:
         """
         seqs = _Sequences(self, rescan)
         for event, low in items:
-            for p in self.router.group(event).candidates(event.doc, low):
+            for p, stages in self.router.group(event).candidates(event.doc, low):
                 self.stats[p.rule.rule_id]["events"] += 1
                 if p.query.kind == "event":
                     if p.query.matches(event.doc):
                         yield from self._alerts(p.rule, [event])
-                elif p.query.matches(event.doc) and self._takes(p.rule, event):
+                elif p.takes(event.doc, stages) and self._takes(p.rule, event):
                     seqs.feed(p, event)
         yield from seqs.finish()
 
@@ -159,12 +159,12 @@ class Engine:
         index = {id(p): n for n, p in enumerate(self.router.plans)}
         for event, low in items:
             positions = []
-            for p in self.router.group(event).candidates(event.doc, low):
+            for p, stages in self.router.group(event).candidates(event.doc, low):
                 self.stats[p.rule.rule_id]["events"] += 1
                 if p.query.kind == "event":
                     if p.query.matches(event.doc):
                         alerts.extend(self._alerts(p.rule, [event]))
-                elif p.query.matches(event.doc) and self._takes(p.rule, event):
+                elif p.takes(event.doc, stages) and self._takes(p.rule, event):
                     positions.append(index[id(p)])
             if positions:
                 taken.append((event, positions))

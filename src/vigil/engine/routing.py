@@ -48,7 +48,20 @@ class RulePlan:
     categories: frozenset[str] | None  # None: any category
     requirement: Requirement
     streamable: bool  # a sequence or sample that can run on events fed in timestamp order
-    anchors: tuple[FieldAnchor, ...] | None = None  # one per stage; None: use the raw requirement
+    anchors: tuple[tuple[int, FieldAnchor], ...] | None = None  # (stage, anchor); None: raw literals
+    filters: tuple = ()  # a sequence's or sample's stage filters, then until's
+
+    def takes(self, doc: dict, stages: tuple[int, ...] | None) -> bool:
+        """The query (or, for a sequence or sample, one of ``stages``) matches ``doc``."""
+        if stages is None or not self.filters:
+            return self.query.matches(doc)
+        try:
+            for i in stages:
+                if self.filters[i](doc):
+                    return True
+        except Exception:  # noqa: BLE001 - a bad document never matches, as in Query.matches
+            return False
+        return False
 
     def admits_clean(self, low: bytes) -> bool:
         """The lower-cased raw line (ASCII, no JSON escapes) holds a literal of every clause."""
@@ -80,8 +93,9 @@ def query_categories(statement: ast.Statement) -> frozenset[str] | None:
     return frozenset(cats)
 
 
-def query_anchors(statement: ast.Statement, typer) -> tuple[FieldAnchor, ...] | None:
-    """One field anchor per event query of the statement (stages and until), or None."""
+def query_anchors(statement: ast.Statement, typer) -> tuple[tuple[int, FieldAnchor], ...] | None:
+    """Field anchors of each event query of the statement (stages, then until), each
+    with its query's position; None when one of them has none."""
     q = statement.query
     if isinstance(q, ast.EventQuery):
         queries = [q]
@@ -92,11 +106,11 @@ def query_anchors(statement: ast.Statement, typer) -> tuple[FieldAnchor, ...] | 
     else:
         return None
     out = []
-    for eq in queries:
+    for stage, eq in enumerate(queries):
         found = field_anchors(eq.condition, typer)
         if found is None:
             return None
-        out.extend(found)
+        out.extend((stage, a) for a in found)
     return tuple(out)
 
 
@@ -111,7 +125,15 @@ def plan(rule) -> RulePlan:
         requirement=requirement(stmt, typer),
         streamable=query.kind != "event" and not stmt.pipes and query.options.size is None,
         anchors=query_anchors(stmt, typer),
+        filters=_stage_filters(query),
     )
+
+
+def _stage_filters(query) -> tuple:
+    if query.kind == "event":
+        return ()
+    until = getattr(query, "_until", None)
+    return tuple(s.filter for s in query._stages) + ((until.filter,) if until is not None else ())
 
 
 def event_categories(doc: dict) -> tuple[str, ...] | None:
@@ -132,6 +154,9 @@ def event_categories(doc: dict) -> tuple[str, ...] | None:
     return None
 
 
+ALL = 63
+
+
 class Group:
     """The rules of one route, indexed by their anchors.
 
@@ -142,6 +167,7 @@ class Group:
     """
 
     def __init__(self, plans: list[RulePlan]) -> None:
+        # Hits are keys pos * 64 + stage (ALL: every stage, or an event query).
         self.plans = plans
         self.free: list[int] = []
         self.raw: list[int] = []
@@ -149,28 +175,30 @@ class Group:
         contains: dict[tuple, list[tuple[int, tuple[str, ...]]]] = {}
         exists: dict[tuple, list[int]] = {}
         for pos, p in enumerate(plans):
-            if p.anchors is not None:
-                for a in p.anchors:
+            if p.anchors is not None and all(stage < ALL for stage, _ in p.anchors):
+                for stage, a in p.anchors:
+                    key = pos * 64 + (stage if p.filters else ALL)
                     if a.exists:
-                        exists.setdefault(a.path, []).append(pos)
+                        exists.setdefault(a.path, []).append(key)
                     elif a.exact:
                         table = exact.setdefault(a.path, {})
                         for v in a.values:
-                            table.setdefault(v, []).append(pos)
+                            table.setdefault(v, []).append(key)
                     else:
-                        contains.setdefault(a.path, []).append((pos, tuple(sorted(a.values))))
+                        contains.setdefault(a.path, []).append((key, tuple(sorted(a.values))))
             elif p.requirement.clauses:
-                self.raw.append(pos)
+                self.raw.append(pos * 64 + ALL)
             else:
-                self.free.append(pos)
+                self.free.append(pos * 64 + ALL)
         self.exact = [
             (make_lookup(path), table, sorted({x for v in table.values() for x in v}))
             for path, table in exact.items()
         ]
         self.contains = [(make_lookup(path), entries) for path, entries in contains.items()]
-        self.exists = [(make_lookup(path), positions) for path, positions in exists.items()]
+        self.exists = [(make_lookup(path), keys) for path, keys in exists.items()]
 
-    def candidates(self, doc: dict, low: bytes | None) -> list[RulePlan]:
+    def candidates(self, doc: dict, low: bytes | None) -> list[tuple[RulePlan, tuple[int, ...] | None]]:
+        """(rule plan, stages that can match or None for all), in rule order."""
         hits = set(self.free)
         for read, table, every in self.exact:
             try:
@@ -195,26 +223,38 @@ class Group:
                 continue
             if all(type(v) is str and v.isascii() for v in values):
                 text = "\x00".join(values).lower()
-                for pos, lits in entries:
-                    if pos not in hits:
+                for key, lits in entries:
+                    if key not in hits:
                         for lit in lits:
                             if lit in text:
-                                hits.add(pos)
+                                hits.add(key)
                                 break
             else:
-                hits.update(pos for pos, _ in entries)
-        for read, positions in self.exists:
+                hits.update(key for key, _ in entries)
+        for read, keys in self.exists:
             try:
                 present = bool(read(doc))
             except Exception:  # noqa: BLE001
                 present = True
             if present:
-                hits.update(positions)
+                hits.update(keys)
         plans = self.plans
-        for pos in self.raw:
-            if low is None or plans[pos].admits_clean(low):
-                hits.add(pos)
-        return [plans[pos] for pos in sorted(hits)]
+        for key in self.raw:
+            if low is None or plans[key >> 6].admits_clean(low):
+                hits.add(key)
+        out: list[tuple[RulePlan, tuple[int, ...] | None]] = []
+        last = -1
+        stages: list[int] = []
+        for key in sorted(hits):
+            pos, stage = key >> 6, key & 63
+            if pos != last:
+                if last >= 0:
+                    out.append((plans[last], None if ALL in stages else tuple(stages)))
+                last, stages = pos, []
+            stages.append(stage)
+        if last >= 0:
+            out.append((plans[last], None if ALL in stages else tuple(stages)))
+        return out
 
 
 class Router:
