@@ -11,6 +11,7 @@ import orjson
 
 from vigil.engine.alerts import build_alert, build_sequence_alerts
 from vigil.engine.routing import Router
+from vigil.eql.query import Match
 from vigil.events.model import Event
 
 
@@ -221,7 +222,19 @@ class _Sequences:
         stream = self.streams.get(rid)
         if stream is None:
             stream = self.streams[rid] = p.query.stream(doc=_doc_of)
-        found = stream.feed(event)
+        # The event is known to match and its sort key is known: hand it to the matcher
+        # directly rather than through QueryStream.feed, which would test both again.
+        seq, sample = getattr(stream, "_seq", None), getattr(stream, "_sample", None)
+        if seq is not None:
+            found = [
+                Match("sequence", evs, keys)
+                for evs, keys in seq.feed(event, event.doc, None if key[0] else key[1])
+            ]
+        elif sample is not None:
+            sample.feed(event, event.doc)
+            found = []
+        else:
+            found = stream.feed(event)
         seq = getattr(stream, "_seq", None)
         if seq is not None and hasattr(seq, "done"):
             # Stream matches are handed out by feed(); the matcher need not keep them.

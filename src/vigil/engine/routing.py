@@ -190,17 +190,22 @@ class Group:
                 self.raw.append(pos * 64 + ALL)
             else:
                 self.free.append(pos * 64 + ALL)
+        # Each with the field's first name: a document without that key (and without
+        # dotted keys) has no value there, and its read is skipped.
         self.exact = [
-            (make_lookup(path), table, sorted({x for v in table.values() for x in v}))
+            (path[0], make_lookup(path), table, sorted({x for v in table.values() for x in v}))
             for path, table in exact.items()
         ]
-        self.contains = [(make_lookup(path), entries) for path, entries in contains.items()]
-        self.exists = [(make_lookup(path), keys) for path, keys in exists.items()]
+        self.contains = [(path[0], make_lookup(path), entries) for path, entries in contains.items()]
+        self.exists = [(path[0], make_lookup(path), keys) for path, keys in exists.items()]
 
     def candidates(self, doc: dict, low: bytes | None) -> list[tuple[RulePlan, tuple[int, ...] | None]]:
         """(rule plan, stages that can match or None for all), in rule order."""
         hits = set(self.free)
-        for read, table, every in self.exact:
+        flat = type(doc) is not dict or any("." in k for k in doc)
+        for head, read, table, every in self.exact:
+            if not flat and head not in doc:
+                continue
             try:
                 values = read(doc)
             except Exception:  # noqa: BLE001 - a strange document reaches every rule
@@ -214,7 +219,9 @@ class Group:
                 else:
                     hits.update(every)
                     break
-        for read, entries in self.contains:
+        for head, read, entries in self.contains:
+            if not flat and head not in doc:
+                continue
             try:
                 values = read(doc)
             except Exception:  # noqa: BLE001
@@ -231,7 +238,9 @@ class Group:
                                 break
             else:
                 hits.update(key for key, _ in entries)
-        for read, keys in self.exists:
+        for head, read, keys in self.exists:
+            if not flat and head not in doc:
+                continue
             try:
                 present = bool(read(doc))
             except Exception:  # noqa: BLE001
