@@ -190,3 +190,13 @@ def test_unknown_option_is_a_usage_error(capsys):
         main(["scan", str(SAMPLE), "--bogus"])
     assert exit_.value.code == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_workers_report_bad_lines_and_unreadable_files_too(capsys, tmp_path):
+    good = [dracut_event(f"/usr/lib/dracut/modules.d/99x/{i}.sh", "/usr/bin/curl") for i in range(3)]
+    events = write_ndjson(tmp_path / "events.ndjson", [good[0], '{"broken": ', good[1], "", good[2]])
+    code, alerts, err = scan(capsys, events, tmp_path / "missing.ndjson", "--jobs", "2")
+    assert code == 2
+    assert len(alerts) == 3
+    assert f"{events}:2" in err and "missing.ndjson" in err
+    assert "3 events read, 2 skipped" in err

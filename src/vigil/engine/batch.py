@@ -139,10 +139,34 @@ class LineScanner:
                     pos = low.find(marker, pos + 1)
         return starts
 
+    @staticmethod
+    def _misshapen(block: bytes, unclean: set[int]) -> int:
+        """Add to ``unclean`` the lines that are not one ``{...}`` object each, so that they are
+        parsed and a malformed line is reported even when no rule's literal rules it in.
+        Counting ``\n{`` and ``}\n`` settles a clean block without a Python loop.
+        Returns the number of blank lines (not events)."""
+        lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        opens = block.count(b"\n{") + (1 if block.startswith(b"{") else 0)
+        closes = block.count(b"}\n") + (1 if block.endswith(b"}") else 0)
+        if opens == lines and closes == lines:
+            return 0
+        blank = 0
+        start = 0
+        for raw in block.split(b"\n"):
+            text = raw.strip()
+            if not text:
+                if start < len(block):
+                    blank += 1
+            elif text[:1] != b"{" or text[-1:] != b"}":
+                unclean.add(start)
+            start += len(raw) + 1
+        return blank
+
     def block(self, block: bytes, file: str, first_line: int) -> Iterator[tuple[Event, bytes | None]]:
         """Events of a block of whole lines whose first line is number ``first_line``."""
         low = block.lower()
         unclean = self._unclean(block, low)
+        blank = self._misshapen(block, unclean)
         if self.literals is None:
             yield from self._every_line(block, low, unclean, file, first_line)
             return
@@ -172,7 +196,7 @@ class LineScanner:
         line += block.count(b"\n", at)
         self.last_newlines = line - first_line
         lines = self.last_newlines + (0 if block.endswith(b"\n") else 1)
-        self.stats.events += max(0, lines - parsed)
+        self.stats.events += max(0, lines - parsed - blank)
 
     def _every_line(self, block, low, unclean, file, first_line):
         s = 0
@@ -251,7 +275,7 @@ def file_items(scanner: LineScanner, name: str, *, index, source, stats: ReadSta
     try:
         fh, _ = _open(name)
     except OSError as exc:
-        stats.problem(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", name)
+        stats.file_failed(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", name)
         return
     with fh:
         try:
@@ -274,7 +298,7 @@ def file_items(scanner: LineScanner, name: str, *, index, source, stats: ReadSta
                 line += n
                 scanner.newlines += n
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            stats.problem(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", name)
+            stats.file_failed(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", name)
 
 
 CHUNK = 16 << 20
@@ -316,7 +340,7 @@ def _work(task: tuple[str, int, int | None]):
     taken_out = [(orjson.dumps(e.doc), e.index, e.id, e.origin, pos) for e, pos in taken]
     counts = {rid: dict(c) for rid, c in engine.stats.items() if c}
     problems = [(p.message, p.file, p.line, p.column) for p in stats.problems]
-    return alerts, taken_out, counts, stats.events, problems, scanner.newlines
+    return alerts, taken_out, counts, stats.events, problems, scanner.newlines, stats.files_failed
 
 
 def parallel_items(engine: Engine, names: list[str], *, index, source, stats: ReadStats, jobs: int):
@@ -336,7 +360,8 @@ def parallel_items(engine: Engine, names: list[str], *, index, source, stats: Re
         for task, result in zip(
             _tasks_list := list(_tasks(names)), pool.imap(_work, _tasks_list), strict=True
         ):
-            alerts, taken, counts, events, problems, newlines = result
+            alerts, taken, counts, events, problems, newlines, files_failed = result
+            stats.files_failed += files_failed
             offset = lines_before.get(task[0], 0)
             lines_before[task[0]] = offset + newlines
             stats.events += events
