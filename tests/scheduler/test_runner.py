@@ -150,3 +150,31 @@ def test_exceptions_suppress_through_the_scheduler(tmp_path):
     s.events.write([Write("logs-a", ev("x", T, "h9")), Write("logs-a", ev("x", T, "h1"))], T)
     (run,) = s.tick()
     assert run.matches == 1 and [a["host"]["name"] for a in s.alerts.list()] == ["h1"]
+
+
+class CountingEventStore(EventStore):
+    """The real store, counting how many times a window is read."""
+
+    searches = 0
+
+    def search(self, *args, **kwargs):
+        CountingEventStore.searches += 1
+        return super().search(*args, **kwargs)
+
+
+def test_rules_of_one_schedule_read_their_window_once_and_still_see_only_their_indices(tmp_path):
+    clock = ManualClock(T)
+    db = tmp_path / "v.db"
+    rules = [rule(f"r{i}", index=["logs-a*"] if i % 2 else ["logs-b*"]) for i in range(6)]
+    s = Scheduler(rules, CountingEventStore(db), AlertStore(db), RunStore(db), clock=clock)
+    s.events.write([Write("logs-a", ev("x", T)), Write("logs-b", ev("x", T))], T)
+    CountingEventStore.searches = 0
+    runs = s.tick()
+    assert CountingEventStore.searches == 1
+    assert [r.events_searched for r in runs] == [1] * 6
+    assert [r.alerts_written for r in runs] == [1] * 6
+    # Outside a tick nothing is cached: an event written since is seen by a direct run.
+    s.events.write([Write("logs-a", ev("x", T + 1))], T + 1)
+    clock.now = T + 5 * M
+    (run,) = s.run_rule(rules[1], T + 5 * M)
+    assert run.events_searched == 2

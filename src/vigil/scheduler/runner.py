@@ -35,6 +35,9 @@ from vigil.store.runs import Run, RunStore
 
 log = logging.getLogger("vigil.scheduler")
 
+# Windows kept in memory during one tick (rules with the same schedule share one).
+WINDOWS_KEPT = 4
+
 # (rules, now) -> an engine with .scan(events) yielding Kibana-shaped alerts.
 EngineFactory = Callable[[list[Any], datetime], Any]
 
@@ -110,6 +113,8 @@ class Scheduler:
         self.runs = runs
         self.engine_factory = engine_factory or default_engine_factory()
         self.clock = clock or default_clock()
+        # Windows read during the current tick (None outside a tick: nothing is cached).
+        self._windows: dict[tuple, list[Event]] | None = None
         # rule_id -> (run's now, window start, window end) of the search in progress.
         self.running: dict[str, tuple[int, int, int]] = {}
 
@@ -132,8 +137,17 @@ class Scheduler:
     def tick(self) -> list[Run]:
         """Run every rule that is due now; returns the runs made."""
         done: list[Run] = []
+        # One "now" for the tick: rules due together search the same window, read once.
+        now = self.clock.now_ms()
+        self._windows = {}
+        try:
+            self._tick(now, done)
+        finally:
+            self._windows = None
+        return done
+
+    def _tick(self, now: int, done: list[Run]) -> None:
         for rule in list(self.rules.values()):
-            now = self.clock.now_ms()
             try:
                 if self.due(rule, now):
                     done.extend(self.run_rule(rule, now))
@@ -143,7 +157,6 @@ class Scheduler:
                     run = Run(rule_id(rule), now, 0, now, now, error=exc.render())
                     self.runs.finish(run, started_ms=now)
                     done.append(run)
-        return done
 
     def run_rule(self, rule: Any, now_ms: int) -> list[Run]:
         rid = rule_id(rule)
@@ -164,6 +177,22 @@ class Scheduler:
             out.append(run)
         return out
 
+    def _window(self, start_ms: int, end_ms: int, window_field: str, order_field: str | None) -> list[Event]:
+        """The events of a window, read and decoded once per tick for every rule that searches
+        it (the last few windows are kept: rules of one schedule share theirs)."""
+        key = (start_ms, end_ms, window_field, order_field)
+        cache = self._windows if self._windows is not None else {}
+        if key not in cache:
+            if len(cache) >= WINDOWS_KEPT:
+                cache.pop(next(iter(cache)))
+            cache[key] = [
+                Event(doc, idx, doc_id, f"{idx}/{doc_id}")
+                for idx, doc_id, doc in self.events.search(
+                    start_ms, end_ms, timestamp_field=window_field, order_by=order_field
+                )
+            ]
+        return cache[key]
+
     def _search(self, rule: Any, start_ms: int, end_ms: int, now_ms: int) -> Run:
         t0 = time.monotonic()
         rid = rule_id(rule)
@@ -174,14 +203,9 @@ class Scheduler:
             order_field = eql_timestamp_field(rule)
             matches_index = getattr(rule, "matches_index", None)
             found = [
-                Event(doc, idx, doc_id, f"{idx}/{doc_id}")
-                for idx, doc_id, doc in self.events.search(
-                    start_ms,
-                    end_ms,
-                    timestamp_field=window_field,
-                    index_filter=matches_index,
-                    order_by=order_field,
-                )
+                event
+                for event in self._window(start_ms, end_ms, window_field, order_field)
+                if matches_index is None or matches_index(event.index)
             ]
             run.events_searched = len(found)
             order = {(e.index or "", e.id): i for i, e in enumerate(found)}
