@@ -73,6 +73,11 @@ def scan_paths(
         return
     names = list(_files(paths))
     rescan = None if "-" in names else (lambda: read_inputs(names, index=index, source=source))
+    if jobs > 1 and "-" not in names and len(engine.rules) >= RULE_SPLIT_MIN:
+        yield from _rule_split(engine, names, index=index, source=source, stats=stats, jobs=jobs)
+        if on_progress is not None:
+            on_progress(stats.events)
+        return
     if jobs > 1 and "-" not in names:
         parts = parallel_items(engine, names, index=index, source=source, stats=stats, jobs=jobs)
         if on_progress is not None:
@@ -146,9 +151,8 @@ class LineScanner:
         Counting ``\n{`` and ``}\n`` settles a clean block without a Python loop.
         Returns the number of blank lines (not events)."""
         lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-        opens = block.count(b"\n{") + (1 if block.startswith(b"{") else 0)
-        closes = block.count(b"}\n") + (1 if block.endswith(b"}") else 0)
-        if opens == lines and closes == lines:
+        # Every line one object: "{" first, "}" last, and each line end between them "}\n{".
+        if block.startswith(b"{") and block.endswith((b"}\n", b"}")) and block.count(b"}\n{") == lines - 1:
             return 0
         blank = 0
         start = 0
@@ -302,6 +306,9 @@ def file_items(scanner: LineScanner, name: str, *, index, source, stats: ReadSta
 
 
 CHUNK = 16 << 20
+# From this many rules, --jobs splits the rules rather than the bytes: rule work then
+# outweighs reading, and every worker runs its sequences itself.
+RULE_SPLIT_MIN = 64
 _STATE: tuple | None = None
 
 
@@ -381,3 +388,86 @@ def _size(name: str) -> int:
         return os.path.getsize(name)
     except OSError:
         return 0
+
+
+def _rule_split(engine: Engine, names: list[str], *, index, source, stats: ReadStats, jobs: int):
+    """``jobs`` workers each read every input and run every ``jobs``-th rule.
+
+    Each worker writes its alerts, tagged with where the single-process scan would
+    give them (event rules: the event's position, then the rule's; sequences and
+    samples: after all events, by rule), to a temporary file; the files are merged
+    on those tags, so the alerts come out as one process gives them.
+    """
+    import heapq
+    import multiprocessing
+    import tempfile
+
+    global _STATE
+    position = {r.rule_id: n for n, r in enumerate(engine.rules)}
+    subsets = [engine.rules[k::jobs] for k in range(jobs)]
+    engines = []
+    for subset in subsets:
+        sub = Engine(
+            subset, exceptions=engine.exceptions, exceptions_all=engine.exceptions_all, now=engine.now
+        )
+        _ = sub.router  # built before the fork, shared by the worker
+        engines.append(sub)
+    with tempfile.TemporaryDirectory(prefix="vigil-scan-") as tmp:
+        _STATE = (engines, names, index, source, position, tmp)
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(jobs) as pool:
+            results = pool.map(_rule_work, range(jobs))
+        _STATE = None
+        for k, (_path, counts, events, problems, files_failed) in enumerate(results):
+            for rid, c in counts.items():
+                engine.stats[rid].update(c)
+            if k == 0:  # every worker read the same events
+                stats.events += events
+                stats.files_failed += files_failed
+                for message, file, line, column in problems:
+                    stats.problem(message, file, line, column)
+        files = [open(path, "rb") for path, *_ in results]  # noqa: SIM115 - closed below
+        try:
+            streams = [(orjson.loads(line) for line in fh) for fh in files]
+            for _, alert in heapq.merge(*streams, key=lambda t: t[0]):
+                if alert["kibana.alert.uuid"] not in engine._seen:
+                    engine._seen.add(alert["kibana.alert.uuid"])
+                    yield alert
+        finally:
+            for fh in files:
+                fh.close()
+
+
+def _rule_work(k: int):
+    engines, names, index, source, position, tmp = _STATE
+    engine = engines[k]
+    stats = ReadStats()
+    ordinal = 0
+
+    def counted():
+        nonlocal ordinal
+        for item in _items(engine, names, index=index, source=source, stats=stats):
+            ordinal += 1
+            yield item
+
+    rescan = lambda: read_inputs(names, index=index, source=source)  # noqa: E731
+    path = os.path.join(tmp, f"alerts-{k}")
+    n = 0
+    with open(path, "wb") as out:
+        items = counted()
+        for alert in engine.batch(items, rescan=rescan):
+            rule_pos = position[alert["kibana.alert.rule.rule_id"]]
+            n += 1
+            # Sequence alerts come after the last event, as in one process.
+            done = ordinal if not _exhausted(items) else None
+            tag = [0, done, rule_pos, n] if done is not None else [1, rule_pos, 0, n]
+            out.write(orjson.dumps([tag, alert], default=str) + b"\n")
+    counts = {rid: dict(c) for rid, c in engine.stats.items() if c}
+    problems = [(p.message, p.file, p.line, p.column) for p in stats.problems]
+    return path, counts, stats.events, problems, stats.files_failed
+
+
+def _exhausted(gen) -> bool:
+    from inspect import GEN_CLOSED, getgeneratorstate
+
+    return getgeneratorstate(gen) == GEN_CLOSED

@@ -11,7 +11,6 @@ import orjson
 
 from vigil.engine.alerts import build_alert, build_sequence_alerts
 from vigil.engine.routing import Router
-from vigil.eql.query import Match
 from vigil.events.model import Event
 
 
@@ -189,25 +188,60 @@ class Engine:
 
 
 class _Sequences:
-    """Sequence and sample rules of a batch: streamed while in order, else buffered."""
+    """Sequence and sample rules of a batch: streamed while in order, else buffered.
+
+    The matchers never hold documents: each event a sequence takes is written once to
+    a temporary file, and the matchers keep its place there (a ``(offset, length)``
+    pair), so memory stays flat however many sequences are in flight. Events come
+    back from the file only to build alerts (or to run a buffered rule at the end).
+    """
 
     def __init__(self, engine: Engine, rescan) -> None:
         self.engine = engine
         self.rescan = rescan
         self.streams: dict[str, object] = {}
         self.last: dict[str, tuple] = {}
-        # Completed matches wait for the end of the data (a rule found out of order later
-        # must not have raised them), spilled to a temporary file to keep memory flat.
+        # Completed matches wait for the end of the data: a rule found out of order
+        # later must not have raised them.
         self.held: dict[str, list] = {}
-        self._spill = None
         self.disordered: set[str] = set()
-        self.buffered: dict[str, list[Event]] = {}
+        self.buffered: dict[str, list] = {}
+        self._spill = None
+        self._last: tuple[Event | None, object] = (None, None)
+
+    def _park(self, event: Event):
+        """The event's place in the spill file (the event itself if it cannot be written)."""
+        if self._last[0] is event:
+            return self._last[1]
+        try:
+            record = orjson.dumps([event.doc, event.index, event.id, event.origin])
+        except (TypeError, orjson.JSONEncodeError):
+            handle = event
+        else:
+            if self._spill is None:
+                self._spill = tempfile.TemporaryFile()
+            self._spill.seek(0, 2)
+            handle = (self._spill.tell(), len(record))
+            self._spill.write(record)
+        self._last = (event, handle)
+        return handle
+
+    def _event(self, handle) -> Event | None:
+        if handle is None or isinstance(handle, Event):
+            return handle
+        offset, length = handle
+        self._spill.seek(offset)
+        doc, index, eid, origin = orjson.loads(self._spill.read(length))
+        return Event(doc, index, eid, origin)
+
+    def _doc(self, handle) -> dict:
+        return self._event(handle).doc
 
     def feed(self, p, event: Event) -> None:
         """``event`` matches a stage (or until) of ``p``'s query."""
         rid = p.rule.rule_id
         if self.rescan is None or not p.streamable:
-            self.buffered.setdefault(rid, []).append(event)
+            self.buffered.setdefault(rid, []).append(self._park(event))
             return
         if rid in self.disordered:
             return
@@ -221,51 +255,23 @@ class _Sequences:
         self.last[rid] = key
         stream = self.streams.get(rid)
         if stream is None:
-            stream = self.streams[rid] = p.query.stream(doc=_doc_of)
+            stream = self.streams[rid] = p.query.stream(doc=self._doc)
         # The event is known to match and its sort key is known: hand it to the matcher
         # directly rather than through QueryStream.feed, which would test both again.
         seq, sample = getattr(stream, "_seq", None), getattr(stream, "_sample", None)
         if seq is not None:
-            found = [
-                Match("sequence", evs, keys)
-                for evs, keys in seq.feed(event, event.doc, None if key[0] else key[1])
-            ]
+            found = [evs for evs, _ in seq.feed(self._park(event), event.doc, None if key[0] else key[1])]
+            if hasattr(seq, "done"):
+                # Stream matches are handed out by feed(); the matcher need not keep them.
+                seq.done.clear()
+                seq._done_order.clear()
         elif sample is not None:
-            sample.feed(event, event.doc)
+            sample.feed(self._park(event), event.doc)
             found = []
         else:
-            found = stream.feed(event)
-        seq = getattr(stream, "_seq", None)
-        if seq is not None and hasattr(seq, "done"):
-            # Stream matches are handed out by feed(); the matcher need not keep them.
-            seq.done.clear()
-            seq._done_order.clear()
+            found = [m.events for m in stream.feed(self._park(event))]
         if found:
-            held = self.held.setdefault(rid, [])
-            for match in found:
-                held.append(self._park(match))
-
-    def _park(self, match):
-        """A match's events written to the spill file; the match itself if they cannot be."""
-        try:
-            record = orjson.dumps(
-                [None if e is None else [e.doc, e.index, e.id, e.origin] for e in match.events]
-            )
-        except (TypeError, orjson.JSONEncodeError):
-            return match
-        if self._spill is None:
-            self._spill = tempfile.TemporaryFile()
-        self._spill.seek(0, 2)
-        offset = self._spill.tell()
-        self._spill.write(record)
-        return (offset, len(record))
-
-    def _unpark(self, item) -> list:
-        if not isinstance(item, tuple):
-            return item.events
-        offset, length = item
-        self._spill.seek(offset)
-        return [None if e is None else Event(*e) for e in orjson.loads(self._spill.read(length))]
+            self.held.setdefault(rid, []).extend(found)
 
     def finish(self) -> Iterator[dict]:
         """The rules' alerts in rule order, as :meth:`Engine.scan` gives them."""
@@ -274,7 +280,7 @@ class _Sequences:
         rerun: dict[str, list] = {}
         if self.disordered:
             again = [p for p in plans if p.rule.rule_id in self.disordered]
-            kept: dict[str, list[Event]] = {p.rule.rule_id: [] for p in again}
+            kept: dict[str, list] = {p.rule.rule_id: [] for p in again}
             for event in self.rescan():
                 for p in again:
                     if (
@@ -282,23 +288,23 @@ class _Sequences:
                         and p.query.matches(event.doc)
                         and not engine._suppressed(p.rule, event.doc)
                     ):
-                        kept[p.rule.rule_id].append(event)
+                        kept[p.rule.rule_id].append(self._park(event))
             for p in again:
-                rerun[p.rule.rule_id] = list(p.query.run(kept.pop(p.rule.rule_id), doc=_doc_of))
+                rerun[p.rule.rule_id] = [
+                    m.events for m in p.query.run(kept.pop(p.rule.rule_id), doc=self._doc)
+                ]
         for p in plans:
             rule, rid = p.rule, p.rule.rule_id
             if rid in rerun:
-                matches = rerun.pop(rid)
+                found = rerun.pop(rid)
             elif rid in self.streams:
-                for item in self.held.pop(rid, []):
-                    yield from engine._alerts(rule, self._unpark(item))
-                matches = self.streams.pop(rid).close()
+                found = self.held.pop(rid, []) + [m.events for m in self.streams.pop(rid).close()]
             elif rid in self.buffered:
-                matches = p.query.run(self.buffered.pop(rid), doc=_doc_of)
+                found = [m.events for m in p.query.run(self.buffered.pop(rid), doc=self._doc)]
             else:
                 continue
-            for match in matches:
-                yield from engine._alerts(rule, match.events)
+            for events in found:
+                yield from engine._alerts(rule, [self._event(h) for h in events])
         if self._spill is not None:
             self._spill.close()
             self._spill = None
