@@ -145,15 +145,16 @@ class LineScanner:
         return starts
 
     @staticmethod
-    def _misshapen(block: bytes, unclean: set[int]) -> int:
+    def _misshapen(block: bytes, unclean: set[int]) -> tuple[int, int]:
         """Add to ``unclean`` the lines that are not one ``{...}`` object each, so that they are
         parsed and a malformed line is reported even when no rule's literal rules it in.
-        Counting ``\n{`` and ``}\n`` settles a clean block without a Python loop.
-        Returns the number of blank lines (not events)."""
-        lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        Counting ``}\n{`` settles a clean block without a Python loop.
+        Returns the number of blank lines (not events) and of newlines."""
+        newlines = block.count(b"\n")
+        lines = newlines + (0 if block.endswith(b"\n") else 1)
         # Every line one object: "{" first, "}" last, and each line end between them "}\n{".
         if block.startswith(b"{") and block.endswith((b"}\n", b"}")) and block.count(b"}\n{") == lines - 1:
-            return 0
+            return 0, newlines
         blank = 0
         start = 0
         for raw in block.split(b"\n"):
@@ -164,13 +165,13 @@ class LineScanner:
             elif text[:1] != b"{" or text[-1:] != b"}":
                 unclean.add(start)
             start += len(raw) + 1
-        return blank
+        return blank, newlines
 
     def block(self, block: bytes, file: str, first_line: int) -> Iterator[tuple[Event, bytes | None]]:
         """Events of a block of whole lines whose first line is number ``first_line``."""
         low = block.lower()
         unclean = self._unclean(block, low)
-        blank = self._misshapen(block, unclean)
+        blank, newlines = self._misshapen(block, unclean)
         if self.literals is None:
             yield from self._every_line(block, low, unclean, file, first_line)
             return
@@ -197,9 +198,8 @@ class LineScanner:
                 yield from self._parse(raw, None if s in unclean else low[s:e], file, line)
         # Lines ruled out count as one event each (blank ones too: telling them apart
         # costs a scan); parsed ones are counted by the reader.
-        line += block.count(b"\n", at)
-        self.last_newlines = line - first_line
-        lines = self.last_newlines + (0 if block.endswith(b"\n") else 1)
+        self.last_newlines = newlines
+        lines = newlines + (0 if block.endswith(b"\n") else 1)
         self.stats.events += max(0, lines - parsed - blank)
 
     def _every_line(self, block, low, unclean, file, first_line):
