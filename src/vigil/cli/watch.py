@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from vigil.cli.common import add_rule_options, load_detection
 from vigil.cli.output import add_format_option, console, dumps, resolve_format
+from vigil.eql.fields import lookup
 from vigil.events.model import Event
 
 # A queue overflow is repeated on standard error at most this often (seconds).
@@ -66,17 +67,6 @@ def _engine(args: argparse.Namespace):
     return detection.engine, skipped
 
 
-def _get(alert: dict, path: str) -> Any:
-    if path in alert:
-        return alert[path]
-    node: Any = alert
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 _TABLE_FIELDS = (
     "kibana.alert.original_time",
     "kibana.alert.severity",
@@ -88,7 +78,8 @@ _TABLE_FIELDS = (
 
 
 def table_line(alert: dict) -> str:
-    return "  ".join(str(v if (v := _get(alert, f)) is not None else "-") for f in _TABLE_FIELDS)
+    """One alert as one line: a live stream cannot wait to lay out a table."""
+    return "  ".join(", ".join(map(str, lookup(alert, f))) or "-" for f in _TABLE_FIELDS)
 
 
 class _Outputs:
