@@ -58,9 +58,10 @@ def to_json_value(value: Any) -> Any:
         for k, v in value.items():
             if v is None:
                 continue
-            v = to_json_value(v)
-            if v is None:
-                continue
+            if type(v) is not str:
+                v = to_json_value(v)
+                if v is None:
+                    continue
             out[k] = v
         return out or None
     if isinstance(value, list):
@@ -86,11 +87,13 @@ def to_json_value(value: Any) -> Any:
 
 
 def row_document(names: list[str], row: tuple) -> dict:
+    """One row as an event document (see :func:`to_json_value`)."""
     doc = {}
     for name, value in zip(names, row, strict=True):
         if value is None:
             continue
-        value = to_json_value(value)
+        if type(value) is not str:
+            value = to_json_value(value)
         if value is not None:
             doc[name] = value
     return doc
