@@ -200,3 +200,22 @@ def test_workers_report_bad_lines_and_unreadable_files_too(capsys, tmp_path):
     assert len(alerts) == 3
     assert f"{events}:2" in err and "missing.ndjson" in err
     assert "3 events read, 2 skipped" in err
+
+
+def test_parquet_input_gives_the_alerts_of_its_json(capsys, tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    parquet = tmp_path / "events.parquet"
+    duckdb.sql(
+        f"COPY (SELECT * FROM read_json_auto('{SAMPLE}', format='newline_delimited')) "
+        f"TO '{parquet}' (FORMAT parquet)"
+    )
+    _, from_json, _ = scan(capsys, SAMPLE)
+    code, from_parquet, err = scan(capsys, parquet)
+    assert code == 0
+    # The same documents, so the same alert ids.
+    assert sorted(a["kibana.alert.uuid"] for a in from_parquet) == sorted(
+        a["kibana.alert.uuid"] for a in from_json
+    )
+    assert "17 events read" in err
+    assert main(["query", 'file where file.path : "*/99netfix/*"', str(parquet), "--format", "ndjson"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2

@@ -31,7 +31,7 @@ import orjson
 
 from vigil.engine.engine import Engine
 from vigil.events.model import Event
-from vigil.events.readers import ReadStats, _files, _Reader, read_inputs
+from vigil.events.readers import ReadStats, _files, _Reader, is_parquet, read_inputs
 
 PROGRESS_EVERY = 10_000
 BLOCK = 1 << 20
@@ -72,6 +72,17 @@ def scan_paths(
         yield from engine.scan(events)
         return
     names = list(_files(paths))
+    if any(is_parquet(n) for n in names):
+        # Parquet files run their event rules as SQL inside DuckDB (vigil.events.parquet).
+        from vigil.events.parquet import scan_parquet
+
+        for name in [n for n in names if is_parquet(n)]:
+            yield from scan_parquet(engine, name, index=index, source=source, stats=stats)
+        names = [n for n in names if not is_parquet(n)]
+        if not names:
+            if on_progress is not None:
+                on_progress(stats.events)
+            return
     rescan = None if "-" in names else (lambda: read_inputs(names, index=index, source=source))
     if jobs > 1 and "-" not in names and len(engine.rules) >= RULE_SPLIT_MIN:
         yield from _rule_split(engine, names, index=index, source=source, stats=stats, jobs=jobs)

@@ -209,6 +209,11 @@ def _files(paths: Iterable[str | Path]) -> Iterator[str]:
             yield p
 
 
+def is_parquet(name: str) -> bool:
+    """Parquet files are told by their name: their rows are read through DuckDB."""
+    return name.endswith(".parquet")
+
+
 def read_inputs(
     paths: Iterable[str | Path],
     *,
@@ -216,7 +221,8 @@ def read_inputs(
     source: str | None = None,
     stats: ReadStats | None = None,
 ) -> Iterator[Event]:
-    """Events from files, folders (recursively, sorted), ``.gz`` files and ``-`` (standard input).
+    """Events from files, folders (recursively, sorted), ``.gz`` and ``.parquet`` files and ``-``
+    (standard input).
 
     Every event gets ``index`` when given, else its hit's ``_index``, else the
     ``data_stream.type-dataset-namespace`` it carries, else None (read by every rule).
@@ -228,6 +234,11 @@ def read_inputs(
             if name == "-":
                 raw: IO[bytes] = sys.stdin.buffer
                 yield from reader.stream(raw, "<stdin>")
+                continue
+            if is_parquet(name):
+                from vigil.events.parquet import read_parquet  # needs the optional DuckDB
+
+                yield from read_parquet(name, index=index, source=source, stats=stats)
                 continue
             with open(name, "rb") as fh:
                 magic = fh.peek(2)[:2]
