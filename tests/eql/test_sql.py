@@ -27,6 +27,10 @@ DOCS = [
     {"process": {"name": "50ab", "executable": "C:/Windows/b.exe"}, "message": "a\nb"},
     {"threat": [{"name": "a"}, {"name": "b"}], "message": "line\nbreak"},
     {"threat": [{"name": "c"}], "tags": ["x", "Y"]},
+    # Case-insensitive tests outside ASCII: the database's lower() is not Vigil's, so
+    # these rows must reach the Python matcher whatever the SQL could guess.
+    {"process": {"name": "İSTANBUL"}, "tags": ["İ", "k"]},
+    {"process": {"name": "ǅ"}, "tags": ["K"]},  # Kelvin sign
     {},
 ]
 
@@ -80,6 +84,12 @@ QUERIES = [
     'any where not ?unknown.field == "a"',
     "any where ?unknown.field == null",
     'any where process.name == null or process.name : "b*"',
+    'any where process.name : "i̇stanbul"',
+    'any where not process.name : "istanbul"',
+    'any where process.name in~ ("istanbul", "ǆ")',
+    'any where not process.name like~ "*stan*"',
+    'any where tags : "k"',
+    'any where not tags in~ ("k", "i")',
 ]
 
 
@@ -100,9 +110,16 @@ def _python_rows(table, query) -> list[int]:
 @pytest.mark.parametrize("text", QUERIES)
 def test_duckdb_keeps_the_rows_the_python_matcher_keeps(table, text):
     query = eql.compile(text)
-    cond = event_sql(query.statement, table.columns)
-    got = [n for n, _ in table.rows(cond)]
-    assert got == _python_rows(table, query), cond
+    try:
+        cond = event_sql(query.statement, table.columns)
+    except Unsupported:
+        pytest.skip("no faithful SQL form: runs in Python")
+    got = [n for n, _ in table.rows(f"({cond}) IS NOT FALSE")]
+    want = _python_rows(table, query)
+    assert set(want) <= set(got), cond  # never a row dropped
+    # Extra rows only where a case-insensitive test met text outside ASCII ("unknown").
+    for n in set(got) - set(want):
+        assert not orjson.dumps(DOCS[n]).isascii(), (n, cond)
 
 
 def test_the_traps_are_there(table):

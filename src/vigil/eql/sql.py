@@ -15,6 +15,11 @@ in ``COALESCE(..., FALSE)``: SQL's ``NOT (NULL = 'x')`` is NULL); ``x != null``
 means the field has a value; ``x != "a"`` holds on a missing field (ES runs it
 as ``must_not``).
 
+The one NULL a condition may give is "unknown": a case-insensitive test on a value
+outside ASCII, where the database's lower-casing is not Vigil's. SQL's three-valued
+``and``/``or``/``not`` carry it up, and callers keep every row whose condition
+``IS NOT FALSE`` for the Python matcher to decide.
+
 What cannot be said faithfully (Lucene regular expressions, functions, scripts,
 comparisons between types the column cannot hold) raises :class:`Unsupported`:
 the caller runs that query on its Python path instead. A partial translation is
@@ -124,6 +129,10 @@ class Generator:
     def lower(self, expr: str) -> str:
         return f"lower({expr})"
 
+    def non_ascii(self, expr: str) -> str:
+        """TRUE when the text holds a character outside ASCII (NULL for NULL)."""
+        return f"regexp_matches({expr}, '[^\\x00-\\x7F]')"
+
     def like(self, expr: str, pattern: str) -> str:
         """``expr`` against an EQL wildcard pattern (``*``, ``?``; no escape character)."""
         out = []
@@ -161,7 +170,7 @@ class Generator:
     # --- two-valued conditions (vigil.eql.compiler._Compiler.pred) ------------------------
 
     def condition(self, expr: ast.Expr) -> str:
-        """A SQL expression that is TRUE or FALSE, never NULL."""
+        """A SQL expression that is TRUE or FALSE; NULL only for "unknown" (see :meth:`_any`)."""
         match expr:
             case ast.Literal(value=v):
                 if isinstance(v, bool):
@@ -287,7 +296,9 @@ class Generator:
             terms.extend(self.like(val, p) for p in wild)
             return " OR ".join(f"({x})" for x in terms) if len(terms) > 1 else terms[0]
 
-        return self._any(fld, test)
+        if insensitive:
+            _ascii_only(pats)
+        return self._any(fld, test, unknown_off_ascii=insensitive)
 
     def _in(self, fld: ast.Field, items: list, insensitive: bool) -> str:
         items = [i for i in items if i is not None]
@@ -301,7 +312,9 @@ class Generator:
                 return self._in_list(v, items)
             return " OR ".join(f"({self._element_compare(v, t, '==', i)})" for i in items)
 
-        return self._any(fld, test)
+        if insensitive:
+            _ascii_only(items)
+        return self._any(fld, test, unknown_off_ascii=insensitive)
 
     def _in_list(self, v: str, texts: list[str]) -> str:
         uniq = list(dict.fromkeys(texts))
@@ -344,14 +357,34 @@ class Generator:
                 sub = self.member(expr, key)
             self._walk(sub, child, parts, j, many, out)
 
-    def _any(self, fld: ast.Field, test: ElementTest) -> str:
-        """True when any value of the field passes ``test`` (given a SQL value and its type)."""
+    def _any(self, fld: ast.Field, test: ElementTest, *, unknown_off_ascii: bool = False) -> str:
+        """True when any value of the field passes ``test`` (given a SQL value and its type).
+
+        With ``unknown_off_ascii`` (case-insensitive tests: the database's lower-casing
+        may differ from Vigil's outside ASCII), a non-ASCII text value makes the answer
+        NULL, "unknown", unless an ASCII value already passes. SQL's three-valued AND, OR
+        and NOT carry the unknown up, and the caller keeps every row whose condition is
+        not FALSE for the Python matcher to decide: a row is never dropped on a guess.
+        """
         parts = []
         for r in self.routes(fld):
+            kleene = unknown_off_ascii and r.leaf.kind == "string"
             if r.many:
+                if kleene:
+                    sure = self.any_element(
+                        r.expr, lambda x, r=r: f"NOT {self.non_ascii(x)} AND ({test(x, r.leaf)})"
+                    )
+                    odd = self.any_element(r.expr, self.non_ascii)
+                    parts.append(f"(CASE WHEN {sure} THEN TRUE WHEN {odd} THEN NULL ELSE FALSE END)")
+                    continue
                 cond = self.any_element(r.expr, lambda x, r=r: test(x, r.leaf))
             else:
                 cond = test(r.expr, r.leaf)
+                if kleene and cond != "FALSE":
+                    parts.append(
+                        f"(CASE WHEN {self.non_ascii(r.expr)} THEN NULL ELSE COALESCE({cond}, FALSE) END)"
+                    )
+                    continue
             if cond == "FALSE":
                 continue
             parts.append(f"COALESCE({cond}, FALSE)")
@@ -376,6 +409,12 @@ class DuckDB(Generator):
 
     def flatten(self, lst: str) -> str:
         return f"flatten({lst})"
+
+
+def _ascii_only(values: list) -> None:
+    """A case-insensitive pattern outside ASCII is left to Python, whose lower-casing is Vigil's."""
+    if any(isinstance(v, str) and not v.isascii() for v in values):
+        raise Unsupported("a case-insensitive pattern outside ASCII")
 
 
 def _const(expr: ast.Expr) -> Any:

@@ -358,9 +358,10 @@ def _sql_alerts(engine, pf: ParquetFile, sql_rules, index, source, report: Colum
     reader = _Reader(index, source, ReadStats())
     if len(sql_rules) == 1:
         ((rule, cond),) = sql_rules
-        rows = ((n, values, (rule,)) for n, values in pf.rows(cond))
+        rows = ((n, values, (rule,)) for n, values in pf.rows(f"({cond}) IS NOT FALSE"))
     else:
-        flags = ", ".join(f"COALESCE({c}, FALSE) AS _m{k}" for k, (_, c) in enumerate(sql_rules))
+        # NULL is "unknown" (see vigil.eql.sql): such a row goes to the Python matcher.
+        flags = ", ".join(f"(({c}) IS NOT FALSE) AS _m{k}" for k, (_, c) in enumerate(sql_rules))
         where = " OR ".join(f"_m{k}" for k in range(len(sql_rules)))
         rows = _flagged(pf, flags, where, [r for r, _ in sql_rules])
     for n, values, rules in rows:
