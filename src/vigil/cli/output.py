@@ -47,10 +47,20 @@ def write_ndjson(records: Iterable[Any], stream: IO | None = None) -> int:
     return n
 
 
+# Width of tables written to a file or a pipe (a terminal gives its own; COLUMNS wins).
+PIPE_WIDTH = 120
+
+
 def console(stream: IO | None = None):
+    import os
+
     from rich.console import Console
 
-    return Console(file=stream or sys.stdout, highlight=False, soft_wrap=False)
+    stream = stream or sys.stdout
+    width = None
+    if "COLUMNS" not in os.environ and not (hasattr(stream, "isatty") and stream.isatty()):
+        width = PIPE_WIDTH
+    return Console(file=stream, highlight=False, soft_wrap=False, width=width)
 
 
 def error_console():
