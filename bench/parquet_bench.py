@@ -31,7 +31,7 @@ import gen_events  # noqa: E402
 from run import machine  # noqa: E402
 
 from vigil.engine import Engine  # noqa: E402
-from vigil.events.parquet import ColumnarReport, scan_parquet  # noqa: E402
+from vigil.engine.columnar import ColumnarReport, scan_parquet  # noqa: E402
 from vigil.rules.loaders import bundled_rules  # noqa: E402
 
 EXCLUDED = [

@@ -31,7 +31,7 @@ import orjson
 
 from vigil.engine.engine import Engine
 from vigil.events.model import Event
-from vigil.events.readers import ReadStats, _files, _Reader, is_parquet, read_inputs
+from vigil.events.readers import Reader, ReadStats, _files, is_parquet, read_inputs
 
 PROGRESS_EVERY = 10_000
 BLOCK = 1 << 20
@@ -74,7 +74,7 @@ def scan_paths(
     names = list(_files(paths))
     if any(is_parquet(n) for n in names):
         # Parquet files run their event rules as SQL inside DuckDB (vigil.events.parquet).
-        from vigil.events.parquet import scan_parquet
+        from vigil.engine.columnar import scan_parquet
 
         for name in [n for n in names if is_parquet(n)]:
             yield from scan_parquet(engine, name, index=index, source=source, stats=stats)
@@ -124,7 +124,7 @@ class LineScanner:
     """Turns blocks of NDJSON into (event, lower-cased line or None) pairs."""
 
     def __init__(self, engine: Engine, index: str | None, source: str | None, stats: ReadStats) -> None:
-        self.reader = _Reader(index, source, stats)
+        self.reader = Reader(index, source, stats)
         self.stats = stats
         lits = engine.router.literals()
         self.literals = sorted(lits) if lits is not None and len(lits) <= MAX_SCAN_LITERALS else None

@@ -68,7 +68,7 @@ def _normalize(doc: dict, source: str | None) -> tuple[dict, str | None]:
     return vendors.normalize(doc, source)
 
 
-class _Reader:
+class Reader:
     def __init__(self, index: str | None, source: str | None, stats: ReadStats) -> None:
         self.index = index
         self.source = source
@@ -228,7 +228,7 @@ def read_inputs(
     ``data_stream.type-dataset-namespace`` it carries, else None (read by every rule).
     """
     stats = stats if stats is not None else ReadStats()
-    reader = _Reader(index, source, stats)
+    reader = Reader(index, source, stats)
     for name in _files(paths):
         try:
             if name == "-":

@@ -23,7 +23,8 @@ from vigil.rules.loaders import bundled_rules, load_rules
 
 duckdb = pytest.importorskip("duckdb")
 
-from vigil.events.parquet import ColumnarReport, read_parquet, scan_parquet  # noqa: E402
+from vigil.engine.columnar import ColumnarReport, scan_parquet  # noqa: E402
+from vigil.events.parquet import read_parquet  # noqa: E402
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
