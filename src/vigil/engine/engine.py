@@ -146,8 +146,10 @@ class Engine:
                 if p.query.kind == "event":
                     if p.query.matches(event.doc):
                         yield from self._alerts(p.rule, [event])
-                elif p.takes(event.doc, stages) and self._takes(p.rule, event):
-                    seqs.feed(p, event)
+                else:
+                    hit = p.hit_stages(event.doc, stages)
+                    if hit and self._takes(p.rule, event):
+                        seqs.feed(p, event, hit)
         yield from seqs.finish()
 
     def split_batch(self, items: Iterable[tuple[Event, bytes | None]]) -> tuple[list[dict], list]:
@@ -237,8 +239,9 @@ class _Sequences:
     def _doc(self, handle) -> dict:
         return self._event(handle).doc
 
-    def feed(self, p, event: Event) -> None:
-        """``event`` matches a stage (or until) of ``p``'s query."""
+    def feed(self, p, event: Event, hit: tuple[int, ...] | None = None) -> None:
+        """``event`` matches a stage (or until) of ``p``'s query: those of ``hit`` exactly
+        when given (see :meth:`RulePlan.hit_stages`)."""
         rid = p.rule.rule_id
         if self.rescan is None or not p.streamable:
             self.buffered.setdefault(rid, []).append(self._park(event))
@@ -256,20 +259,14 @@ class _Sequences:
         stream = self.streams.get(rid)
         if stream is None:
             stream = self.streams[rid] = p.query.stream(doc=self._doc)
-        # The event is known to match and its sort key is known: hand it to the matcher
-        # directly rather than through QueryStream.feed, which would test both again.
-        seq, sample = getattr(stream, "_seq", None), getattr(stream, "_sample", None)
-        if seq is not None:
-            found = [evs for evs, _ in seq.feed(self._park(event), event.doc, None if key[0] else key[1])]
-            if hasattr(seq, "done"):
-                # Stream matches are handed out by feed(); the matcher need not keep them.
-                seq.done.clear()
-                seq._done_order.clear()
-        elif sample is not None:
-            sample.feed(self._park(event), event.doc)
-            found = []
-        else:
-            found = [m.events for m in stream.feed(self._park(event))]
+        # The event is known to match and its sort key is known: the stream need not
+        # test it again, and keeps (parks) it only if a sequence may hold it.
+        found = [
+            m.events
+            for m in stream.feed_matched(
+                lambda: self._park(event), event.doc, None if key[0] else key[1], hit
+            )
+        ]
         if found:
             self.held.setdefault(rid, []).extend(found)
 

@@ -63,6 +63,24 @@ class RulePlan:
             return False
         return False
 
+    def hit_stages(self, doc: dict, stages: tuple[int, ...] | None) -> tuple[int, ...]:
+        """A sequence's or sample's stages (of ``stages``, None: all; until is the number
+        after the last stage) whose filters ``doc`` matches; empty when none does.
+
+        As :meth:`Query.matches` (any stage, an error before the first match drops the
+        event) and then the matcher (an error is a stage that does not match).
+        """
+        filters = self.filters
+        hit: list[int] = []
+        for i in range(len(filters)) if stages is None else stages:
+            try:
+                if filters[i](doc):
+                    hit.append(i)
+            except Exception:  # noqa: BLE001 - a bad document never matches
+                if not hit:
+                    return ()
+        return tuple(hit)
+
     def admits_clean(self, low: bytes) -> bool:
         """The lower-cased raw line (ASCII, no JSON escapes) holds a literal of every clause."""
         for clause in self.requirement.clauses:

@@ -151,6 +151,8 @@ class QueryStream:
             if query.kind == "sequence"
             else None
         )
+        if self._seq is not None:
+            self._seq.keep_done = False  # matches are handed out by feed(), not kept
         self._sample = (
             SampleRunner(query._stages, query.options.max_samples_per_key) if query.kind == "sample" else None
         )
@@ -173,6 +175,30 @@ class QueryStream:
             return [Match("sequence", evs, keys) for evs, keys in done]
         self._sample.feed(item, d)
         return []
+
+    def feed_matched(self, item: Callable[[], Any], doc: dict, ts: int | None, stages=None) -> list[Match]:
+        """Feed an event already known to match: the matches it completes or releases.
+
+        ``item`` is called for the item to keep only when a sequence may keep it (a
+        positive stage matched), so an event that only meets a missing or until stage
+        costs no copy. ``stages`` is the set of the query's stage numbers (until: the
+        number after the last stage) whose filters ``doc`` matches, or None to let the
+        matcher test every stage. ``ts`` is the event's timestamp in epoch
+        milliseconds (None: missing); the caller keeps events in timestamp order.
+        """
+        self._n += 1
+        if self._seq is not None:
+            seq = self._seq
+            if stages is None or seq.stores(stages):
+                kept = item()
+            else:
+                kept = None
+            done = seq.feed(kept, doc, ts, None, stages)
+            return [Match("sequence", evs, keys) for evs, keys in done]
+        if self._sample is not None:
+            self._sample.feed(item(), doc)
+            return []
+        return [Match("event", [item()])]
 
     def close(self) -> list[Match]:
         if self._seq is not None:

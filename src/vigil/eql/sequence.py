@@ -113,8 +113,14 @@ class SequenceMatcher:
 
     def __init__(self, stages: list[Stage], until: Stage | None, maxspan_ms: int | None) -> None:
         expanded: list[Stage] = []
-        for s in stages:
+        # origin[i]: the query stage that matcher stage i comes from (``runs`` repeat a stage).
+        origin: list[int] = []
+        for q, s in enumerate(stages):
             expanded.extend([s] * max(1, s.runs))
+            origin.extend([q] * max(1, s.runs))
+        self.origin = origin
+        # The until stage's number among the query's stages (see :meth:`feed`'s ``known``).
+        self.until_index = len(stages)
         self.stages = expanded
         self.until = until
         self.maxspan = maxspan_ms if maxspan_ms else None
@@ -140,14 +146,29 @@ class SequenceMatcher:
         self.lead_seen: dict[tuple, tuple] = {}
         # Sequences waiting for their trailing missing stages.
         self.awaiting: list[_Seq] = []
+        self.positive_origins = frozenset(origin[i] for i in positive)
         self.done: list[tuple[list, list]] = []
         self._done_order: list = []
+        # False: completed sequences are only handed out (a stream), not kept for close().
+        self.keep_done = True
         self._n = 0
 
     # --- public -------------------------------------------------------------------
 
-    def feed(self, item: Any, doc: dict, ts: int | None, ordinal: Any = None) -> list[tuple[list, list]]:
-        """Match one event; return the sequences it completes (or releases)."""
+    def stores(self, known) -> bool:
+        """Whether an event matching exactly the query stages ``known`` can be kept in a
+        sequence (only positive stages keep events; missing and until stages never do)."""
+        return not self.positive_origins.isdisjoint(known)
+
+    def feed(
+        self, item: Any, doc: dict, ts: int | None, ordinal: Any = None, known=None
+    ) -> list[tuple[list, list]]:
+        """Match one event; return the sequences it completes (or releases).
+
+        ``known``, when given, is the set of the query's stage numbers (until: the
+        number after the last stage) whose filters the event matches, already
+        evaluated by the caller: the filters are not evaluated again.
+        """
         self._n += 1
         if ordinal is None:
             ordinal = self._n
@@ -157,13 +178,19 @@ class SequenceMatcher:
         if self.awaiting and ts is not None:
             self._release(ts, out)
         if self.leading or self.middle or self.trailing:
-            self._missing(doc, ts, out)
+            self._missing(doc, ts, out, known)
+        origin = self.origin
         for i in self.positive_desc:
-            if not _safe(self.stages[i].filter, doc):
+            if known is None:
+                if not _safe(self.stages[i].filter, doc):
+                    continue
+            elif origin[i] not in known:
                 continue
             for k in join_keys(self.stages[i], doc):
                 self._advance(i, k, item, ts, ordinal, out)
-        if self.until is not None and _safe(self.until.filter, doc):
+        if self.until is not None and (
+            _safe(self.until.filter, doc) if known is None else self.until_index in known
+        ):
             for k in join_keys(self.until, doc):
                 for p in self.pending.values():
                     p.pop(k, None)
@@ -214,8 +241,9 @@ class SequenceMatcher:
         res = []
         for s in seqs:
             r = (list(s.events), list(s.key))
-            self.done.append(r)
-            self._done_order.append(s.ordinal)
+            if self.keep_done:
+                self.done.append(r)
+                self._done_order.append(s.ordinal)
             res.append(r)
         return res
 
@@ -251,12 +279,17 @@ class SequenceMatcher:
 
     # --- missing events -----------------------------------------------------------
 
-    def _missing(self, doc: dict, ts: int | None, out: list) -> None:
+    def _hit(self, j: int, doc: dict, known) -> bool:
+        if known is None:
+            return _safe(self.stages[j].filter, doc)
+        return self.origin[j] in known
+
+    def _missing(self, doc: dict, ts: int | None, out: list, known=None) -> None:
         if ts is None:
             return
         for j in self.middle:
             st = self.stages[j]
-            if not _safe(st.filter, doc):
+            if not self._hit(j, doc, known):
                 continue
             waiting = self.pending[self.prev[j]]
             for k in join_keys(st, doc):
@@ -265,7 +298,7 @@ class SequenceMatcher:
                     seq.poison = ts
         for j in self.trailing:
             st = self.stages[j]
-            if not self.awaiting or not _safe(st.filter, doc):
+            if not self.awaiting or not self._hit(j, doc, known):
                 continue
             keys = set(join_keys(st, doc))
             still = []
@@ -279,7 +312,7 @@ class SequenceMatcher:
             self.awaiting = still
         for j in self.leading:
             st = self.stages[j]
-            if not _safe(st.filter, doc):
+            if not self._hit(j, doc, known):
                 continue
             for k in join_keys(st, doc):
                 seen = self.lead_seen.get(k)
