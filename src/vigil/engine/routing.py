@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from vigil.eql import ast
 from vigil.eql.fields import lookup
-from vigil.eql.literals import FieldAnchor, Requirement, field_anchors, requirement
+from vigil.eql.literals import FieldAnchor, Requirement, anchor_conjuncts, field_anchors, requirement
 from vigil.eql.schema import Schema
 from vigil.eql.semantics import make_lookup
 from vigil.events.model import Event
@@ -50,6 +50,9 @@ class RulePlan:
     streamable: bool  # a sequence or sample that can run on events fed in timestamp order
     anchors: tuple[tuple[int, FieldAnchor], ...] | None = None  # (stage, anchor); None: raw literals
     filters: tuple = ()  # a sequence's or sample's stage filters, then until's
+    # stage -> further anchor options of that stage's condition (``and`` terms): an
+    # event matching the stage meets one anchor of each (see :meth:`Group.candidates`).
+    narrow: dict | None = None
 
     def takes(self, doc: dict, stages: tuple[int, ...] | None) -> bool:
         """The query (or, for a sequence or sample, one of ``stages``) matches ``doc``."""
@@ -132,6 +135,34 @@ def query_anchors(statement: ast.Statement, typer) -> tuple[tuple[int, FieldAnch
     return tuple(out)
 
 
+# Further anchor options checked per candidate stage (each costs one field test).
+NARROW = 3
+
+
+def query_narrowing(statement: ast.Statement, typer) -> dict[int, tuple[tuple[FieldAnchor, ...], ...]]:
+    """Per event query of the statement (stages, then until): the anchor options after
+    the first (see :func:`anchor_conjuncts`). Each is a necessary condition of that one
+    query, so an event must meet all of them to match *that* stage; options of
+    different stages are never combined, as different events match them."""
+    q = statement.query
+    if isinstance(q, ast.EventQuery):
+        queries = [q]
+    elif isinstance(q, ast.Sequence):
+        queries = [s.query for s in q.stages] + ([q.until.query] if q.until is not None else [])
+    elif isinstance(q, ast.Sample):
+        queries = [s.query for s in q.stages]
+    else:
+        return {}
+    out = {}
+    for stage, eq in enumerate(queries):
+        options = anchor_conjuncts(eq.condition, typer)
+        first = options[0] if options else None
+        extra = tuple(o for o in options[1:] if o != first)[:NARROW]
+        if extra:
+            out[stage] = extra
+    return out
+
+
 def plan(rule) -> RulePlan:
     query = rule.compiled()
     stmt = query.statement
@@ -144,6 +175,7 @@ def plan(rule) -> RulePlan:
         streamable=query.kind != "event" and not stmt.pipes and query.options.size is None,
         anchors=query_anchors(stmt, typer),
         filters=_stage_filters(query),
+        narrow=query_narrowing(stmt, typer),
     )
 
 
@@ -192,8 +224,32 @@ class Group:
         exact: dict[tuple, dict[str, list[int]]] = {}
         contains: dict[tuple, list[tuple[int, tuple[str, ...]]]] = {}
         exists: dict[tuple, list[int]] = {}
+        # key -> (option number, token, anchors not exact with their reads), ...: options
+        # the key's stage must meet as well. An option's exact anchors go to the exact
+        # tables under its token (a negative key), so reading a field once serves all.
+        self.narrow: dict[int, tuple] = {}
+        reads: dict[tuple, Callable] = {}
+        interned: dict[tuple, tuple] = {}
         for pos, p in enumerate(plans):
             if p.anchors is not None and all(stage < ALL for stage, _ in p.anchors):
+                for stage, options in (p.narrow or {}).items():
+                    key = pos * 64 + (stage if p.filters else ALL)
+                    checks = []
+                    for option in options:
+                        found = interned.get(option)
+                        if found is None:
+                            token = -1 - len(interned)
+                            rest = []
+                            for a in option:
+                                if a.exact and not a.exists:
+                                    table = exact.setdefault(a.path, {})
+                                    for v in a.values:
+                                        table.setdefault(v, []).append(token)
+                                else:
+                                    rest.append((a, reads.setdefault(a.path, make_lookup(a.path))))
+                            found = interned[option] = (token, tuple(rest))
+                        checks.append(found)
+                    self.narrow[key] = tuple(checks)
                 for stage, a in p.anchors:
                     key = pos * 64 + (stage if p.filters else ALL)
                     if a.exists:
@@ -265,6 +321,25 @@ class Group:
                 present = True
             if present:
                 hits.update(keys)
+        if self.narrow:
+            narrow = self.narrow
+            cache: dict = {}
+            met: dict[int, bool] = {}
+            for key in [k for k in hits if k in narrow]:
+                for token, rest in narrow[key]:
+                    if token in hits:
+                        continue
+                    ok = met.get(token)
+                    if ok is None:
+                        ok = False
+                        for a, read in rest:
+                            if _meets(a, read, doc, flat, cache):
+                                ok = True
+                                break
+                        met[token] = ok
+                    if not ok:
+                        hits.discard(key)
+                        break
         plans = self.plans
         for key in self.raw:
             if low is None or plans[key >> 6].admits_clean(low):
@@ -273,6 +348,8 @@ class Group:
         last = -1
         stages: list[int] = []
         for key in sorted(hits):
+            if key < 0:
+                continue  # an option's token (see narrow)
             pos, stage = key >> 6, key & 63
             if pos != last:
                 if last >= 0:
@@ -282,6 +359,33 @@ class Group:
         if last >= 0:
             out.append((plans[last], None if ALL in stages else tuple(stages)))
         return out
+
+
+def _meets(a: FieldAnchor, read, doc: dict, flat: bool, cache: dict) -> bool:
+    """Whether ``doc`` may meet anchor ``a``, as :meth:`Group.candidates` decides for
+    its first anchors (an unreadable or non-ASCII value admits the event)."""
+    values = cache.get(a.path, cache)
+    if values is cache:
+        if not flat and a.path[0] not in doc:
+            values = []
+        else:
+            try:
+                values = read(doc)
+            except Exception:  # noqa: BLE001 - a strange document meets every anchor
+                values = None
+        cache[a.path] = values
+    if values is None:
+        return True
+    if a.exists:
+        return bool(values)
+    if not values:
+        return False
+    if not all(type(v) is str and v.isascii() for v in values):
+        return True
+    if a.exact:
+        return any(v.lower() in a.values for v in values)
+    text = "\x00".join(values).lower()
+    return any(lit in text for lit in a.values)
 
 
 class Router:

@@ -209,6 +209,17 @@ def field_anchors(
     return min(options, key=lambda o: (max(_badness(a) for a in o), len(o)))
 
 
+def anchor_conjuncts(
+    condition: ast.Expr, field_type: FieldTyper | None = None
+) -> list[tuple[FieldAnchor, ...]]:
+    """Every anchor option of a condition, most selective first: a matching event
+    satisfies one anchor of *each* option (the ``and`` terms of the condition), so
+    :func:`field_anchors` is the first and the others may narrow it further."""
+    typer = field_type or (lambda name: None)
+    options = _anchor_options(condition, typer)
+    return sorted(options, key=lambda o: (max(_badness(a) for a in o), len(o)))
+
+
 def field_anchor(condition: ast.Expr, field_type: FieldTyper | None = None) -> FieldAnchor | None:
     """The single most selective anchor of a condition, or None (see :func:`field_anchors`)."""
     found = field_anchors(condition, field_type)
