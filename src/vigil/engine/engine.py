@@ -210,6 +210,7 @@ class _Sequences:
         self.buffered: dict[str, list] = {}
         self._spill = None
         self._last: tuple[Event | None, object] = (None, None)
+        self._key: tuple = (None, None, None)
 
     def _park(self, event: Event):
         """The event's place in the spill file (the event itself if it cannot be written)."""
@@ -248,7 +249,15 @@ class _Sequences:
             return
         if rid in self.disordered:
             return
-        key = p.query._sort_key(event.doc, 0)[:4]
+        # Rules mostly share their timestamp and tiebreaker fields: one read per event.
+        options = p.query.options
+        fields = (options.timestamp_field, options.tiebreaker_field)
+        cached = self._key
+        if cached[0] is event and cached[1] == fields:
+            key = cached[2]
+        else:
+            key = p.query._sort_key(event.doc, 0)[:4]
+            self._key = (event, fields, key)
         prev = self.last.get(rid)
         if prev is not None and key < prev:
             self.disordered.add(rid)

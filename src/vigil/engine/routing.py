@@ -11,6 +11,7 @@ reaches every rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -270,7 +271,12 @@ class Group:
             (path[0], make_lookup(path), table, sorted({x for v in table.values() for x in v}))
             for path, table in exact.items()
         ]
-        self.contains = [(path[0], make_lookup(path), entries) for path, entries in contains.items()]
+        # With one pattern of all the field's literals: most values hold none of them,
+        # and one search rules them all out.
+        self.contains = [
+            (path[0], make_lookup(path), entries, _any_literal(lit for _, lits in entries for lit in lits))
+            for path, entries in contains.items()
+        ]
         self.exists = [(path[0], make_lookup(path), keys) for path, keys in exists.items()]
 
     def candidates(self, doc: dict, low: bytes | None) -> list[tuple[RulePlan, tuple[int, ...] | None]]:
@@ -293,7 +299,7 @@ class Group:
                 else:
                     hits.update(every)
                     break
-        for head, read, entries in self.contains:
+        for head, read, entries, anylit in self.contains:
             if not flat and head not in doc:
                 continue
             try:
@@ -304,6 +310,8 @@ class Group:
                 continue
             if all(type(v) is str and v.isascii() for v in values):
                 text = "\x00".join(values).lower()
+                if anylit(text) is None:
+                    continue
                 for key, lits in entries:
                     if key not in hits:
                         for lit in lits:
@@ -359,6 +367,11 @@ class Group:
         if last >= 0:
             out.append((plans[last], None if ALL in stages else tuple(stages)))
         return out
+
+
+def _any_literal(literals) -> Callable[[str], object]:
+    """A search for any of ``literals`` in a text (None when it holds none)."""
+    return re.compile("|".join(re.escape(lit) for lit in sorted(set(literals), key=len))).search
 
 
 def _meets(a: FieldAnchor, read, doc: dict, flat: bool, cache: dict) -> bool:
