@@ -4,14 +4,13 @@ This is the one entry point ``vigil scan`` uses, so whatever makes scanning
 faster lives behind it and must give exactly the alerts of the plain path
 (``Engine.scan`` over ``read_inputs``).
 
-The fast path reads NDJSON files in blocks of about a megabyte and lower-cases
-each block once. When the rules' literals are few (the seed rule alone), it
-finds them in the block and parses only the lines that hold one; otherwise it
-parses every line and hands the engine the line's lower-cased text, so each
-rule is tested only on lines holding its literals (see :mod:`vigil.eql.literals`).
-A line is always parsed and offered to every rule when the literal test could
-be wrong for it: a JSON escape (``\\/``, ``\\u0064``), a non-ASCII byte, or a
-vendor shape that a normalizer rewrites (SentinelOne, Endgame).
+The fast path reads NDJSON files in blocks of about a megabyte. When the rules'
+literals are few (the seed rule alone), it parses only the lines that hold one
+(:mod:`vigil.engine.blockscan` finds them); otherwise it parses every line and
+hands the engine the line's lower-cased text, so each rule is tested only on
+lines holding its literals (see :mod:`vigil.eql.literals`). A line is always
+parsed and offered to every rule when the literal test could be wrong for it: a
+JSON escape, a non-ASCII byte, or a vendor shape that a normalizer rewrites.
 
 ``jobs > 1`` splits the inputs into byte ranges (at line ends; a gzip file is
 one range) read by worker processes; their results are merged in input order,
@@ -22,13 +21,13 @@ from __future__ import annotations
 
 import gzip
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import orjson
 
+from vigil.engine.blockscan import BlockScanner
 from vigil.engine.engine import Engine
 from vigil.events.model import Event
 from vigil.events.readers import Reader, ReadStats, _files, is_parquet, read_inputs
@@ -37,10 +36,6 @@ PROGRESS_EVERY = 10_000
 BLOCK = 1 << 20
 # Above this many literals, finding each in every block costs more than parsing.
 MAX_SCAN_LITERALS = 24
-# Raw markers of documents a vendor normalizer rewrites (see vigil.events.vendors).
-VENDOR_MARKERS = (b'"meta.event.name"', b'"src.process.', b'"tgt.file.', b'"endgame"', b'"event_type"')
-_NON_ASCII = re.compile(rb"[\x80-\xff]")
-_ESCAPE = re.compile(rb"\\[u/]")
 
 
 def scan_paths(
@@ -128,90 +123,33 @@ class LineScanner:
         self.stats = stats
         lits = engine.router.literals()
         self.literals = sorted(lits) if lits is not None and len(lits) <= MAX_SCAN_LITERALS else None
-        self.vendor = source is None
+        self.scanner = BlockScanner(self.literals or (), vendor=source is None)
         self.newlines = 0
         self.last_newlines: int | None = None  # newlines of the last block, when counted
 
-    def _unclean(self, block: bytes, low: bytes) -> set[int]:
-        """Start offsets of lines the literal test could be wrong for."""
-        starts: set[int] = set()
-        rfind = block.rfind
-        for m in _ESCAPE.finditer(block):
-            pos = m.start()
-            # A real escape has an odd run of backslashes before the letter.
-            run = 1
-            while pos - run >= 0 and block[pos - run] == 92:
-                run += 1
-            if run % 2 == 1:
-                starts.add(rfind(b"\n", 0, pos) + 1)
-        if not block.isascii():
-            for m in _NON_ASCII.finditer(block):
-                starts.add(rfind(b"\n", 0, m.start()) + 1)
-        if self.vendor:
-            for marker in VENDOR_MARKERS:
-                pos = low.find(marker)
-                while pos >= 0:
-                    starts.add(rfind(b"\n", 0, pos) + 1)
-                    pos = low.find(marker, pos + 1)
-        return starts
-
-    @staticmethod
-    def _misshapen(block: bytes, unclean: set[int]) -> tuple[int, int]:
-        """Add to ``unclean`` the lines that are not one ``{...}`` object each, so that they are
-        parsed and a malformed line is reported even when no rule's literal rules it in.
-        Counting ``}\n{`` settles a clean block without a Python loop.
-        Returns the number of blank lines (not events) and of newlines."""
-        newlines = block.count(b"\n")
-        lines = newlines + (0 if block.endswith(b"\n") else 1)
-        # Every line one object: "{" first, "}" last, and each line end between them "}\n{".
-        if block.startswith(b"{") and block.endswith((b"}\n", b"}")) and block.count(b"}\n{") == lines - 1:
-            return 0, newlines
-        blank = 0
-        start = 0
-        for raw in block.split(b"\n"):
-            text = raw.strip()
-            if not text:
-                if start < len(block):
-                    blank += 1
-            elif text[:1] != b"{" or text[-1:] != b"}":
-                unclean.add(start)
-            start += len(raw) + 1
-        return blank, newlines
-
     def block(self, block: bytes, file: str, first_line: int) -> Iterator[tuple[Event, bytes | None]]:
         """Events of a block of whole lines whose first line is number ``first_line``."""
-        low = block.lower()
-        unclean = self._unclean(block, low)
-        blank, newlines = self._misshapen(block, unclean)
+        lines = self.scanner.scan(block)
+        unclean = lines.unclean
         if self.literals is None:
-            yield from self._every_line(block, low, unclean, file, first_line)
+            yield from self._every_line(block, block.lower(), unclean, file, first_line)
             return
-        starts = set(unclean)
-        rfind = low.rfind
-        for lit in self.literals:
-            pos = low.find(lit)
-            while pos >= 0:
-                s = rfind(b"\n", 0, pos) + 1
-                starts.add(s)
-                e = low.find(b"\n", pos)
-                pos = low.find(lit, e) if e >= 0 else -1
         parsed = 0
         line, at = first_line, 0
-        for s in sorted(starts):
+        for s in lines.starts:
             line += block.count(b"\n", at, s)
             at = s
             e = block.find(b"\n", s)
             if e < 0:
                 e = len(block)
             raw = block[s:e]
-            if raw and not raw.isspace():
-                parsed += 1
-                yield from self._parse(raw, None if s in unclean else low[s:e], file, line)
+            parsed += 1
+            yield from self._parse(raw, None if s in unclean else raw.lower(), file, line)
         # Lines ruled out count as one event each (blank ones too: telling them apart
         # costs a scan); parsed ones are counted by the reader.
-        self.last_newlines = newlines
-        lines = newlines + (0 if block.endswith(b"\n") else 1)
-        self.stats.events += max(0, lines - parsed - blank)
+        self.last_newlines = lines.newlines
+        count = lines.newlines + (0 if block.endswith(b"\n") else 1)
+        self.stats.events += max(0, count - parsed - lines.blank)
 
     def _every_line(self, block, low, unclean, file, first_line):
         s = 0

@@ -1,0 +1,234 @@
+/* Vigil's block scanner: one pass over a block of NDJSON lines deciding which lines
+ * a batch scan must parse (see vigil/engine/blockscan.py, which holds the same
+ * logic in Python and documents it).
+ *
+ * scan(block, table, needles) -> (starts, unclean, blank, newlines)
+ *   block    bytes of whole lines
+ *   table    65,536 bytes: non-zero at every byte pair (in any letter case) some
+ *            needle is looked up by, so most positions cost one table read
+ *   needles  tuple of (bytes, offset, kind): the lower-cased needle, the offset of
+ *            its byte pair, and its kind (0 literal, 1 vendor marker, 2 JSON escape)
+ *   starts   start offsets of the lines to parse, in order: unclean lines and lines
+ *            holding a literal (lower-cased)
+ *   unclean  start offsets of the lines the literal test could be wrong for: a JSON
+ *            escape, a non-ASCII byte, a vendor marker, or not one {...} object
+ *   blank    lines holding only whitespace (not counting the empty end after the
+ *            last newline)
+ *   newlines number of newline bytes
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+enum { LITERAL = 0, MARKER = 1, ESCAPE = 2 };
+
+typedef struct {
+    const unsigned char *s;
+    Py_ssize_t n;
+    Py_ssize_t off;
+    int kind;
+} needle;
+
+typedef struct {
+    Py_ssize_t *v;
+    Py_ssize_t n, cap;
+} offsets;
+
+static int push(offsets *o, Py_ssize_t x)
+{
+    if (o->n == o->cap) {
+        Py_ssize_t cap = o->cap ? o->cap * 2 : 256;
+        Py_ssize_t *v = PyMem_RawRealloc(o->v, (size_t)cap * sizeof *v);
+        if (v == NULL)
+            return -1;
+        o->v = v;
+        o->cap = cap;
+    }
+    o->v[o->n++] = x;
+    return 0;
+}
+
+static PyObject *to_list(const offsets *o)
+{
+    PyObject *list = PyList_New(o->n);
+    if (list == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < o->n; i++) {
+        PyObject *x = PyLong_FromSsize_t(o->v[i]);
+        if (x == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, x);
+    }
+    return list;
+}
+
+/* Python's bytes.isspace / strip set. */
+static inline int is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\x0b' || c == '\x0c';
+}
+
+static inline unsigned char lower(unsigned char c)
+{
+    return (unsigned char)(c + (((unsigned)(c - 'A') < 26u) << 5));
+}
+
+/* raw[0:n) lower-cased equals the lower-cased needle s[0:n). */
+static inline int same_lower(const unsigned char *raw, const unsigned char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t j = 0; j < n; j++)
+        if (lower(raw[j]) != s[j])
+            return 0;
+    return 1;
+}
+
+/* 0 nothing, 1 literal, 2 unclean. The table is indexed by raw byte pairs, every
+ * case variant of a needle's pair set, so the line is never copied. */
+static int classify(const unsigned char *raw, Py_ssize_t n, const unsigned char *table, const needle *nd,
+                    Py_ssize_t count)
+{
+    int found = 0;
+    unsigned acc = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        acc |= raw[i];
+    if (acc & 0x80u)
+        return 2;
+    for (Py_ssize_t i = 0; i + 1 < n; i++) {
+        if (!table[((unsigned)raw[i] << 8) | raw[i + 1]])
+            continue;
+        unsigned char c0 = lower(raw[i]), c1 = lower(raw[i + 1]);
+        for (Py_ssize_t k = 0; k < count; k++) {
+            const needle *d = &nd[k];
+            if (d->s[d->off] != c0 || d->s[d->off + 1] != c1)
+                continue;
+            if (d->kind == ESCAPE) {
+                /* A real escape: the letter follows an odd run of backslashes. */
+                if (raw[i + 1] != 'u' && raw[i + 1] != '/')
+                    continue;
+                Py_ssize_t run = 1;
+                while (i - run >= 0 && raw[i - run] == '\\')
+                    run++;
+                if (run & 1)
+                    return 2;
+                continue;
+            }
+            Py_ssize_t at = i - d->off;
+            if (at < 0 || at + d->n > n || !same_lower(raw + at, d->s, d->n))
+                continue;
+            if (d->kind == MARKER)
+                return 2;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+static PyObject *scan(PyObject *self, PyObject *args)
+{
+    Py_buffer block, table;
+    PyObject *needles;
+    if (!PyArg_ParseTuple(args, "y*y*O!:scan", &block, &table, &PyTuple_Type, &needles))
+        return NULL;
+
+    PyObject *result = NULL;
+    needle *nd = NULL;
+    offsets starts = {0}, unclean = {0};
+    Py_ssize_t blank = 0, newlines = 0;
+    Py_ssize_t count = PyTuple_GET_SIZE(needles);
+
+    if (table.len != 65536) {
+        PyErr_SetString(PyExc_ValueError, "table must hold 65,536 bytes");
+        goto done;
+    }
+    nd = PyMem_Calloc((size_t)count + 1, sizeof *nd);
+    if (nd == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *item = PyTuple_GET_ITEM(needles, k);
+        PyObject *text;
+        Py_ssize_t off;
+        int kind;
+        if (!PyArg_ParseTuple(item, "O!ni", &PyBytes_Type, &text, &off, &kind))
+            goto done;
+        nd[k].s = (const unsigned char *)PyBytes_AS_STRING(text);
+        nd[k].n = PyBytes_GET_SIZE(text);
+        nd[k].off = off;
+        nd[k].kind = kind;
+        if (off < 0 || off + 2 > nd[k].n) {
+            PyErr_SetString(PyExc_ValueError, "a needle's pair must lie inside it");
+            goto done;
+        }
+    }
+
+    const unsigned char *p = block.buf;
+    const unsigned char *tab = table.buf;
+    Py_ssize_t n = block.len;
+    int failed = 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t s = 0;
+    for (;;) {
+        const unsigned char *nl = memchr(p + s, '\n', (size_t)(n - s));
+        Py_ssize_t e = nl ? nl - p : n;
+        if (nl)
+            newlines++;
+        Py_ssize_t a = s, b = e;
+        while (a < b && is_space(p[a]))
+            a++;
+        while (b > a && is_space(p[b - 1]))
+            b--;
+        if (a == b) {
+            if (s < n)
+                blank++;
+        } else {
+            int kind = (p[a] != '{' || p[b - 1] != '}') ? 2 : classify(p + s, e - s, tab, nd, count);
+            if (kind == 2 && push(&unclean, s) < 0)
+                failed = 1;
+            if (kind && push(&starts, s) < 0)
+                failed = 1;
+            if (failed)
+                break;
+        }
+        if (!nl)
+            break;
+        s = e + 1;
+    }
+    Py_END_ALLOW_THREADS
+
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    PyObject *first = to_list(&starts);
+    PyObject *second = first ? to_list(&unclean) : NULL;
+    if (second != NULL)
+        result = Py_BuildValue("NNnn", first, second, blank, newlines);
+    else
+        Py_XDECREF(first);
+
+done:
+    PyMem_RawFree(starts.v);
+    PyMem_RawFree(unclean.v);
+    PyMem_Free(nd);
+    PyBuffer_Release(&block);
+    PyBuffer_Release(&table);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, "Lines of an NDJSON block to parse: (starts, unclean, blank, newlines)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_blockscan", "Vigil's block scanner, in C.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__blockscan(void)
+{
+    return PyModule_Create(&module);
+}
