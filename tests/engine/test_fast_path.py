@@ -18,6 +18,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vigil.engine import Engine
 from vigil.engine.batch import scan_paths
@@ -120,6 +122,50 @@ def test_seed_rule_same_alerts_in_same_order(tmp_path):
     fast, _ = _alerts(rules, [data], fast=True)
     assert len(plain) >= 10
     assert fast == plain
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_lines_cut_by_small_reads_keep_their_alerts_and_numbers(tmp_path, monkeypatch, compress):
+    from vigil.engine import batch
+
+    monkeypatch.setattr(batch, "BLOCK", 700)  # most lines are longer than a read
+    data = _write(tmp_path / "events.ndjson", 800, seed=21, disorder=False)
+    lines = data.read_bytes().split(b"\n")
+    for at, bad in (
+        (5, b'{"file": {"path": "/lib/drac'),
+        (300, b"not json"),
+        (301, b""),
+        (640, b'{"a": 1}}'),
+    ):
+        lines.insert(at, bad)
+    data.write_bytes(b"\n".join(lines))
+    if compress:
+        gz = tmp_path / "events.ndjson.gz"
+        gz.write_bytes(gzip.compress(data.read_bytes()))
+        data = gz
+    rules = bundled_rules().rules
+    plain, pstats = _alerts(rules, [data], fast=False)
+    fast, fstats = _alerts(rules, [data], fast=True)
+    assert plain and fast == plain
+    assert pstats.problems and [(p.line, p.column) for p in fstats.problems] == [
+        (p.line, p.column) for p in pstats.problems
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"{}", b"x" * 9, b"\n", b"\n\n", b"ab\ncd"]), max_size=30), st.integers(1, 12)
+)
+def test_blocks_are_whole_lines_that_join_back_to_the_input(pieces, size):
+    import io
+
+    from vigil.engine.batch import blocks
+
+    data = b"".join(pieces)
+    got = [bytes(b) for b in blocks(io.BytesIO(data), size=size)]
+    assert b"".join(got) == data
+    assert all(b.endswith(b"\n") for b in got[:-1])
+    assert all(b for b in got)
 
 
 def test_index_option_and_gzip(prebuilt, tmp_path):

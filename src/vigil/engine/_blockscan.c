@@ -2,7 +2,7 @@
  * a batch scan must parse (see vigil/engine/blockscan.py, which holds the same
  * logic in Python and documents it).
  *
- * scan(block, table, needles) -> (starts, unclean, blank, newlines)
+ * scan(block, table, needles) -> (starts, ends, numbers, unclean, blank, newlines)
  *   block    bytes of whole lines
  *   table    65,536 bytes: non-zero at every byte pair (in any letter case) some
  *            needle is looked up by, so most positions cost one table read
@@ -10,6 +10,8 @@
  *            its byte pair, and its kind (0 literal, 1 vendor marker, 2 JSON escape)
  *   starts   start offsets of the lines to parse, in order: unclean lines and lines
  *            holding a literal (lower-cased)
+ *   ends     their end offsets (at the newline or the block's end)
+ *   numbers  their line numbers within the block, from 0
  *   unclean  start offsets of the lines the literal test could be wrong for: a JSON
  *            escape, a non-ASCII byte, a vendor marker, or not one {...} object
  *   blank    lines holding only whitespace (not counting the empty end after the
@@ -134,7 +136,7 @@ static PyObject *scan(PyObject *self, PyObject *args)
 
     PyObject *result = NULL;
     needle *nd = NULL;
-    offsets starts = {0}, unclean = {0};
+    offsets starts = {0}, ends = {0}, numbers = {0}, unclean = {0};
     Py_ssize_t blank = 0, newlines = 0;
     Py_ssize_t count = PyTuple_GET_SIZE(needles);
 
@@ -170,8 +172,8 @@ static PyObject *scan(PyObject *self, PyObject *args)
     int failed = 0;
 
     Py_BEGIN_ALLOW_THREADS
-    Py_ssize_t s = 0;
-    for (;;) {
+    Py_ssize_t s = 0, line = 0;
+    for (;; line++) {
         const unsigned char *nl = memchr(p + s, '\n', (size_t)(n - s));
         Py_ssize_t e = nl ? nl - p : n;
         if (nl)
@@ -188,7 +190,7 @@ static PyObject *scan(PyObject *self, PyObject *args)
             int kind = (p[a] != '{' || p[b - 1] != '}') ? 2 : classify(p + s, e - s, tab, nd, count);
             if (kind == 2 && push(&unclean, s) < 0)
                 failed = 1;
-            if (kind && push(&starts, s) < 0)
+            if (kind && (push(&starts, s) < 0 || push(&ends, e) < 0 || push(&numbers, line) < 0))
                 failed = 1;
             if (failed)
                 break;
@@ -203,15 +205,21 @@ static PyObject *scan(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    PyObject *first = to_list(&starts);
-    PyObject *second = first ? to_list(&unclean) : NULL;
-    if (second != NULL)
-        result = Py_BuildValue("NNnn", first, second, blank, newlines);
+    const offsets *found[4] = {&starts, &ends, &numbers, &unclean};
+    PyObject *lists[4] = {NULL};
+    int made = 0;
+    while (made < 4 && (lists[made] = to_list(found[made])) != NULL)
+        made++;
+    if (made == 4)
+        result = Py_BuildValue("NNNNnn", lists[0], lists[1], lists[2], lists[3], blank, newlines);
     else
-        Py_XDECREF(first);
+        while (made > 0)
+            Py_DECREF(lists[--made]);
 
 done:
     PyMem_RawFree(starts.v);
+    PyMem_RawFree(ends.v);
+    PyMem_RawFree(numbers.v);
     PyMem_RawFree(unclean.v);
     PyMem_Free(nd);
     PyBuffer_Release(&block);
@@ -220,7 +228,7 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"scan", scan, METH_VARARGS, "Lines of an NDJSON block to parse: (starts, unclean, blank, newlines)."},
+    {"scan", scan, METH_VARARGS, "Lines of an NDJSON block to parse: (starts, ends, numbers, unclean, blank, newlines)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -125,31 +125,25 @@ class LineScanner:
         self.literals = sorted(lits) if lits is not None and len(lits) <= MAX_SCAN_LITERALS else None
         self.scanner = BlockScanner(self.literals or (), vendor=source is None)
         self.newlines = 0
-        self.last_newlines: int | None = None  # newlines of the last block, when counted
+        self.last_newlines = 0  # newlines of the last block
 
-    def block(self, block: bytes, file: str, first_line: int) -> Iterator[tuple[Event, bytes | None]]:
+    def block(
+        self, block: bytes | memoryview, file: str, first_line: int
+    ) -> Iterator[tuple[Event, bytes | None]]:
         """Events of a block of whole lines whose first line is number ``first_line``."""
         lines = self.scanner.scan(block)
         unclean = lines.unclean
+        self.last_newlines = lines.newlines
         if self.literals is None:
-            yield from self._every_line(block, block.lower(), unclean, file, first_line)
+            data = bytes(block)
+            yield from self._every_line(data, data.lower(), unclean, file, first_line)
             return
-        parsed = 0
-        line, at = first_line, 0
-        for s in lines.starts:
-            line += block.count(b"\n", at, s)
-            at = s
-            e = block.find(b"\n", s)
-            if e < 0:
-                e = len(block)
-            raw = block[s:e]
-            parsed += 1
-            yield from self._parse(raw, None if s in unclean else raw.lower(), file, line)
+        for s, e, number in zip(lines.starts, lines.ends, lines.numbers, strict=True):
+            raw = bytes(block[s:e])
+            yield from self._parse(raw, None if s in unclean else raw.lower(), file, first_line + number)
         # Lines ruled out count as one event each (blank ones too: telling them apart
         # costs a scan); parsed ones are counted by the reader.
-        self.last_newlines = lines.newlines
-        count = lines.newlines + (0 if block.endswith(b"\n") else 1)
-        self.stats.events += max(0, count - parsed - lines.blank)
+        self.stats.events += max(0, lines.count - len(lines.starts) - lines.blank)
 
     def _every_line(self, block, low, unclean, file, first_line):
         s = 0
@@ -191,9 +185,12 @@ def _is_ndjson(head: bytes) -> bool:
         return False
 
 
-def blocks(fh, start: int = 0, end: int | None = None, size: int = BLOCK) -> Iterator[bytes]:
-    """Blocks of whole lines from ``fh`` (already at ``start``), up to ``end`` bytes."""
-    rest = b""
+def blocks(fh, start: int = 0, end: int | None = None, size: int = BLOCK) -> Iterator[bytes | memoryview]:
+    """Blocks of whole lines from ``fh`` (already at ``start``), up to ``end`` bytes.
+
+    Each read is handed on as a view, not copied: a line cut by the end of one read
+    is joined with its rest from the next and handed on alone."""
+    head = b""  # the start of a line the last read cut
     remaining = None if end is None else end - start
     while True:
         want = size if remaining is None else min(size, remaining)
@@ -201,16 +198,21 @@ def blocks(fh, start: int = 0, end: int | None = None, size: int = BLOCK) -> Ite
         if remaining is not None:
             remaining -= len(chunk)
         if not chunk:
-            if rest:
-                yield rest
+            if head:
+                yield head
             return
-        buf = rest + chunk if rest else chunk
-        cut = buf.rfind(b"\n") + 1
-        if cut == 0:
-            rest = buf
-            continue
-        rest = buf[cut:]
-        yield buf[:cut] if rest else buf
+        first = 0
+        if head:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                head += chunk
+                continue
+            first = nl + 1
+            yield head + chunk[:first]
+        last = chunk.rfind(b"\n") + 1
+        if last > first:
+            yield memoryview(chunk)[first:last] if first or last < len(chunk) else chunk
+        head = chunk[max(first, last) :]
 
 
 def _items(engine: Engine, names: list[str], *, index, source, stats: ReadStats):
@@ -243,13 +245,9 @@ def file_items(scanner: LineScanner, name: str, *, index, source, stats: ReadSta
                 first_line = None
             line = first_line or 1
             for block in blocks(fh, start, end):
-                scanner.last_newlines = None
                 yield from scanner.block(block, name, line)
-                n = scanner.last_newlines
-                if n is None:
-                    n = block.count(b"\n")
-                line += n
-                scanner.newlines += n
+                line += scanner.last_newlines
+                scanner.newlines += scanner.last_newlines
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             stats.file_failed(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", name)
 

@@ -37,14 +37,18 @@ _ESCAPE = re.compile(rb"\\[u/]")
 
 
 class Lines(NamedTuple):
-    """A block's lines to parse (start offsets, in order), the unclean ones among
-    them, its blank lines (not counting the empty end after the last newline) and
-    its newline bytes."""
+    """A block's lines to parse: their start and end offsets and their numbers in the
+    block (from 0), in order; the unclean ones among them (by start); the block's
+    blank lines (not counting the empty end after the last newline), its newline
+    bytes and its lines."""
 
     starts: list[int]
+    ends: list[int]
+    numbers: list[int]
     unclean: set[int]
     blank: int
     newlines: int
+    count: int
 
 
 class BlockScanner:
@@ -63,11 +67,12 @@ class BlockScanner:
     def is_native(self) -> bool:
         return self._native is not None
 
-    def scan(self, block: bytes) -> Lines:
+    def scan(self, block: bytes | memoryview) -> Lines:
+        """The lines of ``block`` (whole lines, bytes or a memoryview of them) to parse."""
         if self._native is None:
-            return self.scan_python(block)
-        starts, unclean, blank, newlines = _blockscan.scan(block, *self._native)
-        return Lines(starts, set(unclean), blank, newlines)
+            return self.scan_python(bytes(block))
+        starts, ends, numbers, unclean, blank, newlines = _blockscan.scan(block, *self._native)
+        return Lines(starts, ends, numbers, set(unclean), blank, newlines, _line_count(block, newlines))
 
     def scan_python(self, block: bytes) -> Lines:
         low = block.lower()
@@ -81,7 +86,16 @@ class BlockScanner:
                 starts.add(rfind(b"\n", 0, pos) + 1)
                 end = low.find(b"\n", pos)
                 pos = low.find(lit, end) if end >= 0 else -1
-        return Lines(sorted(starts), unclean, blank, newlines)
+        ordered = sorted(starts)
+        ends, numbers = [], []
+        number, at = 0, 0
+        for s in ordered:
+            number += block.count(b"\n", at, s)
+            at = s
+            end = block.find(b"\n", s)
+            ends.append(len(block) if end < 0 else end)
+            numbers.append(number)
+        return Lines(ordered, ends, numbers, unclean, blank, newlines, _line_count(block, newlines))
 
     def _unclean(self, block: bytes, low: bytes) -> set[int]:
         starts: set[int] = set()
@@ -103,6 +117,10 @@ class BlockScanner:
                 starts.add(rfind(b"\n", 0, pos) + 1)
                 pos = low.find(marker, pos + 1)
         return starts
+
+
+def _line_count(block: bytes | memoryview, newlines: int) -> int:
+    return newlines + (1 if len(block) and block[len(block) - 1] != 10 else 0)
 
 
 def _misshapen(block: bytes, unclean: set[int]) -> tuple[int, int]:
