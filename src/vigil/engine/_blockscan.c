@@ -86,10 +86,41 @@ static inline int same_lower(const unsigned char *raw, const unsigned char *s, P
     return 1;
 }
 
+/* What the needles whose pair is (raw[i], raw[i+1]) say of the line: 0 nothing,
+ * 1 a literal, 2 unclean. */
+static int check(const unsigned char *raw, Py_ssize_t n, Py_ssize_t i, const needle *nd, Py_ssize_t count)
+{
+    unsigned char c0 = lower(raw[i]), c1 = lower(raw[i + 1]);
+    int found = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        const needle *d = &nd[k];
+        if (d->s[d->off] != c0 || d->s[d->off + 1] != c1)
+            continue;
+        if (d->kind == ESCAPE) {
+            /* A real escape: the letter follows an odd run of backslashes. */
+            if (raw[i + 1] != 'u' && raw[i + 1] != '/')
+                continue;
+            Py_ssize_t run = 1;
+            while (i - run >= 0 && raw[i - run] == '\\')
+                run++;
+            if (run & 1)
+                return 2;
+            continue;
+        }
+        Py_ssize_t at = i - d->off;
+        if (at < 0 || at + d->n > n || !same_lower(raw + at, d->s, d->n))
+            continue;
+        if (d->kind == MARKER)
+            return 2;
+        found = 1;
+    }
+    return found;
+}
+
 /* 0 nothing, 1 literal, 2 unclean. The table is indexed by raw byte pairs, every
  * case variant of a needle's pair set, so the line is never copied. */
-static int classify(const unsigned char *raw, Py_ssize_t n, const unsigned char *table, const needle *nd,
-                    Py_ssize_t count)
+static int classify_table(const unsigned char *raw, Py_ssize_t n, const unsigned char *table, const needle *nd,
+                          Py_ssize_t count)
 {
     int found = 0;
     unsigned acc = 0;
@@ -100,32 +131,63 @@ static int classify(const unsigned char *raw, Py_ssize_t n, const unsigned char 
     for (Py_ssize_t i = 0; i + 1 < n; i++) {
         if (!table[((unsigned)raw[i] << 8) | raw[i + 1]])
             continue;
-        unsigned char c0 = lower(raw[i]), c1 = lower(raw[i + 1]);
-        for (Py_ssize_t k = 0; k < count; k++) {
-            const needle *d = &nd[k];
-            if (d->s[d->off] != c0 || d->s[d->off + 1] != c1)
-                continue;
-            if (d->kind == ESCAPE) {
-                /* A real escape: the letter follows an odd run of backslashes. */
-                if (raw[i + 1] != 'u' && raw[i + 1] != '/')
-                    continue;
-                Py_ssize_t run = 1;
-                while (i - run >= 0 && raw[i - run] == '\\')
-                    run++;
-                if (run & 1)
-                    return 2;
-                continue;
-            }
-            Py_ssize_t at = i - d->off;
-            if (at < 0 || at + d->n > n || !same_lower(raw + at, d->s, d->n))
-                continue;
-            if (d->kind == MARKER)
-                return 2;
-            found = 1;
-        }
+        int r = check(raw, n, i, nd, count);
+        if (r == 2)
+            return 2;
+        found |= r;
     }
     return found;
 }
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+
+/* Up to this many needles, comparing 16 positions at once with each needle's pair
+ * beats the table; each needle costs a few instructions per 16 bytes. */
+#define SIMD_NEEDLES 16
+
+/* The same answer as classify_table: 16 positions at a time, each compared (letter
+ * case folded with 0x20, which may only add candidates) with every needle's pair,
+ * and the bytes OR-ed together for the non-ASCII test. */
+static int classify_simd(const unsigned char *raw, Py_ssize_t n, const __m128i *first, const __m128i *second,
+                         const needle *nd, Py_ssize_t count)
+{
+    const __m128i fold = _mm_set1_epi8(0x20);
+    __m128i acc = _mm_setzero_si128();
+    int found = 0;
+    Py_ssize_t i = 0;
+    for (; i + 17 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(raw + i));
+        __m128i y = _mm_loadu_si128((const __m128i *)(raw + i + 1));
+        acc = _mm_or_si128(acc, x);
+        x = _mm_or_si128(x, fold);
+        y = _mm_or_si128(y, fold);
+        __m128i hit = _mm_setzero_si128();
+        for (Py_ssize_t k = 0; k < count; k++)
+            hit = _mm_or_si128(hit, _mm_and_si128(_mm_cmpeq_epi8(x, first[k]), _mm_cmpeq_epi8(y, second[k])));
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        while (mask) {
+            int r = check(raw, n, i + __builtin_ctz(mask), nd, count);
+            if (r == 2)
+                return 2;
+            found |= r;
+            mask &= mask - 1;
+        }
+    }
+    unsigned tail = 0;
+    for (Py_ssize_t j = i; j < n; j++)
+        tail |= raw[j];
+    if ((_mm_movemask_epi8(acc) | (int)(tail & 0x80u)) != 0)
+        return 2;
+    for (; i + 1 < n; i++) {
+        int r = check(raw, n, i, nd, count);
+        if (r == 2)
+            return 2;
+        found |= r;
+    }
+    return found;
+}
+#endif
 
 static PyObject *scan(PyObject *self, PyObject *args)
 {
@@ -168,6 +230,14 @@ static PyObject *scan(PyObject *self, PyObject *args)
 
     const unsigned char *p = block.buf;
     const unsigned char *tab = table.buf;
+#ifdef __SSE2__
+    __m128i first[SIMD_NEEDLES], second[SIMD_NEEDLES];
+    int simd = count <= SIMD_NEEDLES;
+    for (Py_ssize_t k = 0; simd && k < count; k++) {
+        first[k] = _mm_set1_epi8((char)(nd[k].s[nd[k].off] | 0x20));
+        second[k] = _mm_set1_epi8((char)(nd[k].s[nd[k].off + 1] | 0x20));
+    }
+#endif
     Py_ssize_t n = block.len;
     int failed = 0;
 
@@ -187,7 +257,15 @@ static PyObject *scan(PyObject *self, PyObject *args)
             if (s < n)
                 blank++;
         } else {
-            int kind = (p[a] != '{' || p[b - 1] != '}') ? 2 : classify(p + s, e - s, tab, nd, count);
+            int kind;
+            if (p[a] != '{' || p[b - 1] != '}')
+                kind = 2;
+#ifdef __SSE2__
+            else if (simd)
+                kind = classify_simd(p + s, e - s, first, second, nd, count);
+#endif
+            else
+                kind = classify_table(p + s, e - s, tab, nd, count);
             if (kind == 2 && push(&unclean, s) < 0)
                 failed = 1;
             if (kind && (push(&starts, s) < 0 || push(&ends, e) < 0 || push(&numbers, line) < 0))
