@@ -1,5 +1,8 @@
 """The C block scanner and the Python one find the same lines to parse."""
 
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -127,3 +130,24 @@ def test_the_prebuilt_literal_sets_agree_on_generated_events(tmp_path):
 def test_vendor_markers_are_lower_case():
     # The scanners look markers up case-insensitively through their lower-case form.
     assert all(m == m.lower() for m in VENDOR_MARKERS)
+
+
+@native
+def test_the_sse2_path_agrees_too(tmp_path):
+    # The 32-byte path is taken where the processor has AVX2; VIGIL_NO_AVX2 forces the 16-byte one.
+    import os
+    import subprocess
+
+    code = (
+        "import sys; sys.path.insert(0, 'bench'); import gen_events\n"
+        "from vigil.engine.blockscan import BlockScanner\n"
+        f"gen_events.write({str(tmp_path / 'e.ndjson')!r}, 3000, seed=3)\n"
+        f"block = open({str(tmp_path / 'e.ndjson')!r}, 'rb').read() + {CASES['unicode escape'][0]!r}\n"
+        f"s = BlockScanner({LITERALS!r})\n"
+        "assert s.scan(block) == s.scan_python(block)\n"
+        "assert s.scan(block).starts\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, VIGIL_NO_AVX2="1")
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

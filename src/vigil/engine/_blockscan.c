@@ -189,6 +189,59 @@ static int classify_simd(const unsigned char *raw, Py_ssize_t n, const __m128i *
 }
 #endif
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+#include <stdlib.h>
+
+static int have_avx2; /* set at import */
+
+/* classify_simd with 32 positions at a time, for processors that have AVX2. */
+__attribute__((target("avx2"))) static int classify_avx2(const unsigned char *raw, Py_ssize_t n,
+                                                         const needle *nd, Py_ssize_t count)
+{
+    __m256i first[SIMD_NEEDLES], second[SIMD_NEEDLES];
+    for (Py_ssize_t k = 0; k < count; k++) {
+        first[k] = _mm256_set1_epi8((char)(nd[k].s[nd[k].off] | 0x20));
+        second[k] = _mm256_set1_epi8((char)(nd[k].s[nd[k].off + 1] | 0x20));
+    }
+    const __m256i fold = _mm256_set1_epi8(0x20);
+    __m256i acc = _mm256_setzero_si256();
+    int found = 0;
+    Py_ssize_t i = 0;
+    for (; i + 33 <= n; i += 32) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(raw + i));
+        __m256i y = _mm256_loadu_si256((const __m256i *)(raw + i + 1));
+        acc = _mm256_or_si256(acc, x);
+        x = _mm256_or_si256(x, fold);
+        y = _mm256_or_si256(y, fold);
+        __m256i hit = _mm256_setzero_si256();
+        for (Py_ssize_t k = 0; k < count; k++)
+            hit = _mm256_or_si256(hit, _mm256_and_si256(_mm256_cmpeq_epi8(x, first[k]), _mm256_cmpeq_epi8(y, second[k])));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(hit);
+        while (mask) {
+            int r = check(raw, n, i + __builtin_ctz(mask), nd, count);
+            if (r == 2)
+                return 2;
+            found |= r;
+            mask &= mask - 1;
+        }
+    }
+    unsigned tail = 0;
+    for (Py_ssize_t j = i; j < n; j++)
+        tail |= raw[j];
+    if (_mm256_movemask_epi8(acc) != 0 || (tail & 0x80u))
+        return 2;
+    for (; i + 1 < n; i++) {
+        int r = check(raw, n, i, nd, count);
+        if (r == 2)
+            return 2;
+        found |= r;
+    }
+    return found;
+}
+#endif
+
 static PyObject *scan(PyObject *self, PyObject *args)
 {
     Py_buffer block, table;
@@ -230,6 +283,9 @@ static PyObject *scan(PyObject *self, PyObject *args)
 
     const unsigned char *p = block.buf;
     const unsigned char *tab = table.buf;
+#ifdef HAVE_AVX2_PATH
+    int avx2 = have_avx2;
+#endif
 #ifdef __SSE2__
     __m128i first[SIMD_NEEDLES], second[SIMD_NEEDLES];
     int simd = count <= SIMD_NEEDLES;
@@ -260,6 +316,10 @@ static PyObject *scan(PyObject *self, PyObject *args)
             int kind;
             if (p[a] != '{' || p[b - 1] != '}')
                 kind = 2;
+#ifdef HAVE_AVX2_PATH
+            else if (simd && avx2)
+                kind = classify_avx2(p + s, e - s, nd, count);
+#endif
 #ifdef __SSE2__
             else if (simd)
                 kind = classify_simd(p + s, e - s, first, second, nd, count);
@@ -316,5 +376,9 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__blockscan(void)
 {
+#ifdef HAVE_AVX2_PATH
+    __builtin_cpu_init();
+    have_avx2 = __builtin_cpu_supports("avx2") && getenv("VIGIL_NO_AVX2") == NULL;
+#endif
     return PyModule_Create(&module);
 }
