@@ -14,7 +14,7 @@ from vigil.errors import VigilError
 COMMANDS = ("demo", "query", "scan", "rules", "alerts", "watch", "serve")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vigil",
         description="Run Elastic Security detection rules over event files, live on a Linux host, "
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"vigil {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in commands:
         try:
             module = importlib.import_module(f"vigil.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -52,8 +52,11 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = _parse(parser, sys.argv[1:] if argv is None else list(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # A named command needs only its own module: starting up stays quick.
+    named = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser((named,) if named in COMMANDS else COMMANDS)
+    args = _parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
