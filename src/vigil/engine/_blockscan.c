@@ -139,6 +139,38 @@ static int classify_table(const unsigned char *raw, Py_ssize_t n, const unsigned
     return found;
 }
 
+/* The candidates of one vector step, bit j for position i + j: 0, 1 or 2 as classify. */
+static inline int check_mask(const unsigned char *raw, Py_ssize_t n, Py_ssize_t i, unsigned mask,
+                             const needle *nd, Py_ssize_t count)
+{
+    int found = 0;
+    for (; mask; mask &= mask - 1) {
+        int r = check(raw, n, i + __builtin_ctz(mask), nd, count);
+        if (r == 2)
+            return 2;
+        found |= r;
+    }
+    return found;
+}
+
+/* The positions from i that a vector step could not reach; nonascii: the steps saw such a byte. */
+static int finish(const unsigned char *raw, Py_ssize_t n, Py_ssize_t i, int nonascii, int found,
+                  const needle *nd, Py_ssize_t count)
+{
+    unsigned tail = 0;
+    for (Py_ssize_t j = i; j < n; j++)
+        tail |= raw[j];
+    if (nonascii || (tail & 0x80u))
+        return 2;
+    for (; i + 1 < n; i++) {
+        int r = check(raw, n, i, nd, count);
+        if (r == 2)
+            return 2;
+        found |= r;
+    }
+    return found;
+}
+
 #ifdef __SSE2__
 #include <emmintrin.h>
 
@@ -165,27 +197,12 @@ static int classify_simd(const unsigned char *raw, Py_ssize_t n, const __m128i *
         __m128i hit = _mm_setzero_si128();
         for (Py_ssize_t k = 0; k < count; k++)
             hit = _mm_or_si128(hit, _mm_and_si128(_mm_cmpeq_epi8(x, first[k]), _mm_cmpeq_epi8(y, second[k])));
-        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
-        while (mask) {
-            int r = check(raw, n, i + __builtin_ctz(mask), nd, count);
-            if (r == 2)
-                return 2;
-            found |= r;
-            mask &= mask - 1;
-        }
-    }
-    unsigned tail = 0;
-    for (Py_ssize_t j = i; j < n; j++)
-        tail |= raw[j];
-    if ((_mm_movemask_epi8(acc) | (int)(tail & 0x80u)) != 0)
-        return 2;
-    for (; i + 1 < n; i++) {
-        int r = check(raw, n, i, nd, count);
+        int r = check_mask(raw, n, i, (unsigned)_mm_movemask_epi8(hit), nd, count);
         if (r == 2)
             return 2;
         found |= r;
     }
-    return found;
+    return finish(raw, n, i, _mm_movemask_epi8(acc) != 0, found, nd, count);
 }
 #endif
 
@@ -218,27 +235,12 @@ __attribute__((target("avx2"))) static int classify_avx2(const unsigned char *ra
         __m256i hit = _mm256_setzero_si256();
         for (Py_ssize_t k = 0; k < count; k++)
             hit = _mm256_or_si256(hit, _mm256_and_si256(_mm256_cmpeq_epi8(x, first[k]), _mm256_cmpeq_epi8(y, second[k])));
-        unsigned mask = (unsigned)_mm256_movemask_epi8(hit);
-        while (mask) {
-            int r = check(raw, n, i + __builtin_ctz(mask), nd, count);
-            if (r == 2)
-                return 2;
-            found |= r;
-            mask &= mask - 1;
-        }
-    }
-    unsigned tail = 0;
-    for (Py_ssize_t j = i; j < n; j++)
-        tail |= raw[j];
-    if (_mm256_movemask_epi8(acc) != 0 || (tail & 0x80u))
-        return 2;
-    for (; i + 1 < n; i++) {
-        int r = check(raw, n, i, nd, count);
+        int r = check_mask(raw, n, i, (unsigned)_mm256_movemask_epi8(hit), nd, count);
         if (r == 2)
             return 2;
         found |= r;
     }
-    return found;
+    return finish(raw, n, i, _mm256_movemask_epi8(acc) != 0, found, nd, count);
 }
 #endif
 
