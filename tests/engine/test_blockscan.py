@@ -31,6 +31,7 @@ CASES = {
     "non-ascii": ('{"file":{"path":"/lib/drаcut"}}\n'.encode(), True, True),
     "sentinelone": (b'{"meta.event.name":"FILECREATION","tgt.file.path":"/x"}\n', True, True),
     "endgame": (b'{"endgame":{"pid":1},"event_type":"file"}\n', True, True),
+    "sentinelone target process only": (b'{"tgt.process.name":"bash","event.type":"Process Creation"}\n', True, True),
     "vendor key upper-case": (b'{"META.EVENT.NAME":"x"}\n', True, True),
     "truncated": (b'{"file":{"path":"/lib/drac\n', True, True),
     "two objects": (b'{"a":1} {"b":2} x\n', True, True),
@@ -125,6 +126,30 @@ def test_the_prebuilt_literal_sets_agree_on_generated_events(tmp_path):
     for literals in (LITERALS, many[:3], many, []):
         scanner = BlockScanner(literals)
         assert scanner.scan(block) == scanner.scan_python(block)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"meta.event.name": "FILECREATION"},
+        {"src.process.name": "bash"},
+        {"tgt.file.path": "/x"},
+        {"tgt.process.name": "bash"},
+        {"endgame": {"pid": 1}},
+        {"event_type": "file", "serial_event_id": 3},
+        {"event_type": "file", "timestamp": 132000000000000000},
+    ],
+)
+def test_every_document_a_vendor_normalizer_takes_is_unclean(doc):
+    import orjson
+
+    from vigil.events.vendors import detect
+
+    line = orjson.dumps(doc) + b"\n"
+    assert detect(doc) != "ecs"
+    scanner = BlockScanner(LITERALS)
+    assert scanner.scan(line).unclean == {0}
+    assert scanner.scan_python(line).unclean == {0}
 
 
 def test_vendor_markers_are_lower_case():

@@ -29,7 +29,7 @@ except ImportError:  # built without a C compiler: the Python scan is used
     _blockscan = None
 
 # Raw markers of documents a vendor normalizer rewrites (see vigil.events.vendors).
-VENDOR_MARKERS = (b'"meta.event.name"', b'"src.process.', b'"tgt.file.', b'"endgame"', b'"event_type"')
+VENDOR_MARKERS = (b'"meta.event.name"', b'"src.process.', b'"tgt.', b'"endgame"', b'"event_type"')
 ESCAPES = (b"\\u", b"\\/")
 LITERAL, MARKER, ESCAPE = 0, 1, 2
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
