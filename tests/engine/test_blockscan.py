@@ -31,7 +31,11 @@ CASES = {
     "non-ascii": ('{"file":{"path":"/lib/drаcut"}}\n'.encode(), True, True),
     "sentinelone": (b'{"meta.event.name":"FILECREATION","tgt.file.path":"/x"}\n', True, True),
     "endgame": (b'{"endgame":{"pid":1},"event_type":"file"}\n', True, True),
-    "sentinelone target process only": (b'{"tgt.process.name":"bash","event.type":"Process Creation"}\n', True, True),
+    "sentinelone target process only": (
+        b'{"tgt.process.name":"bash","event.type":"Process Creation"}\n',
+        True,
+        True,
+    ),
     "vendor key upper-case": (b'{"META.EVENT.NAME":"x"}\n', True, True),
     "truncated": (b'{"file":{"path":"/lib/drac\n', True, True),
     "two objects": (b'{"a":1} {"b":2} x\n', True, True),

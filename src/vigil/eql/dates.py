@@ -31,8 +31,10 @@ def to_epoch_millis(value: object) -> int | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000) if dt.microsecond == 0 else (
-        int(dt.replace(microsecond=0).timestamp()) * 1000 + dt.microsecond // 1000
+    return (
+        int(dt.timestamp() * 1000)
+        if dt.microsecond == 0
+        else (int(dt.replace(microsecond=0).timestamp()) * 1000 + dt.microsecond // 1000)
     )
 
 

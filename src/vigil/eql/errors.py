@@ -11,7 +11,9 @@ class EqlError(Exception):
 
     kind = "error"
 
-    def __init__(self, message: str, line: int | None = None, column: int | None = None, text: str | None = None):
+    def __init__(
+        self, message: str, line: int | None = None, column: int | None = None, text: str | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.line = line
