@@ -252,25 +252,29 @@ def file_items(scanner: LineScanner, name: str, *, index, source, stats: ReadSta
             stats.file_failed(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", name)
 
 
-CHUNK = 16 << 20
+CHUNK = 64 << 20
+MIN_CHUNK = 4 << 20
 # From this many rules, --jobs splits the rules rather than the bytes: rule work then
 # outweighs reading, and every worker runs its sequences itself.
 RULE_SPLIT_MIN = 64
 _STATE: tuple | None = None
 
 
-def _tasks(names: list[str]) -> Iterator[tuple[str, int, int | None]]:
-    """Byte ranges of the inputs, split at line ends; a gzip or non-NDJSON file is one range."""
+def _tasks(names: list[str], jobs: int = 2) -> Iterator[tuple[str, int, int | None]]:
+    """Byte ranges of the inputs, split at line ends; a gzip or non-NDJSON file is one range.
+    A file gives each worker about four ranges, of at most ``CHUNK`` bytes: few enough
+    that each range's fixed cost is small, enough that no worker waits long at the end."""
     for name in names:
         try:
             size = os.path.getsize(name)
+            chunk = min(CHUNK, max(MIN_CHUNK, size // (4 * jobs)))
             with open(name, "rb") as fh:
                 head = fh.read(BLOCK)
-                if head[:2] == b"\x1f\x8b" or size < 2 * CHUNK or not _is_ndjson(head):
+                if head[:2] == b"\x1f\x8b" or size < 2 * chunk or not _is_ndjson(head):
                     yield name, 0, None
                     continue
                 cuts = [0]
-                for pos in range(CHUNK, size, CHUNK):
+                for pos in range(chunk, size, chunk):
                     fh.seek(pos)
                     fh.readline()
                     if fh.tell() > cuts[-1] and fh.tell() < size:
@@ -312,7 +316,7 @@ def parallel_items(engine: Engine, names: list[str], *, index, source, stats: Re
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(jobs) as pool:
         for task, result in zip(
-            _tasks_list := list(_tasks(names)), pool.imap(_work, _tasks_list), strict=True
+            _tasks_list := list(_tasks(names, jobs)), pool.imap(_work, _tasks_list), strict=True
         ):
             alerts, taken, counts, events, problems, newlines, files_failed = result
             stats.files_failed += files_failed
