@@ -156,6 +156,13 @@ def test_every_document_a_vendor_normalizer_takes_is_unclean(doc):
     assert scanner.scan_python(line).unclean == {0}
 
 
+def test_a_literal_holding_another_is_not_looked_for():
+    scanner = BlockScanner([b"/usr/lib/dracut/modules.d/", b"/lib/dracut/modules.d/", b"creation"])
+    assert scanner.literals == (b"creation", b"/lib/dracut/modules.d/")
+    block = b'{"a":"/USR/lib/dracut/modules.d/x"}\n{"b":1}\n'
+    assert scanner.scan(block).starts == scanner.scan_python(block).starts == [0]
+
+
 def test_vendor_markers_are_lower_case():
     # The scanners look markers up case-insensitively through their lower-case form.
     assert all(m == m.lower() for m in VENDOR_MARKERS)

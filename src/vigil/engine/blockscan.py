@@ -57,7 +57,12 @@ class BlockScanner:
     def __init__(
         self, literals: tuple[bytes, ...] | list[bytes], *, vendor: bool = True, native: bool = True
     ):
-        self.literals = tuple(literals)
+        # A literal holding another is found wherever that one is: only the shorter is looked for.
+        kept: list[bytes] = []
+        for lit in sorted(set(literals), key=len):
+            if not any(k in lit for k in kept):
+                kept.append(lit)
+        self.literals = tuple(kept)
         self.markers = VENDOR_MARKERS if vendor else ()
         self._native = None
         if native and _blockscan is not None and all(len(x) >= 2 for x in self.literals):
