@@ -190,7 +190,9 @@ def blocks(fh, start: int = 0, end: int | None = None, size: int = BLOCK) -> Ite
 
     Each read is handed on as a view, not copied: a line cut by the end of one read
     is joined with its rest from the next and handed on alone."""
-    head = b""  # the start of a line the last read cut
+    head: list[
+        bytes
+    ] = []  # the pieces of a line the reads so far cut (joined once: a long line stays linear)
     remaining = None if end is None else end - start
     while True:
         want = size if remaining is None else min(size, remaining)
@@ -199,20 +201,22 @@ def blocks(fh, start: int = 0, end: int | None = None, size: int = BLOCK) -> Ite
             remaining -= len(chunk)
         if not chunk:
             if head:
-                yield head
+                yield b"".join(head)
             return
         first = 0
         if head:
             nl = chunk.find(b"\n")
             if nl < 0:
-                head += chunk
+                head.append(chunk)
                 continue
             first = nl + 1
-            yield head + chunk[:first]
+            head.append(chunk[:first])
+            yield b"".join(head)
         last = chunk.rfind(b"\n") + 1
         if last > first:
             yield memoryview(chunk)[first:last] if first or last < len(chunk) else chunk
-        head = chunk[max(first, last) :]
+        rest = chunk[max(first, last) :]
+        head = [rest] if rest else []
 
 
 def _items(engine: Engine, names: list[str], *, index, source, stats: ReadStats):
