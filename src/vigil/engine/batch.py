@@ -190,9 +190,8 @@ def blocks(fh, start: int = 0, end: int | None = None, size: int = BLOCK) -> Ite
 
     Each read is handed on as a view, not copied: a line cut by the end of one read
     is joined with its rest from the next and handed on alone."""
-    head: list[
-        bytes
-    ] = []  # the pieces of a line the reads so far cut (joined once: a long line stays linear)
+    # The pieces of a line the reads so far cut, joined once: a long line costs linear time.
+    head: list[bytes] = []
     remaining = None if end is None else end - start
     while True:
         want = size if remaining is None else min(size, remaining)
