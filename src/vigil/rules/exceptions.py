@@ -89,6 +89,8 @@ class ExceptionLists:
     items: list[ExceptionItem] = field(default_factory=list)
     problems: list[VigilError] = field(default_factory=list)
     skipped: int = 0
+    # (file name, text) when read from a file: parse_exceptions rebuilds the lists elsewhere.
+    text: tuple[str, str] | None = None
 
     def for_rule(self, rule: Any, all_rules: bool = False) -> list[ExceptionItem]:
         if all_rules:
@@ -129,13 +131,18 @@ def _entry(data: Any) -> Entry:
 
 
 def load_exceptions(path: str | Path) -> ExceptionLists:
-    out = ExceptionLists()
     name = str(path)
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise VigilError(f"cannot read exception lists: {exc}", file=name) from None
-    for number, line in enumerate(lines, 1):
+    return parse_exceptions(text, name)
+
+
+def parse_exceptions(text: str, name: str) -> ExceptionLists:
+    """Exception lists of a Kibana export's text (``name`` is where problems point)."""
+    out = ExceptionLists(text=(name, text))
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

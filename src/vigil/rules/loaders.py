@@ -22,11 +22,15 @@ class RuleSet:
     rules: list[Rule] = field(default_factory=list)
     problems: list[VigilError] = field(default_factory=list)
     unsupported: Counter = field(default_factory=Counter)
+    # (file name, text) of each file read, in order: load_texts rebuilds the same rules
+    # elsewhere (Spark executors) without reading the files again.
+    texts: list[tuple[str, str]] = field(default_factory=list)
 
     def extend(self, other: RuleSet) -> None:
         self.rules.extend(other.rules)
         self.problems.extend(other.problems)
         self.unsupported.update(other.unsupported)
+        self.texts.extend(other.texts)
 
     def counts_by_type(self) -> Counter:
         return Counter(r.type for r in self.rules)
@@ -43,14 +47,23 @@ def _key_line(text: str, key: str) -> int | None:
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
-def load_toml(path: Path) -> RuleSet:
-    out = RuleSet()
+def _read(path: Path, parse) -> RuleSet:
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        out.problems.append(VigilError(f"cannot read rule file: {exc}", file=name))
-        return out
+        return RuleSet(problems=[VigilError(f"cannot read rule file: {exc}", file=name)])
+    out = parse(text, name)
+    out.texts.append((name, text))
+    return out
+
+
+def load_toml(path: Path) -> RuleSet:
+    return _read(path, parse_toml)
+
+
+def parse_toml(text: str, name: str) -> RuleSet:
+    out = RuleSet()
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -87,14 +100,12 @@ def _rule_line(text: str) -> int:
 
 def load_ndjson(path: Path) -> RuleSet:
     """Kibana's rule export: one rule per line, then an export summary line."""
+    return _read(path, parse_ndjson)
+
+
+def parse_ndjson(text: str, name: str) -> RuleSet:
     out = RuleSet()
-    name = str(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        out.problems.append(VigilError(f"cannot read rule file: {exc}", file=name))
-        return out
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -115,13 +126,13 @@ def load_ndjson(path: Path) -> RuleSet:
 
 def load_json(path: Path) -> RuleSet:
     """Prebuilt-rule package asset ({"attributes": {...}, "type": "security-rule"}) or a bare rule."""
+    return _read(path, parse_json)
+
+
+def parse_json(text: str, name: str) -> RuleSet:
     out = RuleSet()
-    name = str(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        out.problems.append(VigilError(f"cannot read rule file: {exc}", file=name))
-        return out
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         out.problems.append(
             VigilError(f"invalid JSON: {exc.msg}", file=name, line=exc.lineno, column=exc.colno)
@@ -146,6 +157,17 @@ def _add_dict(out: RuleSet, data: dict, name: str, line: int) -> None:
 
 
 _LOADERS = {".toml": load_toml, ".ndjson": load_ndjson, ".json": load_json}
+_PARSERS = {".toml": parse_toml, ".ndjson": parse_ndjson, ".json": parse_json}
+
+
+def load_texts(texts: Iterable[tuple[str, str]]) -> RuleSet:
+    """The rules of files already read: ``(name, text)`` pairs, as in :attr:`RuleSet.texts`."""
+    out = RuleSet()
+    for name, text in texts:
+        rules = _PARSERS[Path(name).suffix](text, name)
+        rules.texts.append((name, text))
+        out.extend(rules)
+    return out
 
 
 def load_rules(paths: Iterable[str | Path]) -> RuleSet:
