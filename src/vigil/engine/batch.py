@@ -12,9 +12,10 @@ lines holding its literals (see :mod:`vigil.eql.literals`). A line is always
 parsed and offered to every rule when the literal test could be wrong for it: a
 JSON escape, a non-ASCII byte, or a vendor shape that a normalizer rewrites.
 
-``jobs > 1`` splits the inputs into byte ranges (at line ends; a gzip file is
-one range) read by worker processes; their results are merged in input order,
-so the alerts are those of a single process, in the same order.
+``jobs > 1`` (or a Spark runner, :mod:`vigil.engine.spark`) splits the inputs
+into byte ranges (at line ends; a gzip file is one range) read by worker
+processes; their results are merged in input order, so the alerts are those of
+a single process, in the same order.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import orjson
 
 from vigil.engine.blockscan import BlockScanner
 from vigil.engine.engine import Engine
+from vigil.errors import VigilError
 from vigil.events.model import Event
 from vigil.events.readers import Reader, ReadStats, _files, is_parquet, read_inputs
 
@@ -48,12 +50,14 @@ def scan_paths(
     on_progress: Callable[[int], None] | None = None,
     jobs: int = 1,
     fast: bool = True,
+    runner=None,
 ) -> Iterator[dict]:
     """Alerts of ``engine``'s rules over the events read from ``paths``.
 
     ``stats`` receives the events read and the lines skipped with their reasons;
     ``on_progress`` is called with the number of events read so far, now and then.
-    ``jobs`` worker processes share the reading (1: this process only). ``fast``
+    ``jobs`` worker processes share the reading (1: this process only); a ``runner``
+    (see :func:`parallel_items`) reads byte ranges elsewhere instead. ``fast``
     False runs the plain path (every line parsed and offered to every rule).
     A line the fast path rules out is counted as one event without being parsed,
     so a malformed line that holds none of the rules' literals is not reported.
@@ -78,14 +82,18 @@ def scan_paths(
             if on_progress is not None:
                 on_progress(stats.events)
             return
+    if runner is not None and "-" in names:
+        raise VigilError("standard input cannot be split into byte ranges: name files or folders")
     rescan = None if "-" in names else (lambda: read_inputs(names, index=index, source=source))
-    if jobs > 1 and "-" not in names and len(engine.rules) >= RULE_SPLIT_MIN:
+    if runner is None and jobs > 1 and "-" not in names and len(engine.rules) >= RULE_SPLIT_MIN:
         yield from _rule_split(engine, names, index=index, source=source, stats=stats, jobs=jobs)
         if on_progress is not None:
             on_progress(stats.events)
         return
-    if jobs > 1 and "-" not in names:
-        parts = parallel_items(engine, names, index=index, source=source, stats=stats, jobs=jobs)
+    if runner is None and jobs > 1 and "-" not in names:
+        runner = ProcessRanges(jobs)
+    if runner is not None:
+        parts = parallel_items(engine, names, index=index, source=source, stats=stats, runner=runner)
         if on_progress is not None:
             parts = _counting_items(parts, stats, on_progress)
         yield from engine.merge_batch(parts, rescan=rescan)
@@ -290,12 +298,15 @@ def _tasks(names: list[str], jobs: int = 2) -> Iterator[tuple[str, int, int | No
             yield name, a, b
 
 
-def _work(task: tuple[str, int, int | None]):
-    engine, index, source = _STATE
+def range_result(engine: Engine, index: str | None, source: str | None, task: tuple[str, int, int | None]):
+    """One byte range's share of the scan, in plain data that pickles: the event rules'
+    alerts, the events sequences take, rule counts, events read, problems (line numbers
+    counted from the range's start), the range's newlines and its unreadable files."""
     name, start, end = task
     stats = ReadStats()
     scanner = LineScanner(engine, index, source, stats)
     engine.stats = {r.rule_id: Counter() for r in engine.rules}
+    engine._seen = set()  # ranges may run in any order on one worker; the merge de-duplicates
     items = file_items(scanner, name, index=index, source=source, stats=stats, start=start, end=end)
     alerts, taken = engine.split_batch(items)
     taken_out = [(orjson.dumps(e.doc), e.index, e.id, e.origin, pos) for e, pos in taken]
@@ -304,37 +315,53 @@ def _work(task: tuple[str, int, int | None]):
     return alerts, taken_out, counts, stats.events, problems, scanner.newlines, stats.files_failed
 
 
-def parallel_items(engine: Engine, names: list[str], *, index, source, stats: ReadStats, jobs: int):
-    """Workers' :meth:`Engine.split_batch` results over byte ranges, in input order.
+class ProcessRanges:
+    """Runs :func:`range_result` in ``jobs`` forked processes of this machine."""
 
-    Workers are forked, so they share the engine's compiled rules without pickling.
+    def __init__(self, jobs: int) -> None:
+        self.workers = jobs
+
+    def run(self, engine: Engine, tasks: list, *, index, source) -> Iterator:
+        import multiprocessing
+
+        global _STATE
+        _ = engine.router  # built once, before the fork: workers share it without pickling
+        _STATE = (engine, index, source)
+        try:
+            with multiprocessing.get_context("fork").Pool(self.workers) as pool:
+                yield from pool.imap(_work, tasks)
+        finally:
+            _STATE = None
+
+
+def _work(task: tuple[str, int, int | None]):
+    return range_result(*_STATE, task)
+
+
+def parallel_items(engine: Engine, names: list[str], *, index, source, stats: ReadStats, runner):
+    """:meth:`Engine.split_batch` results over byte ranges of ``names``, in input order.
+
+    ``runner`` (:class:`ProcessRanges`, or :class:`vigil.engine.spark.SparkRanges`) runs
+    :func:`range_result` on each range and gives the results in the ranges' order.
     Line numbers in problems are made absolute here from each range's line count.
     """
-    import multiprocessing
-
-    global _STATE
-    _ = engine.router  # built once, before the fork
-    _STATE = (engine, index, source)
+    tasks = list(_tasks(names, runner.workers))
     lines_before: dict[str, int] = {}
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(jobs) as pool:
-        for task, result in zip(
-            _tasks_list := list(_tasks(names, jobs)), pool.imap(_work, _tasks_list), strict=True
-        ):
-            alerts, taken, counts, events, problems, newlines, files_failed = result
-            stats.files_failed += files_failed
-            offset = lines_before.get(task[0], 0)
-            lines_before[task[0]] = offset + newlines
-            stats.events += events
-            for message, file, line, column in problems:
-                stats.problem(message, file, line + offset if line is not None else None, column)
-            for rid, c in counts.items():
-                engine.stats[rid].update(c)
-            events_out = [
-                (Event(orjson.loads(doc), idx, eid, origin), pos) for doc, idx, eid, origin, pos in taken
-            ]
-            yield alerts, events_out
-    _STATE = None
+    results = runner.run(engine, tasks, index=index, source=source)
+    for task, result in zip(tasks, results, strict=True):
+        alerts, taken, counts, events, problems, newlines, files_failed = result
+        stats.files_failed += files_failed
+        offset = lines_before.get(task[0], 0)
+        lines_before[task[0]] = offset + newlines
+        stats.events += events
+        for message, file, line, column in problems:
+            stats.problem(message, file, line + offset if line is not None else None, column)
+        for rid, c in counts.items():
+            engine.stats[rid].update(c)
+        events_out = [
+            (Event(orjson.loads(doc), idx, eid, origin), pos) for doc, idx, eid, origin, pos in taken
+        ]
+        yield alerts, events_out
 
 
 def _size(name: str) -> int:
