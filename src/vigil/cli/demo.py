@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             output=None,
             store=args.store,
             jobs=1,
+            spark=None,
             format=fmt,
         )
         if fmt == "ndjson":

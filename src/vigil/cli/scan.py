@@ -32,6 +32,14 @@ event index:
   only the indices its index patterns match; an event with no index is
   offered to every rule.
 
+on Spark:
+  --spark MASTER runs the reading and the event rules on Apache Spark
+  (local[N], local[*], spark://host:7077, yarn, ...), with the alerts of a
+  single process, in the same order. Executors read the input files at the
+  same paths: inputs must be on a filesystem every executor sees (local
+  mode, or a shared one). Not for standard input. Needs Java 17+ and
+  pip install 'vigil[spark]'.
+
 exit status: 0 when the scan ran (alerts or not), 2 when an input could
 not be read or an option is wrong.
 """
@@ -62,6 +70,11 @@ def register(subparsers) -> None:
     p.add_argument("--output", metavar="FILE", help="write alerts here instead of standard output")
     p.add_argument("--store", metavar="PATH", help="also keep alerts in this embedded alert store")
     p.add_argument("--jobs", type=_jobs, default=1, metavar="N", help="worker processes (default 1)")
+    p.add_argument(
+        "--spark",
+        metavar="MASTER",
+        help="read the inputs on Apache Spark at this master URL, e.g. local[*] (see below)",
+    )
     output.add_format_option(p)
     p.set_defaults(func=run)
 
@@ -85,8 +98,15 @@ class _StrictStats(ReadStats):
 
 def run(args: argparse.Namespace) -> int:
     fmt = output.resolve_format(args)
-    detection = load_detection(args)
     inputs = args.inputs or ["-"]
+    if args.spark is not None:
+        if args.jobs > 1:
+            raise VigilError("--spark and --jobs exclude each other: Spark decides the workers")
+        if "-" in inputs:
+            raise VigilError(
+                "--spark reads files from Spark's executors, not standard input: name files or folders"
+            )
+    detection = load_detection(args)
     stats = _StrictStats() if args.strict else ReadStats()
     with ExitStack() as stack:
         sinks: list[Any] = []
@@ -119,7 +139,10 @@ def _scan(detection: Detection, inputs: list[str], args, stats: ReadStats, sinks
     kwargs: dict[str, Any] = {"index": args.index, "source": args.source, "stats": stats}
     if args.jobs > 1:
         kwargs["jobs"] = args.jobs
-    with output.progress("scanning events") as bar:
+    with ExitStack() as stack:
+        bar = stack.enter_context(output.progress("scanning events"))
+        if args.spark is not None:
+            kwargs["runner"] = _spark_runner(stack, detection, args.spark, bar)
         seen = 0
 
         def advance(n: int) -> None:
@@ -132,6 +155,22 @@ def _scan(detection: Detection, inputs: list[str], args, stats: ReadStats, sinks
             for sink in sinks:
                 sink.write(alert)
     return count
+
+
+def _spark_runner(stack: ExitStack, detection: Detection, master: str, bar):
+    from vigil.engine.spark import EngineRecipe, SparkRanges, spark_context
+
+    bar.update(description=f"starting Spark ({master})")
+    sc = stack.enter_context(spark_context(master))
+    bar.update(description="scanning events")
+    recipe = EngineRecipe.of(
+        detection.ruleset, detection.exceptions, exceptions_all=detection.engine.exceptions_all
+    )
+
+    def on_ranges(done: int, total: int) -> None:
+        bar.update(description=f"scanning events on Spark: {done}/{total} byte ranges")
+
+    return SparkRanges(sc, recipe, on_ranges=on_ranges)
 
 
 def _report(detection: Detection, stats: ReadStats, count: int, store, fmt: str) -> None:

@@ -1,0 +1,226 @@
+"""Batch scans on Apache Spark: byte ranges of the inputs read by Spark executors.
+
+The split and the merge are those of ``--jobs`` (:func:`vigil.engine.batch.parallel_items`):
+the driver cuts the inputs into line-aligned byte ranges, each executor runs
+:func:`vigil.engine.batch.range_result` on one range (event rules' alerts, and the
+events that sequence and sample rules take), and the driver merges the results in
+input order and runs the sequences. So the alerts are those of one process.
+
+Executors read the ranges from the same paths as the driver: every input must be
+visible to every executor at that path (a local or shared filesystem). Executors
+rebuild the engine from the rule files' texts, once per Python worker process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+
+from vigil.engine.batch import range_result
+from vigil.engine.engine import Engine
+from vigil.errors import VigilError
+
+# Engines rebuilt in this Python worker, by recipe digest: Spark reuses its workers.
+_ENGINES: dict[str, Engine] = {}
+
+
+@dataclass(frozen=True)
+class EngineRecipe:
+    """What an executor needs to build the driver's engine: texts, not compiled objects."""
+
+    rules: tuple[tuple[str, str], ...]
+    exceptions: tuple[str, str] | None = None
+    exceptions_all: bool = False
+    now: datetime | None = None
+
+    @classmethod
+    def of(cls, ruleset, exceptions=None, *, exceptions_all: bool = False, now=None) -> EngineRecipe:
+        """From a :class:`vigil.rules.loaders.RuleSet` and optional exception lists."""
+        return cls(tuple(ruleset.texts), exceptions.text if exceptions else None, exceptions_all, now)
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for name, text in self.rules:
+            h.update(f"{len(name)}:{name}{len(text)}:".encode() + text.encode())
+        h.update(repr((self.exceptions, self.exceptions_all, self.now)).encode())
+        return h.hexdigest()
+
+    def build(self) -> Engine:
+        from vigil.rules.exceptions import parse_exceptions
+        from vigil.rules.loaders import load_texts
+
+        exceptions = parse_exceptions(self.exceptions[1], self.exceptions[0]) if self.exceptions else None
+        rules = load_texts(self.rules).rules
+        return Engine(rules, exceptions=exceptions, exceptions_all=self.exceptions_all, now=self.now)
+
+
+def _engine(digest: str, recipe) -> Engine:
+    engine = _ENGINES.get(digest)
+    if engine is None:
+        engine = _ENGINES[digest] = recipe.value.build()
+    return engine
+
+
+def _run_range(digest: str, recipe, index, source, task):
+    return range_result(_engine(digest, recipe), index, source, task)
+
+
+class SparkRanges:
+    """Runs byte ranges on a Spark cluster (a ``runner`` of :func:`vigil.engine.batch.scan_paths`).
+
+    ``on_ranges(done, total)`` is called now and then while Spark works.
+    """
+
+    def __init__(self, sc, recipe: EngineRecipe, on_ranges: Callable[[int, int], None] | None = None) -> None:
+        self.sc = sc
+        self.recipe = recipe
+        self.on_ranges = on_ranges
+        self.workers = max(1, sc.defaultParallelism)
+
+    def run(self, engine: Engine, tasks: list, *, index, source) -> list:
+        from functools import partial
+
+        shipped = self.sc.broadcast(self.recipe)
+        try:
+            work = partial(_run_range, self.recipe.digest(), shipped, index, source)
+            rdd = self.sc.parallelize(tasks, len(tasks)).map(work)
+            return self._collect(rdd, len(tasks))
+        except Exception as exc:
+            raise _spark_error(exc) from None
+        finally:
+            shipped.unpersist()
+
+    def _collect(self, rdd, total: int) -> list:
+        if self.on_ranges is None:
+            return rdd.collect()
+        from concurrent.futures import ThreadPoolExecutor, wait
+
+        tracker = self.sc.statusTracker()
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(rdd.collect)
+            while not wait([future], timeout=0.25).done:
+                done = 0
+                for stage in tracker.getActiveStageIds():
+                    info = tracker.getStageInfo(stage)
+                    done += info.numCompletedTasks if info else 0
+                self.on_ranges(done, total)
+            result = future.result()
+        self.on_ranges(total, total)
+        return result
+
+
+def _spark_error(exc: Exception) -> Exception:
+    """A failed Spark job as one line: the Python error an executor raised, when there is one."""
+    if isinstance(exc, VigilError):
+        return exc
+    text = str(exc)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    cause = next((ln.strip() for ln in reversed(lines) if "Error:" in ln), lines[0] if lines else text)
+    return VigilError(f"the Spark job failed: {cause}")
+
+
+LOG_CONFIG = "spark-log4j2.properties"
+
+
+@contextlib.contextmanager
+def spark_context(master: str, app_name: str = "vigil scan") -> Iterator:
+    """A SparkContext on ``master`` (``local[2]``, ``spark://host:7077``, ...), quiet but for errors.
+
+    Raises :class:`VigilError` in one line when pyspark or Java is missing.
+    """
+    try:
+        from pyspark import SparkConf, SparkContext
+    except ImportError:
+        raise VigilError("--spark needs pyspark: pip install 'vigil[spark]'") from None
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise VigilError("--spark needs Java 17 or later: install a JDK, or set JAVA_HOME to one")
+    _check_standalone(master)
+    # Executors run this Python (where vigil is installed) unless told otherwise.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    with resources.as_file(resources.files("vigil") / "data" / LOG_CONFIG) as log_config:
+        conf = (
+            SparkConf()
+            .setMaster(master)
+            .setAppName(app_name)
+            .set("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config.as_uri()}")
+            .set("spark.ui.showConsoleProgress", "false")
+            .set("spark.ui.enabled", "false")
+        )
+        try:
+            sc = SparkContext(conf=conf, gateway=_gateway(conf, master))
+        except VigilError:
+            raise
+        except Exception as exc:  # the master is wrong or unreachable
+            why = _jvm_cause(str(exc)) or _first_line(exc)
+            raise VigilError(f"cannot start Spark on {master}: {why}") from None
+    sc.setLogLevel("ERROR")
+    try:
+        yield sc
+    finally:
+        sc.stop()
+
+
+def _gateway(conf, master: str):
+    """The JVM, started once per process, its own output (the JVM's warnings, Spark's log)
+    kept in an unnamed file: the user sees it only when the JVM fails to start."""
+    import tempfile
+
+    from pyspark import SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return None
+    log = tempfile.TemporaryFile()
+    try:
+        return launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
+    except Exception as exc:
+        log.seek(0)
+        why = _jvm_cause(log.read().decode(errors="replace"))
+        raise VigilError(f"cannot start Spark on {master}: {why or _first_line(exc)}") from None
+
+
+_JVM_EXCEPTION = re.compile(r"(?:Exception|Error)\b[^:\s]*: (.+)")
+
+
+def _jvm_cause(log: str) -> str | None:
+    """The message of the first Java exception in the JVM's output (not its stack frames)."""
+    for line in log.splitlines():
+        match = _JVM_EXCEPTION.search(line)
+        if match and not line.lstrip().startswith("at "):
+            return match.group(1).strip()
+    return None
+
+
+def _check_standalone(master: str) -> None:
+    """A standalone master (``spark://h1:7077,h2:7077``) that answers on none of its
+    addresses fails here at once: Spark itself would retry for a minute first."""
+    if not master.startswith("spark://"):
+        return
+    import socket
+
+    problems = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise VigilError(f"a Spark master URL is spark://HOST:PORT[,HOST:PORT...], not {master}")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+                return
+        except OSError as exc:
+            problems.append(f"{address}: {exc.strerror or exc}")
+    raise VigilError(f"cannot reach the Spark master {master}: {'; '.join(problems)}")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

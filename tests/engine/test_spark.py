@@ -1,0 +1,121 @@
+"""Batch scans on a real Apache Spark in local mode give the alerts of one process.
+
+Spark's executors rebuild the engine from the rule files' texts and read byte
+ranges of the inputs; the driver merges their results in input order, so the
+alert ids, their order, the events counted and the problems (file, line, column)
+must all be those of the single-process scan.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from vigil.engine import Engine
+from vigil.engine.batch import scan_paths
+from vigil.events.readers import ReadStats
+from vigil.rules.exceptions import parse_exceptions
+from vigil.rules.loaders import bundled_rules, load_rules
+
+pytest.importorskip("pyspark")
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+gen_events = pytest.importorskip("gen_events")
+
+
+@pytest.fixture(scope="module")
+def sc():
+    from vigil.engine.spark import spark_context
+
+    with spark_context("local[2]") as context:
+        yield context
+
+
+def _write(path: Path, count: int, seed: int) -> Path:
+    """Generated endpoint events with broken lines among them, a stretch out of time order."""
+    rng = random.Random(seed)
+    lines = [orjson.dumps(d) for d in gen_events.generate(count, seed=seed)]
+    for bad in (b"not json", b'{"file": {"path": "/lib/dracut/modules.d/x', b"", b"[1, 2]"):
+        lines.insert(rng.randrange(len(lines)), bad)
+    lines[10:10] = lines[-40:]
+    del lines[-40:]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def _scan(ruleset, data, *, runner=None, exceptions=None, exceptions_all=False):
+    engine = Engine([r for r in ruleset.rules], exceptions=exceptions, exceptions_all=exceptions_all, now=NOW)
+    stats = ReadStats()
+    ids = [a["kibana.alert.uuid"] for a in scan_paths(engine, [data], stats=stats, runner=runner)]
+    problems = [(p.file, p.line, p.column, p.message) for p in stats.problems]
+    return ids, stats.events, problems
+
+
+def _runner(sc, ruleset, exceptions=None, exceptions_all=False):
+    from vigil.engine.spark import EngineRecipe, SparkRanges
+
+    recipe = EngineRecipe.of(ruleset, exceptions, exceptions_all=exceptions_all, now=NOW)
+    return SparkRanges(sc, recipe)
+
+
+def test_prebuilt_rules_on_spark_give_the_alerts_of_one_process(sc, shared, tmp_path, monkeypatch):
+    from vigil.engine import batch
+
+    monkeypatch.setattr(batch, "CHUNK", 96 << 10)  # many byte ranges from a small file
+    monkeypatch.setattr(batch, "MIN_CHUNK", 32 << 10)
+    data = _write(tmp_path / "events.ndjson", 1500, seed=31)
+    base = shared / "detection-rules"
+    ruleset = load_rules([base / "rules", base / "rules_building_block"])
+    ruleset.extend(bundled_rules())
+    one = _scan(ruleset, data)
+    seen = []
+    runner = _runner(sc, ruleset)
+    runner.on_ranges = lambda done, total: seen.append((done, total))
+    on_spark = _scan(ruleset, data, runner=runner)
+    assert len(one[0]) > 50, "the data must raise alerts for the comparison to mean something"
+    assert on_spark == one
+    # Not JSON, cut short, and each number of the array; the blank line is no problem.
+    assert len(one[2]) == 4
+    total = len(list(batch._tasks([str(data)], runner.workers)))
+    assert total > 4 and seen[-1] == (total, total)
+
+
+def test_exception_lists_reach_the_executors(sc, tmp_path):
+    data = _write(tmp_path / "events.ndjson", 3000, seed=7)
+    ruleset = bundled_rules()
+    alerts = list(scan_paths(Engine(ruleset.rules, now=NOW), [data]))
+    assert len(alerts) >= 2
+    host = alerts[0]["host"]["name"]
+    lines = [
+        {"list_id": "ok", "namespace_type": "single", "type": "detection", "name": "ok"},
+        {
+            "item_id": "i",
+            "list_id": "ok",
+            "namespace_type": "single",
+            "type": "simple",
+            "entries": [{"field": "host.name", "operator": "included", "type": "match", "value": host}],
+        },
+    ]
+    lists = parse_exceptions("\n".join(orjson.dumps(x).decode() for x in lines), "exceptions.ndjson")
+    one = _scan(ruleset, data, exceptions=lists, exceptions_all=True)
+    on_spark = _scan(
+        ruleset, data, runner=_runner(sc, ruleset, lists, True), exceptions=lists, exceptions_all=True
+    )
+    assert on_spark == one
+    assert 0 < len(one[0]) < len(alerts)
+
+
+def test_an_unreadable_input_is_reported_and_the_rest_scanned(sc, tmp_path):
+    data = _write(tmp_path / "events.ndjson", 3000, seed=7)
+    missing = tmp_path / "missing.ndjson"
+    ruleset = bundled_rules()
+    engine = Engine(ruleset.rules, now=NOW)
+    stats = ReadStats()
+    got = list(scan_paths(engine, [data, missing], stats=stats, runner=_runner(sc, ruleset)))
+    assert got and stats.files_failed == 1
+    assert any(p.file == str(missing) for p in stats.problems)
