@@ -119,3 +119,83 @@ def test_an_unreadable_input_is_reported_and_the_rest_scanned(sc, tmp_path):
     got = list(scan_paths(engine, [data, missing], stats=stats, runner=_runner(sc, ruleset)))
     assert got and stats.files_failed == 1
     assert any(p.file == str(missing) for p in stats.problems)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory):
+    """A Spark standalone cluster on this machine: a master and one worker, each its own JVM."""
+    import os
+    import subprocess
+    import time
+
+    import pyspark
+
+    home = os.path.dirname(pyspark.__file__)
+    logs = tmp_path_factory.mktemp("spark-cluster")
+    env = dict(os.environ, SPARK_HOME=home, SPARK_LOCAL_IP="127.0.0.1", SPARK_LOG_DIR=str(logs))
+    port = _free_port()
+    master_url = f"spark://127.0.0.1:{port}"
+    spark_class = os.path.join(home, "bin", "spark-class")
+    procs = []
+    try:
+        for args, log in (
+            (["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port)], "master"),
+            (
+                ["org.apache.spark.deploy.worker.Worker", "--cores", "2", "--memory", "1g", master_url],
+                "worker",
+            ),
+        ):
+            out = open(logs / f"{log}.log", "wb")  # closed after the process ends
+            procs.append(
+                (
+                    subprocess.Popen(
+                        [spark_class, *args, "--webui-port", str(_free_port())],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                    ),
+                    out,
+                )
+            )
+            deadline = time.monotonic() + 90
+            ready = "Starting Spark master" if log == "master" else "Successfully registered with master"
+            while ready not in (logs / f"{log}.log").read_text(errors="replace"):
+                assert procs[-1][0].poll() is None, (logs / f"{log}.log").read_text(errors="replace")
+                assert time.monotonic() < deadline, f"the Spark {log} did not start"
+                time.sleep(0.3)
+        yield master_url
+    finally:
+        for proc, out in reversed(procs):
+            proc.terminate()
+            proc.wait(30)
+            out.close()
+
+
+def test_a_standalone_cluster_reads_relative_inputs_from_the_driver_folder(standalone, tmp_path):
+    """Executors of a standalone cluster run in their own folders: the user's relative input
+    names must still be read, and reported, as the user wrote them."""
+    import subprocess
+
+    data = _write(tmp_path / "events.ndjson", 3000, seed=7)
+    ruleset = bundled_rules()
+    one = [a["kibana.alert.uuid"] for a in scan_paths(Engine(ruleset.rules, now=NOW), [data])]
+    vigil = Path(sys.executable).with_name("vigil")
+    run = subprocess.run(
+        [str(vigil), "scan", "--spark", standalone, "--format", "ndjson", "events.ndjson"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    got = [orjson.loads(line)["kibana.alert.uuid"] for line in run.stdout.splitlines()]
+    assert got == one and len(got) >= 2
+    assert "events.ndjson:" in run.stderr and "Traceback" not in run.stderr  # the broken lines

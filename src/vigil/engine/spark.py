@@ -69,8 +69,12 @@ def _engine(digest: str, recipe) -> Engine:
     return engine
 
 
-def _run_range(digest: str, recipe, index, source, task):
-    return range_result(_engine(digest, recipe), index, source, task)
+def _run_range(digest: str, recipe, cwd: str, index, source, task):
+    # Input names are the user's, often relative: read them from the driver's folder
+    # (a Python worker runs one task at a time, so the change of folder is its own).
+    where = contextlib.chdir(cwd) if os.path.isdir(cwd) else contextlib.nullcontext()
+    with where:
+        return range_result(_engine(digest, recipe), index, source, task)
 
 
 class SparkRanges:
@@ -90,7 +94,7 @@ class SparkRanges:
 
         shipped = self.sc.broadcast(self.recipe)
         try:
-            work = partial(_run_range, self.recipe.digest(), shipped, index, source)
+            work = partial(_run_range, self.recipe.digest(), shipped, os.getcwd(), index, source)
             rdd = self.sc.parallelize(tasks, len(tasks)).map(work)
             return self._collect(rdd, len(tasks))
         except Exception as exc:
