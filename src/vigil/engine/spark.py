@@ -28,6 +28,8 @@ from vigil.engine.batch import range_result
 from vigil.engine.engine import Engine
 from vigil.errors import VigilError
 
+# Ranges fetched at a time, per worker: enough that workers rarely wait for the driver.
+WAVE = 4
 # Engines rebuilt in this Python worker, by recipe digest: Spark reuses its workers.
 _ENGINES: dict[str, Engine] = {}
 
@@ -89,36 +91,46 @@ class SparkRanges:
         self.on_ranges = on_ranges
         self.workers = max(1, sc.defaultParallelism)
 
-    def run(self, engine: Engine, tasks: list, *, index, source) -> list:
+    def run(self, engine: Engine, tasks: list, *, index, source) -> Iterator:
+        """The results of ``tasks``, in order, fetched a wave of ranges at a time: the
+        driver holds two waves at most (the one merged, the one Spark computes)."""
+        from concurrent.futures import ThreadPoolExecutor
         from functools import partial
 
         shipped = self.sc.broadcast(self.recipe)
         try:
             work = partial(_run_range, self.recipe.digest(), shipped, os.getcwd(), index, source)
             rdd = self.sc.parallelize(tasks, len(tasks)).map(work)
-            return self._collect(rdd, len(tasks))
+            size = WAVE * self.workers
+            waves = [list(range(i, min(i + size, len(tasks)))) for i in range(0, len(tasks), size)]
+            with ThreadPoolExecutor(1) as pool:
+                fetch = partial(self.sc.runJob, rdd, lambda results: results)
+                pending = pool.submit(fetch, waves[0]) if waves else None
+                for k in range(len(waves)):
+                    results = self._wait(pending, sum(len(w) for w in waves[:k]), len(tasks))
+                    pending = pool.submit(fetch, waves[k + 1]) if k + 1 < len(waves) else None
+                    yield from results
         except Exception as exc:
             raise _spark_error(exc) from None
         finally:
             shipped.unpersist()
 
-    def _collect(self, rdd, total: int) -> list:
-        if self.on_ranges is None:
-            return rdd.collect()
-        from concurrent.futures import ThreadPoolExecutor, wait
+    def _wait(self, future, before: int, total: int) -> list:
+        """The future's result, telling ``on_ranges`` how many ranges are done meanwhile."""
+        from concurrent.futures import wait
 
-        tracker = self.sc.statusTracker()
-        with ThreadPoolExecutor(1) as pool:
-            future = pool.submit(rdd.collect)
+        if self.on_ranges is not None:
+            tracker = self.sc.statusTracker()
             while not wait([future], timeout=0.25).done:
-                done = 0
+                done = before
                 for stage in tracker.getActiveStageIds():
                     info = tracker.getStageInfo(stage)
                     done += info.numCompletedTasks if info else 0
-                self.on_ranges(done, total)
-            result = future.result()
-        self.on_ranges(total, total)
-        return result
+                self.on_ranges(min(done, total), total)
+        results = future.result()
+        if self.on_ranges is not None:
+            self.on_ranges(before + len(results), total)
+        return results
 
 
 def _spark_error(exc: Exception) -> Exception:
