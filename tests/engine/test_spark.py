@@ -82,7 +82,7 @@ def test_prebuilt_rules_on_spark_give_the_alerts_of_one_process(sc, shared, tmp_
     assert on_spark == one
     # Not JSON, cut short, and each number of the array; the blank line is no problem.
     assert len(one[2]) == 4
-    total = len(list(batch._tasks([str(data)], runner.workers)))
+    total = len(list(batch._tasks([str(data)], runner.workers, runner.largest_range)))
     assert total > 3 * runner.workers and seen[-1] == (total, total)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
 

@@ -271,14 +271,18 @@ RULE_SPLIT_MIN = 64
 _STATE: tuple | None = None
 
 
-def _tasks(names: list[str], jobs: int = 2) -> Iterator[tuple[str, int, int | None]]:
+def _tasks(
+    names: list[str], jobs: int = 2, largest: int | None = None
+) -> Iterator[tuple[str, int, int | None]]:
     """Byte ranges of the inputs, split at line ends; a gzip or non-NDJSON file is one range.
-    A file gives each worker about four ranges, of at most ``CHUNK`` bytes: few enough
-    that each range's fixed cost is small, enough that no worker waits long at the end."""
+    A file gives each worker about four ranges, of at most ``CHUNK`` (or ``largest``)
+    bytes: few enough that each range's fixed cost is small, enough that no worker waits
+    long at the end."""
+    cap = min(CHUNK, largest or CHUNK)
     for name in names:
         try:
             size = os.path.getsize(name)
-            chunk = min(CHUNK, max(MIN_CHUNK, size // (4 * jobs)))
+            chunk = min(cap, max(min(MIN_CHUNK, cap), size // (4 * jobs)))
             with open(name, "rb") as fh:
                 head = fh.read(BLOCK)
                 if head[:2] == b"\x1f\x8b" or size < 2 * chunk or not _is_ndjson(head):
@@ -345,7 +349,7 @@ def parallel_items(engine: Engine, names: list[str], *, index, source, stats: Re
     :func:`range_result` on each range and gives the results in the ranges' order.
     Line numbers in problems are made absolute here from each range's line count.
     """
-    tasks = list(_tasks(names, runner.workers))
+    tasks = list(_tasks(names, runner.workers, getattr(runner, "largest_range", None)))
     lines_before: dict[str, int] = {}
     results = runner.run(engine, tasks, index=index, source=source)
     for task, result in zip(tasks, results, strict=True):

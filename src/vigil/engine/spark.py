@@ -29,7 +29,10 @@ from vigil.engine.engine import Engine
 from vigil.errors import VigilError
 
 # Ranges fetched at a time, per worker: enough that workers rarely wait for the driver.
-WAVE = 4
+WAVE = 2
+# The largest byte range: a range's results pass through the driver's JVM at once, and
+# with many sequence rules they hold most of its events.
+LARGEST_RANGE = 16 << 20
 # Engines rebuilt in this Python worker, by recipe digest: Spark reuses its workers.
 _ENGINES: dict[str, Engine] = {}
 
@@ -90,6 +93,7 @@ class SparkRanges:
         self.recipe = recipe
         self.on_ranges = on_ranges
         self.workers = max(1, sc.defaultParallelism)
+        self.largest_range = LARGEST_RANGE
 
     def run(self, engine: Engine, tasks: list, *, index, source) -> Iterator:
         """The results of ``tasks``, in order, fetched a wave of ranges at a time: the
