@@ -63,27 +63,41 @@ def _runner(sc, ruleset, exceptions=None, exceptions_all=False):
     return SparkRanges(sc, recipe)
 
 
-def test_prebuilt_rules_on_spark_give_the_alerts_of_one_process(sc, shared, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def prebuilt(shared):
+    base = shared / "detection-rules"
+    ruleset = load_rules([base / "rules", base / "rules_building_block"])
+    ruleset.extend(bundled_rules())
+    return ruleset
+
+
+@pytest.mark.parametrize("split", ["rule-shares", "byte-ranges"])
+def test_prebuilt_rules_on_spark_give_the_alerts_of_one_process(sc, prebuilt, tmp_path, monkeypatch, split):
+    """Many rules: each executor runs a share of the rules over all inputs. Forced to
+    byte ranges, executors run the event rules on ranges and the driver the sequences."""
     from vigil.engine import batch, spark
 
     monkeypatch.setattr(batch, "CHUNK", 96 << 10)  # many byte ranges from a small file
     monkeypatch.setattr(batch, "MIN_CHUNK", 32 << 10)
     monkeypatch.setattr(spark, "WAVE", 1)  # results fetched in many waves
+    if split == "byte-ranges":
+        monkeypatch.setattr(batch, "RULE_SPLIT_MIN", 10**6)
     data = _write(tmp_path / "events.ndjson", 1500, seed=31)
-    base = shared / "detection-rules"
-    ruleset = load_rules([base / "rules", base / "rules_building_block"])
-    ruleset.extend(bundled_rules())
-    one = _scan(ruleset, data)
+    one = _scan(prebuilt, data)
     seen = []
-    runner = _runner(sc, ruleset)
+    runner = _runner(sc, prebuilt)
     runner.on_ranges = lambda done, total: seen.append((done, total))
-    on_spark = _scan(ruleset, data, runner=runner)
+    on_spark = _scan(prebuilt, data, runner=runner)
     assert len(one[0]) > 50, "the data must raise alerts for the comparison to mean something"
     assert on_spark == one
     # Not JSON, cut short, and each number of the array; the blank line is no problem.
     assert len(one[2]) == 4
-    total = len(list(batch._tasks([str(data)], runner.workers, runner.largest_range)))
-    assert total > 3 * runner.workers and seen[-1] == (total, total)
+    if split == "byte-ranges":
+        total = len(list(batch._tasks([str(data)], runner.workers, runner.largest_range)))
+        assert total > 3 * runner.workers
+    else:
+        total = runner.workers
+    assert seen[-1] == (total, total)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
 
 

@@ -85,13 +85,13 @@ def scan_paths(
     if runner is not None and "-" in names:
         raise VigilError("standard input cannot be split into byte ranges: name files or folders")
     rescan = None if "-" in names else (lambda: read_inputs(names, index=index, source=source))
-    if runner is None and jobs > 1 and "-" not in names and len(engine.rules) >= RULE_SPLIT_MIN:
-        yield from _rule_split(engine, names, index=index, source=source, stats=stats, jobs=jobs)
+    if runner is None and jobs > 1 and "-" not in names:
+        runner = ProcessRanges(jobs)
+    if runner is not None and len(engine.rules) >= RULE_SPLIT_MIN:
+        yield from _rule_split(engine, names, index=index, source=source, stats=stats, runner=runner)
         if on_progress is not None:
             on_progress(stats.events)
         return
-    if runner is None and jobs > 1 and "-" not in names:
-        runner = ProcessRanges(jobs)
     if runner is not None:
         parts = parallel_items(engine, names, index=index, source=source, stats=stats, runner=runner)
         if on_progress is not None:
@@ -337,9 +337,31 @@ class ProcessRanges:
         finally:
             _STATE = None
 
+    def split_rules(self, engine: Engine, names: list[str], *, index, source, tmp: str) -> list:
+        """:func:`rule_share` of each worker, its alerts written to a file in ``tmp``."""
+        import multiprocessing
+
+        global _STATE
+        engines = [rule_share_engine(engine, k, self.workers) for k in range(self.workers)]
+        for sub in engines:
+            _ = sub.router  # built before the fork, shared by the worker
+        _STATE = (engines, names, index, source, rule_positions(engine), tmp)
+        try:
+            with multiprocessing.get_context("fork").Pool(self.workers) as pool:
+                return pool.map(_rule_work, range(self.workers))
+        finally:
+            _STATE = None
+
 
 def _work(task: tuple[str, int, int | None]):
     return range_result(*_STATE, task)
+
+
+def _rule_work(k: int):
+    engines, names, index, source, position, tmp = _STATE
+    path = os.path.join(tmp, f"alerts-{k}")
+    with open(path, "wb") as out:
+        return (path, *rule_share(engines[k], names, index, source, position, out))
 
 
 def parallel_items(engine: Engine, names: list[str], *, index, source, stats: ReadStats, runner):
@@ -375,34 +397,33 @@ def _size(name: str) -> int:
         return 0
 
 
-def _rule_split(engine: Engine, names: list[str], *, index, source, stats: ReadStats, jobs: int):
-    """``jobs`` workers each read every input and run every ``jobs``-th rule.
+def rule_positions(engine: Engine) -> dict[str, int]:
+    return {r.rule_id: n for n, r in enumerate(engine.rules)}
 
-    Each worker writes its alerts, tagged with where the single-process scan would
-    give them (event rules: the event's position, then the rule's; sequences and
-    samples: after all events, by rule), to a temporary file; the files are merged
-    on those tags, so the alerts come out as one process gives them.
+
+def rule_share_engine(engine: Engine, share: int, shares: int) -> Engine:
+    """An engine over every ``shares``-th rule of ``engine``, from the ``share``-th on."""
+    return Engine(
+        engine.rules[share::shares],
+        exceptions=engine.exceptions,
+        exceptions_all=engine.exceptions_all,
+        now=engine.now,
+    )
+
+
+def _rule_split(engine: Engine, names: list[str], *, index, source, stats: ReadStats, runner):
+    """The runner's workers each read every input and run a share of the rules.
+
+    Each share's alerts are tagged with where the single-process scan would give them
+    (event rules: the event's position, then the rule's; sequences and samples: after
+    all events, by rule) and written to a file; the files are merged on those tags, so
+    the alerts come out as one process gives them.
     """
     import heapq
-    import multiprocessing
     import tempfile
 
-    global _STATE
-    position = {r.rule_id: n for n, r in enumerate(engine.rules)}
-    subsets = [engine.rules[k::jobs] for k in range(jobs)]
-    engines = []
-    for subset in subsets:
-        sub = Engine(
-            subset, exceptions=engine.exceptions, exceptions_all=engine.exceptions_all, now=engine.now
-        )
-        _ = sub.router  # built before the fork, shared by the worker
-        engines.append(sub)
     with tempfile.TemporaryDirectory(prefix="vigil-scan-") as tmp:
-        _STATE = (engines, names, index, source, position, tmp)
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(jobs) as pool:
-            results = pool.map(_rule_work, range(jobs))
-        _STATE = None
+        results = runner.split_rules(engine, names, index=index, source=source, tmp=tmp)
         for k, (_path, counts, events, problems, files_failed) in enumerate(results):
             for rid, c in counts.items():
                 engine.stats[rid].update(c)
@@ -423,9 +444,10 @@ def _rule_split(engine: Engine, names: list[str], *, index, source, stats: ReadS
                 fh.close()
 
 
-def _rule_work(k: int):
-    engines, names, index, source, position, tmp = _STATE
-    engine = engines[k]
+def rule_share(engine: Engine, names: list[str], index, source, position: dict[str, int], out):
+    """``engine``'s rules over all of ``names``: alerts written to ``out`` as NDJSON, each
+    with its merge tag (see :func:`_rule_split`). Returns the rule counts, events read,
+    problems and unreadable files, in plain data that pickles."""
     stats = ReadStats()
     ordinal = 0
 
@@ -436,20 +458,18 @@ def _rule_work(k: int):
             yield item
 
     rescan = lambda: read_inputs(names, index=index, source=source)  # noqa: E731
-    path = os.path.join(tmp, f"alerts-{k}")
     n = 0
-    with open(path, "wb") as out:
-        items = counted()
-        for alert in engine.batch(items, rescan=rescan):
-            rule_pos = position[alert["kibana.alert.rule.rule_id"]]
-            n += 1
-            # Sequence alerts come after the last event, as in one process.
-            done = ordinal if not _exhausted(items) else None
-            tag = [0, done, rule_pos, n] if done is not None else [1, rule_pos, 0, n]
-            out.write(orjson.dumps([tag, alert], default=str) + b"\n")
+    items = counted()
+    for alert in engine.batch(items, rescan=rescan):
+        rule_pos = position[alert["kibana.alert.rule.rule_id"]]
+        n += 1
+        # Sequence alerts come after the last event, as in one process.
+        done = ordinal if not _exhausted(items) else None
+        tag = [0, done, rule_pos, n] if done is not None else [1, rule_pos, 0, n]
+        out.write(orjson.dumps([tag, alert], default=str) + b"\n")
     counts = {rid: dict(c) for rid, c in engine.stats.items() if c}
     problems = [(p.message, p.file, p.line, p.column) for p in stats.problems]
-    return path, counts, stats.events, problems, stats.files_failed
+    return counts, stats.events, problems, stats.files_failed
 
 
 def _exhausted(gen) -> bool:

@@ -14,17 +14,20 @@ rebuild the engine from the rule files' texts, once per Python worker process.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
+import io
 import os
 import re
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 
-from vigil.engine.batch import range_result
+from vigil.engine.batch import range_result, rule_positions, rule_share, rule_share_engine
 from vigil.engine.engine import Engine
 from vigil.errors import VigilError
 
@@ -74,6 +77,23 @@ def _engine(digest: str, recipe) -> Engine:
     return engine
 
 
+def _run_share(digest: str, recipe, cwd: str, names, index, source, shares: int, share: int):
+    """One share of the rules over all inputs: its tagged alerts gzip-compressed (they
+    cross the driver's JVM at once), with the counts :func:`rule_share` returns."""
+    key = f"{digest}/{share}/{shares}"
+    engine = _ENGINES.get(key)
+    if engine is None:
+        engine = _ENGINES[key] = rule_share_engine(_engine(digest, recipe), share, shares)
+    full = _engine(digest, recipe)
+    buffer = io.BytesIO()
+    where = contextlib.chdir(cwd) if os.path.isdir(cwd) else contextlib.nullcontext()
+    with where, gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=1) as out:
+        engine.stats = {r.rule_id: Counter() for r in engine.rules}
+        engine._seen = set()
+        counts = rule_share(engine, names, index, source, rule_positions(full), out)
+    return (buffer.getvalue(), *counts)
+
+
 def _run_range(digest: str, recipe, cwd: str, index, source, task):
     # Input names are the user's, often relative: read them from the driver's folder
     # (a Python worker runs one task at a time, so the change of folder is its own).
@@ -118,6 +138,33 @@ class SparkRanges:
             raise _spark_error(exc) from None
         finally:
             shipped.unpersist()
+
+    def split_rules(self, engine: Engine, names: list[str], *, index, source, tmp: str) -> list:
+        """Each worker runs a share of the rules over every input (read at the same
+        paths); the shares' alerts are written to files in ``tmp`` as they arrive."""
+        from concurrent.futures import ThreadPoolExecutor
+        from functools import partial
+
+        shares = self.workers
+        shipped = self.sc.broadcast(self.recipe)
+        results = []
+        try:
+            work = partial(
+                _run_share, self.recipe.digest(), shipped, os.getcwd(), names, index, source, shares
+            )
+            rdd = self.sc.parallelize(range(shares), shares).map(work)
+            with ThreadPoolExecutor(1) as pool:
+                done = self._wait(pool.submit(rdd.collect), 0, shares)
+            for k, (alerts, *counts) in enumerate(done):
+                path = os.path.join(tmp, f"alerts-{k}")
+                with open(path, "wb") as out:
+                    out.write(gzip.decompress(alerts))
+                results.append((path, *counts))
+        except Exception as exc:
+            raise _spark_error(exc) from None
+        finally:
+            shipped.unpersist()
+        return results
 
     def _wait(self, future, before: int, total: int) -> list:
         """The future's result, telling ``on_ranges`` how many ranges are done meanwhile."""
