@@ -1,13 +1,15 @@
 """Vigil's scan benchmark: events per second against baselines measured in the same run.
 
     python bench/run.py [--count 1000000] [--rules-dir DIR] [--keep] [--repeat N] [--events FILE]
+                        [--spark MASTER]
 
 Baselines, on the same generated file:
   floor   parse every line with orjson and do nothing else;
   duckdb  DuckDB's read_json with hand-written SQL equivalent to the seed rule.
 Vigil runs `vigil scan` end to end (a subprocess, output discarded) with the
 bundled seed rule and with every EQL rule of the prebuilt corpus, single process
-and with --jobs 2. Peak memory is the child's maximum resident set size.
+and with --jobs 2 (and on Spark with --spark, e.g. local[2]). Peak memory is the
+child's maximum resident set size.
 """
 
 from __future__ import annotations
@@ -175,6 +177,7 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma-separated rows to skip (duckdb,all,jobs)")
     ap.add_argument("--repeat", type=int, default=1, help="best of N runs for each row (default 1)")
     ap.add_argument("--events", help="an events file made before (with --keep) instead of a new one")
+    ap.add_argument("--spark", metavar="MASTER", help="also run vigil scan --spark MASTER, e.g. local[2]")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -215,6 +218,9 @@ def main() -> None:
         if "jobs" not in skip:
             t, alerts, rss = best(vigil_scan, data, [*extra, "--jobs", "2"])
             rows.append((label + ", --jobs 2", n / t, f"{alerts} alerts", rss))
+        if args.spark:
+            t, alerts, rss = best(vigil_scan, data, [*extra, "--spark", args.spark])
+            rows.append((label + f", --spark {args.spark}", n / t, f"{alerts} alerts", rss))
 
     print(f"\n{n:,} events, {size_mb:,.0f} MB, {machine()}, Python {sys.version.split()[0]}\n")
     print(f"{'run':<52} {'events/s':>12} {'x floor':>8} {'x DuckDB':>9}  {'peak MB':>8}  result")
