@@ -38,7 +38,7 @@ QUERY_RULE = {
     "name": "Shell history cleared",
     "description": "d",
     "type": "query",
-    "language": "kuery",
+    "language": "lucene",  # Lucene query rules do not run (KQL ones do)
     "query": "process.args:history",
     "severity": "medium",
     "risk_score": 47,

@@ -137,18 +137,37 @@ def test_rules_over_max_signals_are_named(capsys, tmp_path):
     assert "over its max_signals of 3" in err
 
 
-def test_other_rule_types_are_counted_not_dropped(capsys, tmp_path):
-    rule = tmp_path / "kql.toml"
-    rule.write_text(
-        '[metadata]\ncreation_date = "2026/01/01"\n\n[rule]\nrule_id = "kql-1"\nname = "KQL"\n'
-        'description = "d"\nrisk_score = 10\nseverity = "low"\ntype = "query"\nlanguage = "kuery"\n'
-        'query = "event.category:file"\n'
+def _query_rule(folder, rule_id: str, language: str, query: str):
+    path = folder / f"{rule_id}.toml"
+    path.write_text(
+        f'[metadata]\ncreation_date = "2026/01/01"\n\n[rule]\nrule_id = "{rule_id}"\nname = "{rule_id}"\n'
+        f'description = "d"\nrisk_score = 10\nseverity = "low"\ntype = "query"\nlanguage = "{language}"\n'
+        f"query = '{query}'\n"
     )
+    return path
+
+
+def test_other_rule_types_are_counted_not_dropped(capsys, tmp_path):
+    kql = _query_rule(tmp_path, "kql-1", "kuery", "event.category:file")
+    text_field = _query_rule(tmp_path, "kql-2", "kuery", "message:error")  # text field: not run
+    lucene = _query_rule(tmp_path, "lucene-1", "lucene", "event.category:file")
     seed = resources.files("vigil") / "data" / "rules"
     with resources.as_file(seed) as folder:
-        code, alerts, err = scan(capsys, SAMPLE, "--rules", folder, "--rules", rule)
-    assert code == 0 and len(alerts) == 2
-    assert "1 query not runnable yet" in err
+        code, alerts, err = scan(
+            capsys, SAMPLE, "--rules", folder, "--rules", kql, "--rules", text_field, "--rules", lucene
+        )
+    by_rule = {}
+    for a in alerts:
+        by_rule.setdefault(a["kibana.alert.rule.rule_id"], []).append(a)
+    assert code == 0 and len(by_rule["dc765fb2-0c99-4e57-8c11-dafdf1992b66"]) == 2
+    # The KQL rule runs: one alert per file event of the sample.
+    docs = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
+    file_events = sum(1 for d in docs if "file" in d["event"]["category"])
+    assert len(by_rule["kql-1"]) == file_events > 2
+    assert {a["kibana.alert.rule.type"] for a in by_rule["kql-1"]} == {"query"}
+    assert set(by_rule) == {"dc765fb2-0c99-4e57-8c11-dafdf1992b66", "kql-1"}
+    assert "1 query (KQL construct not supported) not runnable yet" in err
+    assert "1 query (lucene) not runnable yet" in err
 
 
 def test_table_format_groups_alerts_by_rule(capsys):

@@ -69,9 +69,10 @@ def test_engine_failure_is_a_recorded_run(tmp_path):
 def test_not_runnable_or_disabled_rules_never_run(tmp_path):
     clock = ManualClock(T)
     off = rule("off", enabled=False)
-    kql = rule("kql", type="query", language="kuery", query="event.action: x")
+    lucene = rule("lucene", type="query", language="lucene", query="event.action:x")
+    kql_text = rule("kql-text", type="query", language="kuery", query="message: x")  # a text field
     broken = rule("broken", query="any where (")
-    s = make(tmp_path, [off, kql, broken], clock)
+    s = make(tmp_path, [off, lucene, kql_text, broken], clock)
     assert s.tick() == []
     s.set_enabled("off", True)
     assert [r.rule_id for r in s.tick()] == ["off"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from vigil.engine import Engine
 from vigil.errors import VigilError
+from vigil.kql import KqlUnsupported
 from vigil.rules.exceptions import ExceptionLists, load_exceptions
 from vigil.rules.loaders import RuleSet, bundled_rules, load_rules
 
@@ -47,9 +48,27 @@ class Detection:
         counts: dict[str, int] = {}
         for rule in self.ruleset.rules:
             if not rule.runnable:
-                kind = rule.type if rule.type != "eql" else "eql (query does not compile)"
+                kind = _not_runnable_kind(rule)
                 counts[kind] = counts.get(kind, 0) + 1
         return counts
+
+
+def _not_runnable_kind(rule) -> str:
+    """Why a rule does not run, as a short label: its type, its language, or a query
+    that does not compile (a KQL construct Vigil cannot run exactly counts here)."""
+    if rule.query_language == "eql":
+        return "eql (query does not compile)"
+    if rule.query_language == "kuery":
+        try:
+            rule.compiled()
+        except KqlUnsupported:
+            return "query (KQL construct not supported)"
+        except Exception:  # noqa: BLE001 - any other failure is a query that does not compile
+            pass
+        return "query (KQL does not compile)"
+    if rule.type == "query" and rule.language:
+        return f"query ({rule.language})"
+    return rule.type
 
 
 def load_detection(args: argparse.Namespace) -> Detection:

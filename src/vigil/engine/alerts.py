@@ -1,4 +1,4 @@
-"""Alert documents shaped as Kibana writes them for EQL rules.
+"""Alert documents shaped as Kibana writes them for EQL and custom query rules.
 
 The shape follows Kibana's security detection engine (x-pack security_solution,
 ``rule_types/factories/utils/build_alert.ts`` for the ``kibana.alert.*`` fields,
@@ -6,6 +6,11 @@ The shape follows Kibana's security detection engine (x-pack security_solution,
 for a sequence, ``utils/reason_formatters.ts`` for the reason sentence and
 ``utils/mappings/build_{severity,risk_score}_from_mapping.ts`` for the mappings):
 
+- a custom query (KQL) rule's alert is an event alert like an EQL rule's; only the
+  rule type differs (``siem.queryRule``, "Custom Query Rule", registered in Kibana's
+  security_solution ``plugin.ts``); the reason sentence is the one every rule type
+  shares (``reason_formatters.ts``: "all security solution rule types share a common
+  reason message string");
 - an event alert is the source event, ``event.kind`` set to ``signal``, the source's
   ``event.*`` copied under ``kibana.alert.original_event.*``, and the alert fields;
   one ancestor (the event, depth 0), depth 1;
@@ -229,15 +234,23 @@ def _rule_fields(rule) -> dict[str, Any]:
     return cached[1]
 
 
+# Kibana's alerting rule type (id and name) for each detection rule type Vigil runs.
+_RULE_TYPES = {
+    "eql": ("siem.eqlRule", "Event Correlation Rule"),
+    "query": ("siem.queryRule", "Custom Query Rule"),
+}
+
+
 def _build_rule_fields(rule) -> dict[str, Any]:
+    rule_type_id, category = _RULE_TYPES.get(rule.type, _RULE_TYPES["eql"])
     fields = {
         "kibana.alert.rule.name": rule.name,
         "kibana.alert.rule.rule_id": rule.rule_id,
         "kibana.alert.rule.uuid": rule_uuid(rule),
         "kibana.alert.rule.consumer": "siem",
         "kibana.alert.rule.producer": "siem",
-        "kibana.alert.rule.rule_type_id": "siem.eqlRule",
-        "kibana.alert.rule.category": "Event Correlation Rule",
+        "kibana.alert.rule.rule_type_id": rule_type_id,
+        "kibana.alert.rule.category": category,
         "kibana.alert.rule.execution.type": "scheduled",
         "kibana.alert.rule.type": rule.type,
         "kibana.alert.rule.severity": rule.severity,

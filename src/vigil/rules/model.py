@@ -63,8 +63,8 @@ class Rule:
 
     @property
     def runnable(self) -> bool:
-        """An EQL rule whose query compiles."""
-        if self.type != "eql" or not self.query:
+        """An EQL rule, or a custom query rule in KQL, whose query compiles."""
+        if self.query_language is None or not self.query:
             return False
         try:
             self.compiled()
@@ -72,15 +72,29 @@ class Rule:
             return False
         return True
 
+    @property
+    def query_language(self) -> str | None:
+        """The language Vigil runs this rule's query in: "eql", "kuery", or None
+        (a rule type or language Vigil does not run, such as Lucene queries)."""
+        if self.type == "eql":
+            return "eql"
+        if self.type == "query" and self.language == "kuery":
+            return "kuery"
+        return None
+
     def compiled(self) -> Any:
-        """The compiled EQL query, built once."""
+        """The compiled query (:class:`vigil.eql.query.Query`), built once; a KQL
+        query is translated into an EQL event query first."""
         if self._compile_error is not None:
             raise self._compile_error
         if self._compiled is None:
-            from vigil import eql
+            from vigil import eql, kql
 
             try:
-                self._compiled = eql.compile(self.query)
+                if self.query_language == "kuery":
+                    self._compiled = kql.compile(self.query or "")
+                else:
+                    self._compiled = eql.compile(self.query)
             except Exception as exc:
                 self._compile_error = exc
                 raise

@@ -1,0 +1,182 @@
+"""A KQL tree as an EQL event query (``any where <condition>``) with the meaning
+Elasticsearch gives the query DSL Kibana builds for it.
+
+Kibana's detection engine turns KQL into the query DSL with an index pattern
+that lists no fields (security_solution ``get_query_filter.ts``: ``fields: []``,
+``allowLeadingWildcards: true``), so the query Kibana writes never depends on
+field types (``kbn-es-query`` ``functions/is.ts``, ``range.ts``, ``exists.ts``):
+
+- ``f: v`` is ``match`` (``match_phrase`` when quoted), ``f: *`` is ``exists``,
+  ``f: a*b`` is ``query_string`` with the non-wildcard parts escaped
+  (``node_types/wildcard.ts``: ``?`` and every other reserved character are
+  literal; whitespace is not escaped), ``f < v`` is ``range``;
+  ``and``/``or``/``not`` are ``bool`` ``filter``/``should``/``must_not``.
+
+What a query matches then depends on the field's type in Elasticsearch's mapping,
+which Vigil takes from ECS (:func:`vigil.eql.ecs.ecs_type`; any other field is
+keyword, as ECS and dynamic mapping make strings):
+
+- keyword (and ``wildcard``): ``match`` and ``match_phrase`` analyse the value with
+  the keyword analyzer, one exact, case-sensitive term; ``query_string``
+  wildcards on keyword are case-sensitive too (no normalizer in ECS). Here: a
+  one-item ``in`` (exact, case-sensitive, any value of an array) and ``like``
+  (or an anchored ``regex`` when the text holds a literal ``*`` or ``?``).
+- long: the value must be an integer (a term query on the number); ip: an address
+  or a CIDR block (``IpFieldMapper`` term queries take ``a.b.c.d/n``), here
+  ``cidrMatch``; boolean: ``true``/``false``.
+- Everything whose exact meaning needs more (``text`` fields analysed by the
+  standard analyzer, dates and their time zone, floats, ranges on strings,
+  ``nested`` mappings, wildcards in field names, a value with no field) raises
+  :class:`KqlUnsupported`: the rule is reported and not run.
+
+Every EQL construct used holds on arrays (any value matches) and is false on a
+missing field, and its ``not`` is the complement, as ``must_not`` is. Two EQL
+rewrites that KQL does not have are kept out on purpose: same-field comparisons
+joined by ``and`` (EQL makes them one query on one value) and ``not`` of a range
+(EQL flips it into the opposite range, false on a missing field): equality is
+written as ``in`` and a range as a one-term ``or``, which neither rewrite touches.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from vigil.eql import ast
+from vigil.eql.ecs import ecs_type
+from vigil.eql.fields import split_path
+from vigil.kql import tree as T
+from vigil.kql.errors import KqlUnsupported
+
+# Fields mapped as `text` (analysed by the standard analyzer) in ECS and in the
+# integrations the prebuilt rules read; `*.text` are ECS multi-fields.
+TEXT_FIELDS = frozenset(
+    {
+        "message",
+        "error.message",
+        "error.stack_trace.text",
+        "powershell.file.script_block_text",
+        "powershell.command.value",
+        "winlog.event_data.ScriptBlockText",
+    }
+)
+_INTEGER = re.compile(r"-?\d+\Z")
+_BOOL_TEXT = {"true": True, "false": False}
+
+
+def field_type(name: str) -> str:
+    """The mapping type a query on ``name`` meets: ``text``, an ECS type, or keyword."""
+    if name in TEXT_FIELDS or name.endswith(".text"):
+        return "text"
+    return ecs_type(name) or "keyword"
+
+
+def to_eql(node: T.Node, text: str = "") -> ast.Statement:
+    """The EQL statement with the KQL query's meaning; raises :class:`KqlUnsupported`."""
+    return ast.Statement(ast.EventQuery(None, _Translator(text).expr(node)), text=text)
+
+
+class _Translator:
+    def __init__(self, text: str):
+        self.text = text
+
+    def unsupported(self, loc: T.Loc, message: str) -> KqlUnsupported:
+        line, col = loc if loc != T.NO_LOC else (None, None)
+        return KqlUnsupported(message, line, col, self.text or None)
+
+    def expr(self, node: T.Node) -> ast.Expr:
+        match node:
+            case T.Or(terms=ts):
+                return ast.Or(tuple(self.expr(t) for t in ts), loc=node.loc)
+            case T.And(terms=ts):
+                return ast.And(tuple(self.expr(t) for t in ts), loc=node.loc)
+            case T.Not(query=q):
+                return ast.Not(self.expr(q), loc=node.loc)
+            case T.Is():
+                return self.is_(node)
+            case T.Range():
+                return self.range(node)
+            case T.Nested():
+                # ES runs `nested` only on a field mapped as nested, which ECS does not use.
+                raise self.unsupported(node.loc, "a nested query (needs a nested mapping)")
+            case T.MatchAll():
+                raise self.unsupported(node.loc, "an empty query (matches every document)")
+        raise AssertionError(f"unknown KQL node {node!r}")
+
+    def field(self, value: T.Value | None, loc: T.Loc) -> tuple[ast.Field, str]:
+        if value is None:
+            raise self.unsupported(loc, "a value with no field (a search of all fields)")
+        if value.is_wildcard:
+            raise self.unsupported(value.loc, f"a wildcard in the field name {value.text!r}")
+        if value.constant is not ...:
+            raise self.unsupported(value.loc, f"the field name {value.text!r}")
+        name = value.parts[0]
+        return ast.Field(split_path(name), loc=value.loc), field_type(name)
+
+    def is_(self, node: T.Is) -> ast.Expr:
+        fld, ftype = self.field(node.field, node.loc)
+        value = node.value
+        loc = value.loc
+        if value.is_wildcard and all(p == "" for p in value.parts):
+            if value.parts == ("", ""):
+                # `f: *` is an `exists` query: the field has a value (is.ts isExistsQuery).
+                return ast.Comparison("!=", fld, ast.Literal(None), loc=node.loc)
+        if ftype == "text":
+            raise self.unsupported(
+                fld.loc, f"a query on the text field {fld.name} (analysed by the standard analyzer)"
+            )
+        if value.constant is None:
+            raise self.unsupported(loc, f"null as the value of {fld.name}")
+        if value.is_wildcard:
+            return self.wildcard(fld, ftype, value)
+        text = value.text
+        if ftype == "keyword":
+            # A `true`/`false` word is sent as a JSON boolean; a keyword field searches its text.
+            lit = text if value.constant is ... else ("true" if value.constant else "false")
+            return ast.In(fld, (ast.Literal(lit, loc=loc),), loc=node.loc)
+        if ftype == "long" and value.constant is ... and _INTEGER.match(text.strip()):
+            return ast.In(fld, (ast.Literal(int(text)),), loc=node.loc)
+        if ftype == "boolean":
+            b = value.constant if isinstance(value.constant, bool) else _BOOL_TEXT.get(text)
+            if b is not None:
+                return ast.In(fld, (ast.Literal(b, loc=loc),), loc=node.loc)
+        if ftype == "ip" and value.constant is ... and _is_ip_or_cidr(text):
+            # A term query on an ip field takes an address or a CIDR block.
+            return ast.FunctionCall("cidrMatch", (fld, ast.Literal(text, loc=loc)), loc=node.loc)
+        raise self.unsupported(loc, f"the value {text!r} on the {ftype} field {fld.name}")
+
+    def wildcard(self, fld: ast.Field, ftype: str, value: T.Value) -> ast.Expr:
+        if ftype != "keyword":
+            raise self.unsupported(value.loc, f"a wildcard on the {ftype} field {fld.name}")
+        if any(c.isspace() for p in value.parts for c in p):
+            # query_string splits unescaped whitespace into separate terms.
+            raise self.unsupported(value.loc, f"a wildcard value with whitespace on {fld.name}")
+        loc = value.loc
+        if not any("*" in p or "?" in p for p in value.parts):
+            return ast.Pattern("like", fld, (ast.Literal(value.text, loc=loc),), loc=fld.loc)
+        # A literal `*` or `?` next to a wildcard: an anchored Lucene regex, every
+        # character but letters and digits escaped.
+        regex = ".*".join("".join(c if c.isalnum() else "\\" + c for c in p) for p in value.parts)
+        return ast.Pattern("regex", fld, (ast.Literal(regex, loc=loc),), loc=fld.loc)
+
+    def range(self, node: T.Range) -> ast.Expr:
+        fld, ftype = self.field(node.field, node.loc)
+        value = node.value
+        if ftype != "long":
+            raise self.unsupported(node.loc, f"a range on the {ftype} field {fld.name}")
+        if value.is_wildcard or value.constant is not ... or not _INTEGER.match(value.text.strip()):
+            raise self.unsupported(value.loc, f"the range bound {value.text!r} on {fld.name}")
+        cmp = ast.Comparison(node.op, fld, ast.Literal(int(value.text)), loc=node.loc)
+        # A one-term `or`: kept apart from EQL's same-field merging and `not` flipping.
+        return ast.Or((cmp,), loc=node.loc)
+
+
+def _is_ip_or_cidr(text: str) -> bool:
+    try:
+        if "/" in text:
+            ipaddress.ip_network(text, strict=False)
+        else:
+            ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
