@@ -49,6 +49,19 @@ def test_wildcards_are_case_sensitive_and_question_mark_is_literal():
     assert matches("process.command_line: *-enc*", {"process": {"command_line": "a\n-enc x"}})
 
 
+# Elastic Defend maps `*.caseless` as keyword with the lowercase normalizer, which
+# match and query_string apply to the query value as well.
+def test_caseless_fields_are_case_insensitive():
+    doc = {"process": {"name": "CMD.exe"}}
+    assert matches("process.name.caseless: cmd.EXE", {"process": {"name.caseless": "CMD.exe"}})
+    assert matches("process.name.caseless: (x or cmd.exe)", {"process": {"name": {"caseless": "CMD.exe"}}})
+    assert matches("process.name.caseless: C*", {"process.name.caseless": "cmd.exe"})
+    assert matches("process.name.caseless: *\\*?*", {"process.name.caseless": "A*?B"})
+    assert not matches("process.name.caseless: *\\*?*", {"process.name.caseless": "A*xB"})
+    assert not matches("process.name: cmd.exe", doc)
+    assert "non-ASCII" in unsupported("process.name.caseless: \u0130x")
+
+
 # A quoted value is a literal node (grammar QuotedString): `*` in it is a plain character.
 def test_star_inside_quotes_is_literal():
     assert matches('file.name: "a*"', {"file": {"name": "a*"}})
