@@ -4,7 +4,7 @@ The corpus holds 2,192 rules: 1,081 EQL rules, which Vigil runs, and 1,111 of
 other types (query 508, new_terms 245, esql 212, machine_learning 106,
 threshold 31, threat_match 9), which are loaded and counted. Of the query rules,
 the KQL ones whose every construct Vigil runs exactly run too (see
-tests/kql/test_corpus.py); the rest are reported as not runnable, never dropped.
+tests/kql/test_kql_corpus.py); the rest are reported as not runnable, never dropped.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ EXPECTED = Counter(
         "threat_match": 9,
     }
 )
-# KQL custom query rules that run (tests/kql/test_corpus.py gives the reasons for the rest).
+# KQL custom query rules that run (tests/kql/test_kql_corpus.py gives the reasons for the rest).
 KQL_RUNNABLE = 451
 DRACUT_ID = "dc765fb2-0c99-4e57-8c11-dafdf1992b66"
 
