@@ -1,5 +1,4 @@
 import json
-from collections import Counter
 
 from vigil.rules import bundled_rules, load_rules
 from vigil.rules.indices import matches_patterns
@@ -55,7 +54,7 @@ def test_ndjson_export_skips_summary_and_reports_bad_lines(tmp_path):
     (tmp_path / "export.ndjson").write_text("\n".join(lines))
     rs = load_rules([tmp_path / "export.ndjson"])
     assert [r.rule_id for r in rs.rules] == ["r1"]
-    assert rs.unsupported == Counter({"query": 1})
+    assert rs.rules[0].type == "query" and rs.rules[0].runnable
     assert rs.problems[0].line == 2
 
 

@@ -125,6 +125,20 @@ def test_query_error_points_at_file_line_and_column(tmp_path):
     assert problem.render().endswith("^") and "query line 2" in problem.message
 
 
+def test_kql_syntax_errors_are_problems_and_unsupported_constructs_are_not(tmp_path):
+    kql = MINIMAL.replace('type = "eql"', 'type = "query"').replace('language = "eql"', 'language = "kuery"')
+    bad = kql.replace('process where process.name == "sh"', "process.name: sh and\n  user.name: (a or b")
+    path = _write(tmp_path / "bad.toml", bad)
+    (problem,) = validate([path]).problems
+    assert problem.file == str(path) and "syntax error" in problem.message
+    assert "expected ')' but found end of query" in problem.message
+    # A text field: valid KQL that Vigil does not run (Kibana accepts it).
+    unsupported = kql.replace('process where process.name == "sh"', "message: error")
+    assert validate([_write(tmp_path / "text.toml", unsupported)]).problems == []
+    (rule,) = load_rules([tmp_path / "text.toml"]).rules
+    assert not rule.runnable
+
+
 def test_query_error_in_export_ndjson_and_package_json(tmp_path):
     rule = {
         "rule_id": "n1",

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rules",
         help="list, show and validate detection rules",
         description="Elastic detection rules as Vigil loads them: every type is loaded and counted; "
-        "EQL rules whose query compiles are runnable.",
+        "EQL rules and KQL query rules whose query compiles are runnable.",
     )
     sub = p.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
 
@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "list",
         help="one line per rule, then counts by type, runnable and problems",
         description="List rules with their schedule, severity and whether Vigil can run them. "
-        "Rule types other than EQL are loaded and listed as not runnable yet.",
+        "Other rule types, and KQL queries with constructs Vigil cannot run exactly, "
+        "are loaded and listed as not runnable yet.",
     )
     where = ls.add_mutually_exclusive_group()
     where.add_argument(
@@ -65,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validate",
         help="load and compile rule files, list every problem with file and line",
         description="Check each rule as Kibana would before accepting it (required fields, type, "
-        "severity, risk score, schedule, language) and compile every EQL query. "
+        "severity, risk score, schedule, language), compile every EQL query and parse every KQL query. "
         "Exits 1 when there is any problem, 0 when every rule is good.",
     )
     val.add_argument("paths", metavar="PATH", nargs="+", help="rule files or folders")

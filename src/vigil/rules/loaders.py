@@ -21,7 +21,6 @@ RULE_SUFFIXES = (".toml", ".ndjson", ".json")
 class RuleSet:
     rules: list[Rule] = field(default_factory=list)
     problems: list[VigilError] = field(default_factory=list)
-    unsupported: Counter = field(default_factory=Counter)
     # (file name, text) of each file read, in order: load_texts rebuilds the same rules
     # elsewhere (Spark executors) without reading the files again.
     texts: list[tuple[str, str]] = field(default_factory=list)
@@ -29,17 +28,14 @@ class RuleSet:
     def extend(self, other: RuleSet) -> None:
         self.rules.extend(other.rules)
         self.problems.extend(other.problems)
-        self.unsupported.update(other.unsupported)
         self.texts.extend(other.texts)
 
     def counts_by_type(self) -> Counter:
         return Counter(r.type for r in self.rules)
 
     def _add(self, rule: Rule) -> None:
+        # Every rule is kept, runnable or not: commands count the ones they cannot run.
         self.rules.append(rule)
-        if rule.type != "eql":
-            # Loaded and kept, but reported: only EQL runs for now.
-            self.unsupported[rule.type] += 1
 
 
 def _key_line(text: str, key: str) -> int | None:

@@ -131,17 +131,22 @@ def check_rule(rule: Rule, text: str | None = None) -> list[VigilError]:
             bad("machine_learning_job_id", "a machine_learning rule needs machine_learning_job_id")
     elif rule.type in RULE_TYPES and rule.type != "saved_query" and not (rule.query or "").strip():
         bad("query", f"a {rule.type} rule needs a query")
-    elif rule.type == "eql":
+    elif rule.type == "eql" or rule.language == "kuery":
         out.extend(_check_query(rule, text))
     return out
 
 
 def _check_query(rule: Rule, text: str | None) -> list[VigilError]:
-    from vigil import eql
+    """An EQL query must compile against ECS; a KQL query must parse (a construct Vigil
+    does not run is no problem of the rule: Kibana accepts it)."""
+    from vigil import eql, kql
     from vigil.eql.schema import Schema
 
     try:
-        eql.compile(rule.query, schema=Schema.ecs())
+        if rule.language == "kuery":
+            kql.parse(rule.query)
+        else:
+            eql.compile(rule.query, schema=Schema.ecs())
     except eql.EqlError as exc:
         line, column = _query_position(rule, text, exc.line or 1, exc.column or 1)
         where = f" (query line {exc.line}, column {exc.column})" if exc.line else ""
