@@ -33,12 +33,13 @@ event index:
   offered to every rule.
 
 on Spark:
-  --spark MASTER runs the reading and the event rules on Apache Spark
-  (local[N], local[*], spark://host:7077, yarn, ...), with the alerts of a
-  single process, in the same order. Executors read the input files at the
-  same paths: inputs must be on a filesystem every executor sees (local
-  mode, or a shared one). Not for standard input. Needs Java 17+ and
-  pip install 'vigil[spark]'.
+  --spark MASTER runs the scan on Apache Spark (local[N], local[*],
+  spark://host:7077, yarn, ...), with the alerts of a single process, in the
+  same order: executors read byte ranges of the inputs (few rules) or run a
+  share of the rules over all of them (64 rules or more). Executors read the
+  input files at the same paths: inputs must be on a filesystem every
+  executor sees (local mode, or a shared one). Not for standard input.
+  Needs Java 17+ and pip install 'vigil[spark]'.
 
 exit status: 0 when the scan ran (alerts or not), 2 when an input could
 not be read or an option is wrong.
