@@ -14,18 +14,20 @@ rebuild the engine from the rule files' texts, once per Python worker process.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
-import io
 import os
 import re
 import shutil
 import sys
+import tempfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
+
+import orjson
 
 from vigil.engine.batch import range_result, rule_positions, rule_share, rule_share_engine
 from vigil.engine.engine import Engine
@@ -36,6 +38,8 @@ WAVE = 2
 # The largest byte range: a range's results pass through the driver's JVM at once, and
 # with many sequence rules they hold most of its events.
 LARGEST_RANGE = 16 << 20
+# Input bytes per partition of the sorted alerts the driver fetches (many rules).
+SORTED_PART = 8 << 20
 # Engines rebuilt in this Python worker, by recipe digest: Spark reuses its workers.
 _ENGINES: dict[str, Engine] = {}
 
@@ -77,21 +81,30 @@ def _engine(digest: str, recipe) -> Engine:
     return engine
 
 
-def _run_share(digest: str, recipe, cwd: str, names, index, source, shares: int, share: int):
-    """One share of the rules over all inputs: its tagged alerts gzip-compressed (they
-    cross the driver's JVM at once), with the counts :func:`rule_share` returns."""
+def _share_records(digest: str, recipe, cwd: str, names, index, source, shares: int, share: int):
+    """One share of the rules over all inputs, as ``(tag, alert)`` records for Spark to
+    sort: the tag is the alert's place in the single-process order (:func:`rule_share`),
+    the alert compressed JSON. A first record, tagged ``(-1, share, 0, 0)``, holds the
+    share's counts. The alerts wait in a local file, not in memory."""
     key = f"{digest}/{share}/{shares}"
     engine = _ENGINES.get(key)
     if engine is None:
         engine = _ENGINES[key] = rule_share_engine(_engine(digest, recipe), share, shares)
     full = _engine(digest, recipe)
-    buffer = io.BytesIO()
+    engine.stats = {r.rule_id: Counter() for r in engine.rules}
+    engine._seen = set()
     where = contextlib.chdir(cwd) if os.path.isdir(cwd) else contextlib.nullcontext()
-    with where, gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=1) as out:
-        engine.stats = {r.rule_id: Counter() for r in engine.rules}
-        engine._seen = set()
-        counts = rule_share(engine, names, index, source, rule_positions(full), out)
-    return (buffer.getvalue(), *counts)
+    with tempfile.TemporaryFile() as spill:
+        with where:
+            counts = rule_share(engine, names, index, source, rule_positions(full), spill)
+        yield (-1, share, 0, 0), counts
+        spill.seek(0)
+        for line in spill:
+            # A line is ``[[tag...],{alert}]``: the tag holds only integers, so its
+            # first "]" ends it.
+            cut = line.index(b"]")
+            tag = tuple(int(x) for x in line[2:cut].split(b","))
+            yield tag, zlib.compress(line[cut + 2 : line.rindex(b"]")], 1)
 
 
 def _run_range(digest: str, recipe, cwd: str, index, source, task):
@@ -131,7 +144,8 @@ class SparkRanges:
                 fetch = partial(self.sc.runJob, rdd, lambda results: results)
                 pending = pool.submit(fetch, waves[0]) if waves else None
                 for k in range(len(waves)):
-                    results = self._wait(pending, sum(len(w) for w in waves[:k]), len(tasks))
+                    before = sum(len(w) for w in waves[:k])
+                    results = self._wait(pending, before, len(waves[k]), len(tasks))
                     pending = pool.submit(fetch, waves[k + 1]) if k + 1 < len(waves) else None
                     yield from results
         except Exception as exc:
@@ -141,33 +155,49 @@ class SparkRanges:
 
     def split_rules(self, engine: Engine, names: list[str], *, index, source, tmp: str) -> list:
         """Each worker runs a share of the rules over every input (read at the same
-        paths); the shares' alerts are written to files in ``tmp`` as they arrive."""
+        paths). Spark sorts all the alerts on their single-process place, spilling to
+        the executors' disks, and the driver fetches them a partition at a time into
+        one file in ``tmp``: however many alerts there are, the driver holds few."""
         from concurrent.futures import ThreadPoolExecutor
         from functools import partial
 
+        from pyspark import StorageLevel
+
         shares = self.workers
         shipped = self.sc.broadcast(self.recipe)
-        results = []
+        records = None
         try:
             work = partial(
-                _run_share, self.recipe.digest(), shipped, os.getcwd(), names, index, source, shares
+                _share_records, self.recipe.digest(), shipped, os.getcwd(), names, index, source, shares
             )
-            rdd = self.sc.parallelize(range(shares), shares).map(work)
+            records = self.sc.parallelize(range(shares), shares).flatMap(work)
+            records.persist(StorageLevel.DISK_ONLY)
             with ThreadPoolExecutor(1) as pool:
-                done = self._wait(pool.submit(rdd.collect), 0, shares)
-            for k, (alerts, *counts) in enumerate(done):
-                path = os.path.join(tmp, f"alerts-{k}")
-                with open(path, "wb") as out:
-                    out.write(gzip.decompress(alerts))
-                results.append((path, *counts))
+                self._wait(pool.submit(records.count), 0, shares, shares)
+            size = sum(os.path.getsize(n) for n in names if os.path.isfile(n))
+            parts = max(shares, size // SORTED_PART)
+            counts: dict[int, tuple] = {}
+            path = os.path.join(tmp, "alerts")
+            with open(path, "wb") as out:
+                for tag, value in records.sortByKey(numPartitions=parts).toLocalIterator(True):
+                    if tag[0] == -1:
+                        counts[tag[1]] = value
+                        continue
+                    out.write(b"[" + orjson.dumps(list(tag)) + b"," + zlib.decompress(value) + b"]\n")
         except Exception as exc:
             raise _spark_error(exc) from None
         finally:
+            if records is not None:
+                records.unpersist()
             shipped.unpersist()
-        return results
+        # One file, already in order; the other shares bring only their counts.
+        empty = os.path.join(tmp, "none")
+        open(empty, "wb").close()
+        return [(path if k == 0 else empty, *counts[k]) for k in range(shares)]
 
-    def _wait(self, future, before: int, total: int) -> list:
-        """The future's result, telling ``on_ranges`` how many ranges are done meanwhile."""
+    def _wait(self, future, before: int, tasks: int, total: int):
+        """The result of a job of ``tasks`` tasks, telling ``on_ranges`` meanwhile how
+        many of ``total`` are done (``before`` of them before this job)."""
         from concurrent.futures import wait
 
         if self.on_ranges is not None:
@@ -180,7 +210,7 @@ class SparkRanges:
                 self.on_ranges(min(done, total), total)
         results = future.result()
         if self.on_ranges is not None:
-            self.on_ranges(before + len(results), total)
+            self.on_ranges(before + tasks, total)
         return results
 
 
