@@ -126,6 +126,10 @@ def duckdb_seed(path: Path) -> tuple[float, int]:
     return time.perf_counter() - start, count
 
 
+class ScanFailed(Exception):
+    """A `vigil scan` run that exited non-zero: its row says so, the others still run."""
+
+
 def vigil_scan(path: Path, extra: list[str]) -> tuple[float, int, int]:
     """Seconds, alerts and peak RSS (KiB) of one `vigil scan` run (alerts written to a file)."""
     with tempfile.TemporaryDirectory(prefix="vigil-bench-out-") as tmp:
@@ -151,7 +155,7 @@ def vigil_scan(path: Path, extra: list[str]) -> tuple[float, int, int]:
             err.seek(0)
             stderr = err.read()
         if proc.returncode != 0:
-            raise SystemExit(f"vigil scan failed ({' '.join(cmd)}):\n{stderr.decode()[-2000:]}")
+            raise ScanFailed(f"vigil scan failed ({' '.join(cmd)}):\n{stderr.decode()[-2000:]}")
         with open(out_path, "rb") as fh:
             alerts = sum(1 for _ in fh)
     return elapsed, alerts, usage.ru_maxrss
@@ -189,7 +193,7 @@ def main() -> None:
         print(f"generating {args.count:,} events ...", file=sys.stderr)
         gen_events.write(str(data), args.count)
     size_mb = data.stat().st_size / 1e6
-    rows: list[tuple[str, float, str, int | None]] = []
+    rows: list[tuple[str, float | None, str, int | None]] = []
     duck = None
 
     def best(run, *a):
@@ -213,21 +217,29 @@ def main() -> None:
             )
         )
     for label, extra in list(runs):
-        t, alerts, rss = best(vigil_scan, data, extra)
-        rows.append((label, n / t, f"{alerts} alerts", rss))
+        variants = [("", [])]
         if "jobs" not in skip:
-            t, alerts, rss = best(vigil_scan, data, [*extra, "--jobs", "2"])
-            rows.append((label + ", --jobs 2", n / t, f"{alerts} alerts", rss))
+            variants.append((", --jobs 2", ["--jobs", "2"]))
         if args.spark:
-            t, alerts, rss = best(vigil_scan, data, [*extra, "--spark", args.spark])
-            rows.append((label + f", --spark {args.spark}", n / t, f"{alerts} alerts", rss))
+            variants.append((f", --spark {args.spark}", ["--spark", args.spark]))
+        for suffix, more in variants:
+            try:
+                t, alerts, rss = best(vigil_scan, data, [*extra, *more])
+            except ScanFailed as exc:
+                print(exc, file=sys.stderr)
+                rows.append((label + suffix, None, "FAILED (see above)", None))
+                continue
+            rows.append((label + suffix, n / t, f"{alerts} alerts", rss))
 
     print(f"\n{n:,} events, {size_mb:,.0f} MB, {machine()}, Python {sys.version.split()[0]}\n")
-    print(f"{'run':<52} {'events/s':>12} {'x floor':>8} {'x DuckDB':>9}  {'peak MB':>8}  result")
+    print(f"{'run':<62} {'events/s':>12} {'x floor':>8} {'x DuckDB':>9}  {'peak MB':>8}  result")
     for label, eps, result, rss in rows:
+        if eps is None:
+            print(f"{label:<62} {'':>12} {'':>8} {'':>9}  {'':>8}  {result}")
+            continue
         mb = f"{rss / 1024:.0f}" if rss else ""
         vs_duck = f"{eps / duck:>9.2f}" if duck else f"{'':>9}"
-        print(f"{label:<52} {eps:>12,.0f} {eps / base:>8.2f} {vs_duck}  {mb:>8}  {result}")
+        print(f"{label:<62} {eps:>12,.0f} {eps / base:>8.2f} {vs_duck}  {mb:>8}  {result}")
     if work is None:
         return
     if not args.keep:
