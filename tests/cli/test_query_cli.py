@@ -207,3 +207,28 @@ def test_real_command_reads_stdin_and_reports_errors(events_file):
     assert done.returncode == 2
     assert b"expected ')' to close the parenthesis opened at line 1, column 15" in done.stderr
     assert b"Traceback" not in done.stderr
+
+
+def test_kql_query_with_custom_query_rule_meaning(capsys, events_file):
+    # Unlike EQL's `:`, a KQL term on a keyword field is case-sensitive.
+    code, out, err = run(capsys, "--kql", "--format", "ndjson", "process.name: SH", events_file)
+    assert code == 0 and docs(out) == []
+    _, out, _ = run(capsys, "--kql", "--format", "ndjson", "process.name: (sh or bash)", events_file)
+    assert docs(out) == [EVENTS[0], EVENTS[2]]
+    _, out, _ = run(capsys, "--kql", "--format", "ndjson", "process.pid: 1 and not file.path: *", events_file)
+    assert docs(out) == [EVENTS[0]]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["process.name: (sh or"], "line 1, column 21: expected ')'"),
+        (["message: error"], "unsupported KQL"),
+        (["--mapping", "m.json", "process.name: sh"], "--mapping applies to EQL queries"),
+    ],
+    ids=["syntax", "unsupported", "mapping"],
+)
+def test_kql_mistakes_exit_2_without_traceback(capsys, events_file, argv, message):
+    code, out, err = run(capsys, "--kql", *argv, events_file)
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err

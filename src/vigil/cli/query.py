@@ -1,4 +1,5 @@
-"""``vigil query``: run one EQL query over event files, like Elasticsearch's EQL search API.
+"""``vigil query``: run one EQL query over event files, like Elasticsearch's EQL search API
+(or, with ``--kql``, one KQL query as a custom query rule runs it).
 
 Event queries print the matching events; sequences and samples print one
 object per match: ``{"join_keys": [...], "events": [doc | {"missing": true}, ...]}``.
@@ -23,9 +24,10 @@ _DETAIL_FIELDS = ("process.name", "file.path", "destination.ip", "dns.question.n
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "query",
-        help="run an EQL query over event files",
+        help="run an EQL (or KQL) query over event files",
         description="Run one EQL query (event, sequence or sample) over NDJSON / JSON / .gz event files "
-        "or standard input, with the options of Elasticsearch's EQL search API.",
+        "or standard input, with the options of Elasticsearch's EQL search API. With --kql the query "
+        "is KQL, with the meaning a Kibana custom query rule gives it.",
     )
     p.add_argument(
         "query", metavar="QUERY", help="the EQL query, e.g. 'process where process.name == \"sh\"'"
@@ -43,6 +45,11 @@ def register(subparsers) -> None:
         "--max-samples-per-key", type=_positive, default=1, help="samples returned per join key (default 1)"
     )
     p.add_argument("--mapping", metavar="FILE", default=None, help="Elasticsearch index mapping (JSON)")
+    p.add_argument(
+        "--kql",
+        action="store_true",
+        help="the query is KQL (Kibana Query Language), e.g. 'process.name: sh and not user.name: root'",
+    )
     p.add_argument(
         "--source",
         choices=("ecs", "sentinelone", "endgame"),
@@ -71,7 +78,9 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    schema = _schema(args.mapping)
+    if args.kql and args.mapping is not None:
+        raise VigilError("--mapping applies to EQL queries: KQL takes field types from ECS")
+    schema = None if args.kql else _schema(args.mapping)
     query = _compile(args, schema)
     fmt = output.resolve_format(args)
     stats = ReadStats()
@@ -112,6 +121,10 @@ def _compile(args: argparse.Namespace, schema):
         size=args.size,
         max_samples_per_key=args.max_samples_per_key,
     )
+    if args.kql:
+        from vigil import kql
+
+        return kql.compile(args.query, options=options)
     return eql.compile(args.query, schema=schema, options=options)
 
 
