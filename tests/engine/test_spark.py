@@ -57,10 +57,10 @@ def _scan(ruleset, data, *, runner=None, exceptions=None, exceptions_all=False):
 
 
 def _runner(sc, ruleset, exceptions=None, exceptions_all=False):
-    from vigil.engine.spark import EngineRecipe, SparkRanges
+    from vigil.engine.spark import EngineRecipe, SparkRunner
 
     recipe = EngineRecipe.of(ruleset, exceptions, exceptions_all=exceptions_all, now=NOW)
-    return SparkRanges(sc, recipe)
+    return SparkRunner(sc, recipe)
 
 
 @pytest.fixture(scope="module")

@@ -159,7 +159,7 @@ def _scan(detection: Detection, inputs: list[str], args, stats: ReadStats, sinks
 
 
 def _spark_runner(stack: ExitStack, detection: Detection, master: str, bar):
-    from vigil.engine.spark import EngineRecipe, SparkRanges, spark_context
+    from vigil.engine.spark import EngineRecipe, SparkRunner, spark_context
 
     bar.update(description=f"starting Spark ({master})")
     sc = stack.enter_context(spark_context(master))
@@ -171,7 +171,7 @@ def _spark_runner(stack: ExitStack, detection: Detection, master: str, bar):
     def on_ranges(done: int, total: int) -> None:
         bar.update(description=f"scanning events on Spark: {done}/{total} byte ranges")
 
-    return SparkRanges(sc, recipe, on_ranges=on_ranges)
+    return SparkRunner(sc, recipe, on_ranges=on_ranges)
 
 
 def _report(detection: Detection, stats: ReadStats, count: int, store, fmt: str) -> None:

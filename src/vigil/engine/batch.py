@@ -86,7 +86,7 @@ def scan_paths(
         raise VigilError("standard input cannot be split into byte ranges: name files or folders")
     rescan = None if "-" in names else (lambda: read_inputs(names, index=index, source=source))
     if runner is None and jobs > 1 and "-" not in names:
-        runner = ProcessRanges(jobs)
+        runner = ProcessRunner(jobs)
     if runner is not None and len(engine.rules) >= RULE_SPLIT_MIN:
         yield from _rule_split(engine, names, index=index, source=source, stats=stats, runner=runner)
         if on_progress is not None:
@@ -319,8 +319,9 @@ def range_result(engine: Engine, index: str | None, source: str | None, task: tu
     return alerts, taken_out, counts, stats.events, problems, scanner.newlines, stats.files_failed
 
 
-class ProcessRanges:
-    """Runs :func:`range_result` in ``jobs`` forked processes of this machine."""
+class ProcessRunner:
+    """A ``runner`` of :func:`scan_paths` on ``jobs`` forked processes of this machine:
+    byte ranges (:meth:`run`) or shares of the rules (:meth:`split_rules`)."""
 
     def __init__(self, jobs: int) -> None:
         self.workers = jobs
@@ -367,7 +368,7 @@ def _rule_work(k: int):
 def parallel_items(engine: Engine, names: list[str], *, index, source, stats: ReadStats, runner):
     """:meth:`Engine.split_batch` results over byte ranges of ``names``, in input order.
 
-    ``runner`` (:class:`ProcessRanges`, or :class:`vigil.engine.spark.SparkRanges`) runs
+    ``runner`` (:class:`ProcessRunner`, or :class:`vigil.engine.spark.SparkRunner`) runs
     :func:`range_result` on each range and gives the results in the ranges' order.
     Line numbers in problems are made absolute here from each range's line count.
     """

@@ -115,10 +115,11 @@ def _run_range(digest: str, recipe, cwd: str, index, source, task):
         return range_result(_engine(digest, recipe), index, source, task)
 
 
-class SparkRanges:
-    """Runs byte ranges on a Spark cluster (a ``runner`` of :func:`vigil.engine.batch.scan_paths`).
+class SparkRunner:
+    """A ``runner`` of :func:`vigil.engine.batch.scan_paths` on a Spark cluster: byte
+    ranges (:meth:`run`) or shares of the rules (:meth:`split_rules`) as Spark tasks.
 
-    ``on_ranges(done, total)`` is called now and then while Spark works.
+    ``on_ranges(done, total)`` is called now and then with the tasks done.
     """
 
     def __init__(self, sc, recipe: EngineRecipe, on_ranges: Callable[[int, int], None] | None = None) -> None:
