@@ -86,6 +86,7 @@ def test_prebuilt_rules_on_spark_give_the_alerts_of_one_process(sc, prebuilt, tm
     one = _scan(prebuilt, data)
     seen = []
     runner = _runner(sc, prebuilt)
+    runner.alert_block = 4096  # each share's alerts fetched in many blocks
     runner.on_ranges = lambda done, total: seen.append((done, total))
     on_spark = _scan(prebuilt, data, runner=runner)
     assert len(one[0]) > 50, "the data must raise alerts for the comparison to mean something"

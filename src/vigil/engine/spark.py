@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 
-import orjson
-
 from vigil.engine.batch import range_result, rule_positions, rule_share, rule_share_engine
 from vigil.engine.engine import Engine
 from vigil.errors import VigilError
@@ -38,8 +36,8 @@ WAVE = 2
 # The largest byte range: a range's results pass through the driver's JVM at once, and
 # with many sequence rules they hold most of its events.
 LARGEST_RANGE = 16 << 20
-# Input bytes per partition of the sorted alerts the driver fetches (many rules).
-SORTED_PART = 8 << 20
+# Bytes of alerts per block the driver fetches from a share of the rules.
+ALERT_BLOCK = 8 << 20
 # Engines rebuilt in this Python worker, by recipe digest: Spark reuses its workers.
 _ENGINES: dict[str, Engine] = {}
 
@@ -81,11 +79,11 @@ def _engine(digest: str, recipe) -> Engine:
     return engine
 
 
-def _share_records(digest: str, recipe, cwd: str, names, index, source, shares: int, share: int):
-    """One share of the rules over all inputs, as ``(tag, alert)`` records for Spark to
-    sort: the tag is the alert's place in the single-process order (:func:`rule_share`),
-    the alert compressed JSON. A first record, tagged ``(-1, share, 0, 0)``, holds the
-    share's counts. The alerts wait in a local file, not in memory."""
+def _share_blocks(digest: str, recipe, cwd: str, names, index, source, size: int, shares: int, share: int):
+    """One share of the rules over all inputs, as ``((share, n), block)`` records: the
+    share's counts first (``n`` = -1), then its tagged alerts (:func:`rule_share`, in
+    the share's order) in compressed blocks of whole lines. The alerts wait in a local
+    file until the share is done, not in memory."""
     key = f"{digest}/{share}/{shares}"
     engine = _ENGINES.get(key)
     if engine is None:
@@ -97,14 +95,13 @@ def _share_records(digest: str, recipe, cwd: str, names, index, source, shares: 
     with tempfile.TemporaryFile() as spill:
         with where:
             counts = rule_share(engine, names, index, source, rule_positions(full), spill)
-        yield (-1, share, 0, 0), counts
+        yield (share, -1), counts
         spill.seek(0)
-        for line in spill:
-            # A line is ``[[tag...],{alert}]``: the tag holds only integers, so its
-            # first "]" ends it.
-            cut = line.index(b"]")
-            tag = tuple(int(x) for x in line[2:cut].split(b","))
-            yield tag, zlib.compress(line[cut + 2 : line.rindex(b"]")], 1)
+        n = 0
+        while block := spill.read(size):
+            block += spill.readline()  # to the end of the line
+            yield (share, n), zlib.compress(block, 1)
+            n += 1
 
 
 def _run_range(digest: str, recipe, cwd: str, index, source, task):
@@ -128,6 +125,7 @@ class SparkRunner:
         self.on_ranges = on_ranges
         self.workers = max(1, sc.defaultParallelism)
         self.largest_range = LARGEST_RANGE
+        self.alert_block = ALERT_BLOCK
 
     def run(self, engine: Engine, tasks: list, *, index, source) -> Iterator:
         """The results of ``tasks``, in order, fetched a wave of ranges at a time: the
@@ -156,9 +154,9 @@ class SparkRunner:
 
     def split_rules(self, engine: Engine, names: list[str], *, index, source, tmp: str) -> list:
         """Each worker runs a share of the rules over every input (read at the same
-        paths). Spark sorts all the alerts on their single-process place, spilling to
-        the executors' disks, and the driver fetches them a partition at a time into
-        one file in ``tmp``: however many alerts there are, the driver holds few."""
+        paths). The shares' alerts stay on the executors' disks, in blocks; the driver
+        fetches them a block at a time into one file per share in ``tmp``, so it holds
+        few of them however many there are."""
         from concurrent.futures import ThreadPoolExecutor
         from functools import partial
 
@@ -166,35 +164,45 @@ class SparkRunner:
 
         shares = self.workers
         shipped = self.sc.broadcast(self.recipe)
-        records = None
+        blocks = None
+        counts: dict[int, tuple] = {}
+        paths = [os.path.join(tmp, f"alerts-{k}") for k in range(shares)]
         try:
             work = partial(
-                _share_records, self.recipe.digest(), shipped, os.getcwd(), names, index, source, shares
+                _share_blocks,
+                self.recipe.digest(),
+                shipped,
+                os.getcwd(),
+                names,
+                index,
+                source,
+                self.alert_block,
+                shares,
             )
-            records = self.sc.parallelize(range(shares), shares).flatMap(work)
-            records.persist(StorageLevel.DISK_ONLY)
+            blocks = self.sc.parallelize(range(shares), shares).flatMap(work)
+            blocks.persist(StorageLevel.DISK_ONLY)
             with ThreadPoolExecutor(1) as pool:
-                self._wait(pool.submit(records.count), 0, shares, shares)
-            size = sum(os.path.getsize(n) for n in names if os.path.isfile(n))
-            parts = max(shares, size // SORTED_PART)
-            counts: dict[int, tuple] = {}
-            path = os.path.join(tmp, "alerts")
-            with open(path, "wb") as out:
-                for tag, value in records.sortByKey(numPartitions=parts).toLocalIterator(True):
-                    if tag[0] == -1:
-                        counts[tag[1]] = value
-                        continue
-                    out.write(b"[" + orjson.dumps(list(tag)) + b"," + zlib.decompress(value) + b"]\n")
+                keys = self._wait(pool.submit(blocks.keys().collect), 0, shares, shares)
+            # One block per partition, in (share, block) order: fetched one at a time.
+            place = {key: n for n, key in enumerate(sorted(keys))}
+            ordered = blocks.partitionBy(len(place), place.__getitem__)
+            files = [open(path, "wb") for path in paths]  # noqa: SIM115 - closed below
+            try:
+                for (share, n), value in ordered.toLocalIterator(True):
+                    if n == -1:
+                        counts[share] = value
+                    else:
+                        files[share].write(zlib.decompress(value))
+            finally:
+                for fh in files:
+                    fh.close()
         except Exception as exc:
             raise _spark_error(exc) from None
         finally:
-            if records is not None:
-                records.unpersist()
+            if blocks is not None:
+                blocks.unpersist()
             shipped.unpersist()
-        # One file, already in order; the other shares bring only their counts.
-        empty = os.path.join(tmp, "none")
-        open(empty, "wb").close()
-        return [(path if k == 0 else empty, *counts[k]) for k in range(shares)]
+        return [(paths[k], *counts[k]) for k in range(shares)]
 
     def _wait(self, future, before: int, tasks: int, total: int):
         """The result of a job of ``tasks`` tasks, telling ``on_ranges`` meanwhile how
