@@ -89,7 +89,9 @@ def test_list_ndjson_rows_carry_every_column(capsys, folder):
     assert code == 0  # not a terminal: NDJSON by default
     rows = {r["type"]: r for r in records(out)}
     assert rows["query"]["runnable"] is False and rows["query"]["enabled"] is False
+    assert rows["query"]["why_not_runnable"] == "lucene queries do not run yet (KQL and EQL do)"
     assert rows["eql"]["from"] == "now-15m" and rows["eql"]["risk_score"] == 73
+    assert rows["eql"]["why_not_runnable"] is None
     assert err.strip().endswith("0 problems")
 
 
@@ -197,3 +199,12 @@ def test_list_from_a_running_server(tmp_path, capsys):
             proc.wait()
     code, _, err = run(capsys, "list", "--server", m.group(0))
     assert code == 2 and "cannot reach" in err
+
+
+def test_show_says_why_a_kql_rule_does_not_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
+    rule = dict(QUERY_RULE, language="kuery", query="message: cleared and process.name: bash")
+    (tmp_path / "export.ndjson").write_text(json.dumps(rule) + "\n")
+    code, out, _ = run(capsys, "show", "--rules", tmp_path, "--format", "table", "Shell history cleared")
+    assert code == 0
+    assert "not runnable yet: unsupported KQL: a query on the text field message" in out

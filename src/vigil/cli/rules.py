@@ -124,6 +124,7 @@ def _row(rule: Any) -> dict:
         "max_signals": rule.max_signals,
         "enabled": rule.enabled,
         "runnable": rule.runnable,
+        "why_not_runnable": rule.why_not_runnable,
         "building_block": rule.building_block_type is not None,
         "version": rule.version,
         "source": rule.source,
@@ -230,7 +231,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     con = output.console()
     con.print(Markdown(render_markdown(rule), code_theme="ansi_dark", hyperlinks=False))
-    status = "runnable" if rule.runnable else "not runnable yet"
+    why = rule.why_not_runnable
+    status = "runnable" if why is None else f"not runnable yet: {why}"
     con.print(f"\n[dim]{rule.source}:{rule.line} · rule_id {rule.rule_id} · {status}[/dim]")
     return 0
 

@@ -73,6 +73,23 @@ class Rule:
         return True
 
     @property
+    def why_not_runnable(self) -> str | None:
+        """Why Vigil does not run this rule, in one line (None when it does)."""
+        if self.query_language is None:
+            if self.type == "query":
+                return f"{self.language or 'this'} queries do not run yet (KQL and EQL do)"
+            return f"{self.type} rules do not run yet"
+        if not self.query:
+            return "the rule has no query"
+        try:
+            self.compiled()
+        except Exception as exc:  # noqa: BLE001 - the reason is the compile error
+            kind = getattr(exc, "kind", None)
+            message = getattr(exc, "message", None) or str(exc)
+            return f"{kind}: {message}" if kind else message
+        return None
+
+    @property
     def query_language(self) -> str | None:
         """The language Vigil runs this rule's query in: "eql", "kuery", or None
         (a rule type or language Vigil does not run, such as Lucene queries)."""
