@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vigil import kql
 from vigil.eql import EqlError
@@ -105,3 +107,19 @@ def test_node_locations():
     node = kql.parse("a: 1 and\n  not b: 2")
     assert node.loc == (1, 1)
     assert node.terms[1].loc == (2, 3)
+
+
+_PIECES = [*'ab:.*?"\\()<>=!{} \n\t1/-', " or ", " and ", "not ", "\u212a", "process.name", "true"]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=24).map("".join))
+def test_any_text_compiles_or_is_a_located_error(text):
+    """Bad input never crashes: a user's query either compiles or raises an EQL-family
+    error with a line and column (syntax) or a reason (unsupported)."""
+    try:
+        kql.compile(text)
+    except kql.KqlSyntaxError as exc:
+        assert exc.line is not None and exc.column is not None
+    except EqlError:
+        pass
