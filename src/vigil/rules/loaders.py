@@ -43,22 +43,8 @@ def _key_line(text: str, key: str) -> int | None:
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
-def _read(path: Path, parse) -> RuleSet:
-    name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return RuleSet(problems=[VigilError(f"cannot read rule file: {exc}", file=name)])
-    out = parse(text, name)
-    out.texts.append((name, text))
-    return out
-
-
-def load_toml(path: Path) -> RuleSet:
-    return _read(path, parse_toml)
-
-
 def parse_toml(text: str, name: str) -> RuleSet:
+    """detection-rules TOML: one rule per file."""
     out = RuleSet()
     try:
         doc = tomllib.loads(text)
@@ -94,12 +80,8 @@ def _rule_line(text: str) -> int:
     return text.count("\n", 0, idx) + 1 if idx >= 0 else 1
 
 
-def load_ndjson(path: Path) -> RuleSet:
-    """Kibana's rule export: one rule per line, then an export summary line."""
-    return _read(path, parse_ndjson)
-
-
 def parse_ndjson(text: str, name: str) -> RuleSet:
+    """Kibana's rule export: one rule per line, then an export summary line."""
     out = RuleSet()
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -120,12 +102,8 @@ def parse_ndjson(text: str, name: str) -> RuleSet:
     return out
 
 
-def load_json(path: Path) -> RuleSet:
-    """Prebuilt-rule package asset ({"attributes": {...}, "type": "security-rule"}) or a bare rule."""
-    return _read(path, parse_json)
-
-
 def parse_json(text: str, name: str) -> RuleSet:
+    """Prebuilt-rule package asset ({"attributes": {...}, "type": "security-rule"}) or a bare rule."""
     out = RuleSet()
     try:
         data = json.loads(text)
@@ -152,17 +130,21 @@ def _add_dict(out: RuleSet, data: dict, name: str, line: int) -> None:
         out.problems.append(VigilError(str(exc), file=name, line=line))
 
 
-_LOADERS = {".toml": load_toml, ".ndjson": load_ndjson, ".json": load_json}
 _PARSERS = {".toml": parse_toml, ".ndjson": parse_ndjson, ".json": parse_json}
+
+
+def _parse(text: str, name: str) -> RuleSet:
+    """The rules of one file's text, which the set keeps (see :attr:`RuleSet.texts`)."""
+    out = _PARSERS[Path(name).suffix](text, name)
+    out.texts.append((name, text))
+    return out
 
 
 def load_texts(texts: Iterable[tuple[str, str]]) -> RuleSet:
     """The rules of files already read: ``(name, text)`` pairs, as in :attr:`RuleSet.texts`."""
     out = RuleSet()
     for name, text in texts:
-        rules = _PARSERS[Path(name).suffix](text, name)
-        rules.texts.append((name, text))
-        out.extend(rules)
+        out.extend(_parse(text, name))
     return out
 
 
@@ -179,13 +161,17 @@ def load_rules(paths: Iterable[str | Path]) -> RuleSet:
             out.problems.append(VigilError("no such rule file or folder", file=str(path)))
             continue
         for file in files:
-            loader = _LOADERS.get(file.suffix)
-            if loader is None:
+            if file.suffix not in _PARSERS:
                 out.problems.append(
                     VigilError("unknown rule file type (expected .toml, .ndjson, .json)", file=str(file))
                 )
                 continue
-            out.extend(loader(file))
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                out.problems.append(VigilError(f"cannot read rule file: {exc}", file=str(file)))
+                continue
+            out.extend(_parse(text, str(file)))
     return out
 
 
