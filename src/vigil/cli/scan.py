@@ -169,7 +169,7 @@ def _spark_runner(stack: ExitStack, detection: Detection, master: str, bar):
     )
 
     def on_ranges(done: int, total: int) -> None:
-        bar.update(description=f"scanning events on Spark: {done}/{total} byte ranges")
+        bar.update(description=f"scanning events on Spark: {done}/{total} tasks")
 
     return SparkRunner(sc, recipe, on_ranges=on_ranges)
 

@@ -12,10 +12,11 @@ lines holding its literals (see :mod:`vigil.eql.literals`). A line is always
 parsed and offered to every rule when the literal test could be wrong for it: a
 JSON escape, a non-ASCII byte, or a vendor shape that a normalizer rewrites.
 
-``jobs > 1`` (or a Spark runner, :mod:`vigil.engine.spark`) splits the inputs
-into byte ranges (at line ends; a gzip file is one range) read by worker
-processes; their results are merged in input order, so the alerts are those of
-a single process, in the same order.
+``jobs > 1`` (or a Spark runner, :mod:`vigil.engine.spark`) splits the work:
+with few rules into byte ranges of the inputs (at line ends; a gzip file is one
+range), with many into shares of the rules, each over all the inputs. The
+results are merged on their single-process place, so the alerts are those of a
+single process, in the same order.
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ def scan_paths(
 
     ``stats`` receives the events read and the lines skipped with their reasons;
     ``on_progress`` is called with the number of events read so far, now and then.
-    ``jobs`` worker processes share the reading (1: this process only); a ``runner``
-    (see :func:`parallel_items`) reads byte ranges elsewhere instead. ``fast``
+    ``jobs`` worker processes share the work (1: this process only); a ``runner``
+    (:class:`ProcessRunner`, :class:`vigil.engine.spark.SparkRunner`) runs it elsewhere
+    instead: byte ranges with few rules, shares of the rules with many. ``fast``
     False runs the plain path (every line parsed and offered to every rule).
     A line the fast path rules out is counted as one event without being parsed,
     so a malformed line that holds none of the rules' literals is not reported.
@@ -323,6 +325,8 @@ class ProcessRunner:
     """A ``runner`` of :func:`scan_paths` on ``jobs`` forked processes of this machine:
     byte ranges (:meth:`run`) or shares of the rules (:meth:`split_rules`)."""
 
+    largest_range: int | None = None  # ranges of at most CHUNK bytes
+
     def __init__(self, jobs: int) -> None:
         self.workers = jobs
 
@@ -372,7 +376,7 @@ def parallel_items(engine: Engine, names: list[str], *, index, source, stats: Re
     :func:`range_result` on each range and gives the results in the ranges' order.
     Line numbers in problems are made absolute here from each range's line count.
     """
-    tasks = list(_tasks(names, runner.workers, getattr(runner, "largest_range", None)))
+    tasks = list(_tasks(names, runner.workers, runner.largest_range))
     lines_before: dict[str, int] = {}
     results = runner.run(engine, tasks, index=index, source=source)
     for task, result in zip(tasks, results, strict=True):
@@ -450,6 +454,8 @@ def rule_share(engine: Engine, names: list[str], index, source, position: dict[s
     with its merge tag (see :func:`_rule_split`). Returns the rule counts, events read,
     problems and unreadable files, in plain data that pickles."""
     stats = ReadStats()
+    engine.stats = {r.rule_id: Counter() for r in engine.rules}
+    engine._seen = set()  # an engine may serve several scans (a Spark worker keeps it)
     ordinal = 0
 
     def counted():

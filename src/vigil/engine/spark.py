@@ -1,12 +1,14 @@
-"""Batch scans on Apache Spark: byte ranges of the inputs read by Spark executors.
+"""Batch scans on Apache Spark: the split and the merge of ``--jobs``, with Spark tasks.
 
-The split and the merge are those of ``--jobs`` (:func:`vigil.engine.batch.parallel_items`):
-the driver cuts the inputs into line-aligned byte ranges, each executor runs
-:func:`vigil.engine.batch.range_result` on one range (event rules' alerts, and the
-events that sequence and sample rules take), and the driver merges the results in
-input order and runs the sequences. So the alerts are those of one process.
+With few rules, the driver cuts the inputs into line-aligned byte ranges; each task
+runs :func:`vigil.engine.batch.range_result` on one (event rules' alerts, and the
+events that sequence and sample rules take) and the driver merges the results in
+input order and runs the sequences. With many rules, each task runs a share of the
+rules over all inputs (:func:`vigil.engine.batch.rule_share`) and the driver merges
+the shares' alerts on their single-process place. Either way the alerts are those
+of one process.
 
-Executors read the ranges from the same paths as the driver: every input must be
+Executors read the inputs from the same paths as the driver: every input must be
 visible to every executor at that path (a local or shared filesystem). Executors
 rebuild the engine from the rule files' texts, once per Python worker process.
 """
@@ -21,7 +23,6 @@ import shutil
 import sys
 import tempfile
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,11 +90,8 @@ def _share_blocks(digest: str, recipe, cwd: str, names, index, source, size: int
     if engine is None:
         engine = _ENGINES[key] = rule_share_engine(_engine(digest, recipe), share, shares)
     full = _engine(digest, recipe)
-    engine.stats = {r.rule_id: Counter() for r in engine.rules}
-    engine._seen = set()
-    where = contextlib.chdir(cwd) if os.path.isdir(cwd) else contextlib.nullcontext()
     with tempfile.TemporaryFile() as spill:
-        with where:
+        with _in_folder(cwd):
             counts = rule_share(engine, names, index, source, rule_positions(full), spill)
         yield (share, -1), counts
         spill.seek(0)
@@ -105,11 +103,15 @@ def _share_blocks(digest: str, recipe, cwd: str, names, index, source, size: int
 
 
 def _run_range(digest: str, recipe, cwd: str, index, source, task):
-    # Input names are the user's, often relative: read them from the driver's folder
-    # (a Python worker runs one task at a time, so the change of folder is its own).
-    where = contextlib.chdir(cwd) if os.path.isdir(cwd) else contextlib.nullcontext()
-    with where:
+    with _in_folder(cwd):
         return range_result(_engine(digest, recipe), index, source, task)
+
+
+def _in_folder(cwd: str):
+    """Input names are the user's, often relative: a task reads them from the driver's
+    folder when this executor has it (a Python worker runs one task at a time, so the
+    change of folder is its own)."""
+    return contextlib.chdir(cwd) if os.path.isdir(cwd) else contextlib.nullcontext()
 
 
 class SparkRunner:
@@ -279,8 +281,6 @@ def spark_context(master: str, app_name: str = "vigil scan") -> Iterator:
 def _gateway(conf, master: str):
     """The JVM, started once per process, its own output (the JVM's warnings, Spark's log)
     kept in an unnamed file: the user sees it only when the JVM fails to start."""
-    import tempfile
-
     from pyspark import SparkContext
     from pyspark.java_gateway import launch_gateway
 
