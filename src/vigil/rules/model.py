@@ -64,13 +64,7 @@ class Rule:
     @property
     def runnable(self) -> bool:
         """An EQL rule, or a custom query rule in KQL, whose query compiles."""
-        if self.query_language is None or not self.query:
-            return False
-        try:
-            self.compiled()
-        except Exception:  # noqa: BLE001 - any compile failure means not runnable
-            return False
-        return True
+        return self.why_not_runnable is None
 
     @property
     def why_not_runnable(self) -> str | None:
