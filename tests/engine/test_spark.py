@@ -49,7 +49,7 @@ def _write(path: Path, count: int, seed: int) -> Path:
 
 
 def _scan(ruleset, data, *, runner=None, exceptions=None, exceptions_all=False):
-    engine = Engine([r for r in ruleset.rules], exceptions=exceptions, exceptions_all=exceptions_all, now=NOW)
+    engine = Engine(ruleset.rules, exceptions=exceptions, exceptions_all=exceptions_all, now=NOW)
     stats = ReadStats()
     ids = [a["kibana.alert.uuid"] for a in scan_paths(engine, [data], stats=stats, runner=runner)]
     problems = [(p.file, p.line, p.column, p.message) for p in stats.problems]
