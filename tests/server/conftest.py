@@ -135,7 +135,10 @@ class Server:
 
     def call(self, method: str, path: str, body: bytes | dict | None = None, headers: dict | None = None):
         data = json.dumps(body).encode() if isinstance(body, dict) else body
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
+        headers = dict(headers or {})
+        if data is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"  # as Elasticsearch requires of a body
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 raw = resp.read()

@@ -18,9 +18,12 @@ order, so a crash mid-run repeats the run instead of skipping it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +32,8 @@ from vigil.errors import VigilError
 from vigil.events.model import Event
 from vigil.scheduler.clock import Clock, default_clock
 from vigil.scheduler.windows import duration_ms, plan
-from vigil.store.alerts import AlertStore, to_millis
+from vigil.store.alerts import AlertStore
+from vigil.store.dates import to_millis
 from vigil.store.events import EventStore
 from vigil.store.runs import Run, RunStore
 
@@ -37,6 +41,27 @@ log = logging.getLogger("vigil.scheduler")
 
 # Windows kept in memory during one tick (rules with the same schedule share one).
 WINDOWS_KEPT = 4
+# A run is cut off after this long, as Kibana cancels a rule run past
+# xpack.alerting.rules.run.timeout (default 5m); its alerts found so far are kept.
+RUN_TIMEOUT_S = 300.0
+# Rules run on this many threads: a slow rule holds one, the others go on.
+WORKERS = 4
+# Events one run may set aside because evaluating them failed; past this the run fails.
+MAX_FAILED_EVENTS = 16
+
+
+class RunTimeout(Exception):
+    """A run past its time budget."""
+
+
+def _budgeted(events: list[Event], deadline: float, seen: list[int]) -> Iterator[Event]:
+    """The events, checking the run's deadline before each (``seen[0]`` counts those handed out)."""
+    for event in events:
+        if time.monotonic() > deadline:
+            raise RunTimeout
+        seen[0] += 1
+        yield event
+
 
 # (rules, now) -> an engine with .scan(events) yielding Kibana-shaped alerts.
 EngineFactory = Callable[[list[Any], datetime], Any]
@@ -106,8 +131,14 @@ class Scheduler:
         *,
         engine_factory: EngineFactory | None = None,
         clock: Clock | None = None,
+        run_timeout_s: float = RUN_TIMEOUT_S,
+        workers: int = WORKERS,
     ) -> None:
         self.rules = {rule_id(r): r for r in rules}
+        self.run_timeout_s = run_timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vigil-rule")
+        self._busy: set[str] = set()  # rules with a run in progress, perhaps begun in an earlier tick
+        self._lock = threading.Lock()
         self.events = events
         self.alerts = alerts
         self.runs = runs
@@ -115,6 +146,7 @@ class Scheduler:
         self.clock = clock or default_clock()
         # Windows read during the current tick (None outside a tick: nothing is cached).
         self._windows: dict[tuple, list[Event]] | None = None
+        self._window_lock = threading.Lock()
         # rule_id -> (run's now, window start, window end) of the search in progress.
         self.running: dict[str, tuple[int, int, int]] = {}
 
@@ -134,29 +166,71 @@ class Scheduler:
         last = self.runs.state(rule_id(rule)).last_started_ms
         return last is None or now_ms - last >= duration_ms(getattr(rule, "interval", "5m"), what="interval")
 
-    def tick(self) -> list[Run]:
-        """Run every rule that is due now; returns the runs made."""
-        done: list[Run] = []
+    def close(self) -> None:
+        """Stop taking runs; runs in progress finish on their own threads."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def tick(self, wait_s: float | None = None) -> list[Run]:
+        """Start every rule that is due now, each on a worker thread; returns the runs made.
+
+        Waits for them all, or (``wait_s``) that long at most: a rule still running
+        then finishes and records its run on its own, and is not started again until it
+        has, so a slow rule never holds back the others' schedules.
+        """
         # One "now" for the tick: rules due together search the same window, read once.
         now = self.clock.now_ms()
         self._windows = {}
+        slots: list[list[Run] | tuple[str, Future]] = []
         try:
-            self._tick(now, done)
+            for rule in list(self.rules.values()):
+                rid = rule_id(rule)
+                with self._lock:
+                    if rid in self._busy:
+                        continue
+                try:
+                    if not self.due(rule, now):
+                        continue
+                except VigilError as exc:
+                    # A rule with an unreadable schedule: record it once, keep the others running.
+                    if self.runs.state(rid).last_started_ms is None:
+                        run = Run(rid, now, 0, now, now, error=exc.render())
+                        self.runs.finish(run, started_ms=now)
+                        slots.append([run])
+                    continue
+                with self._lock:
+                    self._busy.add(rid)
+                slots.append((rid, self._pool.submit(self._job, rule, now)))
+            deadline = None if wait_s is None else time.monotonic() + wait_s
+            done: list[Run] = []
+            for slot in slots:
+                if isinstance(slot, list):
+                    done.extend(slot)
+                    continue
+                rid, future = slot
+                try:
+                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    done.extend(future.result(timeout=left))
+                except FutureTimeout:
+                    log.info("rule %s still running; the other rules go on", rid)
+            return done
         finally:
             self._windows = None
-        return done
 
-    def _tick(self, now: int, done: list[Run]) -> None:
-        for rule in list(self.rules.values()):
+    def _job(self, rule: Any, now_ms: int) -> list[Run]:
+        rid = rule_id(rule)
+        try:
+            return self.run_rule(rule, now_ms)
+        except Exception as exc:  # a broken rule must not stop the others
+            log.error("rule %s failed: %s\n%s", rid, exc, traceback.format_exc())
+            run = Run(rid, now_ms, 0, now_ms, now_ms, error=f"{type(exc).__name__}: {str(exc)[:500]}")
             try:
-                if self.due(rule, now):
-                    done.extend(self.run_rule(rule, now))
-            except VigilError as exc:
-                # A rule with an unreadable schedule: record it once, keep the others running.
-                if self.runs.state(rule_id(rule)).last_started_ms is None:
-                    run = Run(rule_id(rule), now, 0, now, now, error=exc.render())
-                    self.runs.finish(run, started_ms=now)
-                    done.append(run)
+                self.runs.finish(run, started_ms=now_ms)
+            except Exception:
+                log.exception("rule %s: the failed run could not be recorded", rid)
+            return [run]
+        finally:
+            with self._lock:
+                self._busy.discard(rid)
 
     def run_rule(self, rule: Any, now_ms: int) -> list[Run]:
         rid = rule_id(rule)
@@ -182,6 +256,11 @@ class Scheduler:
         it (the last few windows are kept: rules of one schedule share theirs)."""
         key = (start_ms, end_ms, window_field, order_field)
         cache = self._windows if self._windows is not None else {}
+        with self._window_lock:
+            return self._cached_window(cache, key)
+
+    def _cached_window(self, cache: dict, key: tuple) -> list[Event]:
+        start_ms, end_ms, window_field, order_field = key
         if key not in cache:
             if len(cache) >= WINDOWS_KEPT:
                 cache.pop(next(iter(cache)))
@@ -210,17 +289,91 @@ class Scheduler:
             run.events_searched = len(found)
             order = {(e.index or "", e.id): i for i, e in enumerate(found)}
             now = datetime.fromtimestamp(now_ms / 1000, UTC)
-            engine = self.engine_factory([rule], now)
-            found_signals = signals(engine.scan(found), order)
+            deadline = t0 + self.run_timeout_s
+            alerts: list[dict] = []
+            try:
+                failed = self._evaluate(rule, now, found, deadline, alerts)
+                run.events_failed = len(failed)
+            except RunTimeout:
+                run.error = f"timed out after {self.run_timeout_s:g} s; the alerts found so far are kept"
+                log.warning("rule %s: run %s", rid, run.error)
+            found_signals = signals(alerts, order)
             run.matches = len(found_signals)
             max_signals = int(getattr(rule, "max_signals", 100) or 100)
             run.capped = run.matches >= max_signals
             kept = [alert for signal in found_signals[:max_signals] for alert in signal]
             run.alerts_written = self.alerts.add(kept)
         except Exception as exc:  # a broken rule must not stop the others
-            run.error = f"{type(exc).__name__}: {exc}"
+            run.error = f"{type(exc).__name__}: {str(exc)[:500]}"
             log.error("rule %s failed: %s\n%s", rid, exc, traceback.format_exc())
         finally:
             self.running.pop(rid, None)
         run.duration_ms = int((time.monotonic() - t0) * 1000)
         return run
+
+    def _scan(self, rule: Any, now: datetime, events: list[Event], deadline: float, out: list[dict]) -> None:
+        """One engine pass over ``events``, its alerts appended to ``out`` as they come."""
+        engine = self.engine_factory([rule], now)
+        seen = [0]
+        for alert in engine.scan(_budgeted(events, deadline, seen)):
+            if time.monotonic() > deadline:
+                raise RunTimeout
+            out.append(alert)
+
+    def _evaluate(
+        self, rule: Any, now: datetime, events: list[Event], deadline: float, out: list[dict]
+    ) -> list[Event]:
+        """The rule over ``events``, alerts into ``out``; returns the events set aside.
+
+        An event whose evaluation raises (a value no code path expected) is found by
+        halving (the shortest failing prefix ends with it), set aside and counted, and the
+        rule runs again without it: one hostile event costs itself, never the run.
+        A rule that fails with no events at all is broken: that is the run's error.
+        """
+        failed: list[Event] = []
+        events = list(events)
+        while True:
+            alerts: list[dict] = []
+            try:
+                self._scan(rule, now, events, deadline, alerts)
+                out.extend(alerts)
+                return failed
+            except RunTimeout:
+                out.extend(alerts)
+                raise
+            except Exception as exc:
+                bad = self._first_failing(rule, now, events, deadline)
+                if bad is None or len(failed) >= MAX_FAILED_EVENTS:
+                    raise exc from None
+                event = events.pop(bad)
+                failed.append(event)
+                log.warning(
+                    "rule %s: event %s set aside, its evaluation failed: %s: %s",
+                    rule_id(rule),
+                    event.origin,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
+
+    def _first_failing(self, rule: Any, now: datetime, events: list[Event], deadline: float) -> int | None:
+        """The index of the event ending the shortest prefix of ``events`` the rule fails on."""
+
+        def fails(n: int) -> bool:
+            try:
+                self._scan(rule, now, events[:n], deadline, [])
+            except RunTimeout:
+                raise
+            except Exception:
+                return True
+            return False
+
+        if fails(0) or not fails(len(events)):
+            return None  # the rule fails on its own, or the failure does not come back
+        lo, hi = 1, len(events)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if fails(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo - 1

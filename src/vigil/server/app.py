@@ -9,16 +9,12 @@ templates and ILM policies. Those get minimal, well-formed answers that say
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hmac
 import logging
 import socket
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -27,7 +23,11 @@ import orjson
 from vigil import __version__
 from vigil.errors import VigilError
 from vigil.scheduler.runner import Scheduler, rule_id
-from vigil.server.bulk import BulkRequestError, as_ecs, bulk_response, parse_bulk, parse_ndjson
+from vigil.server.bulk import BulkRequestError, Item, bulk_response, parse_bulk, parse_ndjson, source_item
+from vigil.server.documents import TIME_FIELDS
+from vigil.server.guard import authorized, cross_site, host_allowed, json_content_type
+from vigil.server.names import InvalidIndexName
+from vigil.server.transport import BoundedHTTPServer, HttpError, Limits, body_length, inflate, read_body
 from vigil.store.alerts import AlertStore
 from vigil.store.events import EventStore
 
@@ -54,6 +54,11 @@ class Service:
     scheduler: Scheduler
     token: str | None = None
     started_ms: int = 0
+    limits: Limits = field(default_factory=Limits)
+    hosts: frozenset[str] | None = None  # Host names answered; None: any
+    port: int = 0
+    time_fields: tuple[str, ...] = TIME_FIELDS
+    http: Any = None  # the BoundedHTTPServer, for /health
     ingest: dict = field(default_factory=lambda: {"requests": 0, "accepted": 0, "rejected": 0})
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,24 +90,28 @@ def banner() -> dict:
     }
 
 
-# Elasticsearch's default http.max_content_length; shippers size their batches under it.
-MAX_CONTENT_LENGTH = 100 * 1024 * 1024
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
 _LICENSE = {"status": "active", "uid": "vigil", "type": "basic", "issue_date_in_millis": 0, "max_nodes": 1000}
+_STATE_CHANGES = ("POST", "PUT", "DELETE")
 
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "vigil"
+    sys_version = ""  # the Python version is nobody's business
     protocol_version = "HTTP/1.1"
     service: Service  # set on the subclass made by make_server
+    server: BoundedHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
+
+    def handle_one_request(self) -> None:
+        # The head of the next request (keep-alive idle time included) must come in time.
+        self.server.deadline(self.connection, self.service.limits.head_timeout)
+        super().handle_one_request()
+
+    def handle_expect_100(self) -> bool:
+        # "100 Continue" invites the body: it is sent only once the request is accepted.
+        return True
 
     # --- plumbing -------------------------------------------------------------
     def _send(self, status: int, body: Any = None, *, head: bool = False) -> None:
@@ -116,96 +125,84 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         if status == 401:
             self.send_header("WWW-Authenticate", 'Bearer realm="vigil"')
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if not head:
             self.wfile.write(data)
 
-    def _error(self, status: int, type_: str, reason: str) -> None:
+    def _error(self, status: int, type_: str, reason: str, *, head: bool = False) -> None:
         cause = {"type": type_, "reason": reason}
-        self._send(status, {"error": {"root_cause": [cause], **cause}, "status": status})
+        self._send(status, {"error": {"root_cause": [cause], **cause}, "status": status}, head=head)
 
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_CONTENT_LENGTH:
-            raise BodyTooLarge(length)
-        data = self.rfile.read(length) if length else b""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            data = self._read_chunked()
-        encoding = self.headers.get("Content-Encoding", "").lower()
-        if encoding == "gzip":
-            data = gzip.decompress(data)
-        elif encoding == "deflate":
-            data = zlib.decompress(data)
-        return data
+    def _admit(self, method: str, path: str) -> int | None:
+        """Check a request before reading its body; returns the body's framing (see body_length)."""
+        svc = self.service
+        length = body_length(self.headers)
+        if length != 0:
+            # Until the body is read, the connection cannot carry another request.
+            self.close_connection = True
+        if not host_allowed(self.headers.get("Host"), svc.hosts, svc.port):
+            raise HttpError(403, "security_exception", "this server does not answer to that Host name")
+        if not authorized(svc.token, self.headers.get("Authorization")):
+            raise HttpError(401, "security_exception", "missing or wrong token")
+        if method in _STATE_CHANGES:
+            why = cross_site(self.headers)
+            if why:
+                raise HttpError(403, "security_exception", f"cross-site request refused ({why})")
+            if (length != 0 or path.startswith("/api/")) and not json_content_type(self.headers):
+                shown = (self.headers.get("Content-Type") or "")[:100]
+                raise HttpError(
+                    406, "illegal_argument_exception", f"Content-Type header [{shown}] is not supported"
+                )
+        return length
 
-    def _read_chunked(self) -> bytes:
-        out = bytearray()
-        while True:
-            size = int(self.rfile.readline().strip().split(b";")[0], 16)
-            if size == 0:
-                self.rfile.readline()
-                return bytes(out)
-            out += self.rfile.read(size)
-            self.rfile.readline()
-
-    def _authorized(self) -> bool:
-        token = self.service.token
-        if not token:
-            return True
-        header = self.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
-        scheme = scheme.lower()
-        if scheme in ("bearer", "apikey"):
-            return hmac.compare_digest(value.strip(), token)
-        if scheme == "basic":  # shippers configured with a password send it here
-            try:
-                _, _, password = base64.b64decode(value.strip()).decode().partition(":")
-            except ValueError:
-                return False
-            return hmac.compare_digest(password, token)
-        return False
+    def _body(self, length: int | None) -> bytes:
+        limits = self.service.limits
+        if length == 0:
+            return b""
+        if "100-continue" in (self.headers.get("Expect") or "").lower():
+            self.send_response_only(100)
+            self.end_headers()
+        self.server.deadline(self.connection, limits.body_timeout)
+        data = read_body(self.rfile, length, limits)
+        self.server.deadline(self.connection, None)
+        self.close_connection = False  # the body is read: the connection may be kept
+        return inflate(data, self.headers.get("Content-Encoding") or "", limits)
 
     def _dispatch(self, method: str) -> None:
-        url = urlsplit(self.path)
-        parts = [unquote(p) for p in url.path.split("/") if p]
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        self.server.deadline(self.connection, None)
         try:
-            body = self._body() if method in ("POST", "PUT") else b""
-        except BodyTooLarge as exc:
-            self.close_connection = True
-            self._error(
-                413,
-                "content_too_long_exception",
-                f"request body of {exc.args[0]} bytes is over {MAX_CONTENT_LENGTH}",
-            )
-            return
-        except (OSError, ValueError, EOFError, zlib.error) as exc:
-            self._error(400, "parse_exception", f"unreadable request body: {exc}")
-            return
-        if not self._authorized():
-            self._error(401, "security_exception", "missing or wrong token")
-            return
-        try:
+            url = urlsplit(self.path)
+            length = self._admit(method, url.path)
+            if method == "HEAD":
+                return self._head(url.path)
+            body = self._body(length) if method in _STATE_CHANGES else b""
+            parts = [unquote(p) for p in url.path.split("/") if p]
+            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             route(self, method, parts, query, body)
+        except HttpError as exc:
+            self.close_connection = self.close_connection or exc.close
+            self._error(exc.status, exc.type, exc.reason, head=method == "HEAD")
         except VigilError as exc:
             self._error(400, "vigil_error", exc.render())
-        except BrokenPipeError:
-            pass
-        except Exception as exc:  # never kill the server over one request
-            log.exception("request failed")
-            self._error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
+        except Exception:  # never kill the server over one request, never tell the client why
+            log.exception("request failed: %s %s", method, self.path[:200])
+            self.close_connection = True
+            self._error(500, "internal_error", "internal error; the server log has the details")
+
+    def _head(self, path: str) -> None:
+        parts = [p for p in path.split("/") if p]
+        known = not parts or parts[0] in _SETUP_PREFIXES or parts[0] in ("_license", "_xpack", "health")
+        self._send(200 if known else 404, head=True)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
 
     def do_HEAD(self) -> None:
-        url = urlsplit(self.path)
-        if not self._authorized():
-            self._send(401, head=True)
-            return
-        parts = [p for p in url.path.split("/") if p]
-        known = not parts or parts[0] in _SETUP_PREFIXES or parts[0] in ("_license", "_xpack", "health")
-        self._send(200 if known else 404, head=True)
+        self._dispatch("HEAD")
 
     def do_POST(self) -> None:
         self._dispatch("POST")
@@ -242,7 +239,7 @@ def route(h: Handler, method: str, parts: list[str], query: dict, body: bytes) -
     if head.startswith("_") and method == "GET":
         # _nodes, _cluster/health and similar probes: a small healthy answer.
         return h._send(200, {"cluster_name": "vigil", "status": "green", "nodes": {}})
-    return h._error(404, "not_found", f"no route for {method} /{'/'.join(parts)}")
+    return h._error(404, "not_found", f"no route for {method} /{_clip('/'.join(parts))}")
 
 
 def setup_call(h: Handler, method: str, parts: list[str]) -> None:
@@ -270,7 +267,7 @@ def ingest_bulk(h: Handler, default_index: str | None, body: bytes) -> None:
     svc = h.service
     t0 = time.monotonic()
     try:
-        items = parse_bulk(body, default_index)
+        items = parse_bulk(body, default_index, svc.time_fields)
     except BulkRequestError as exc:
         svc.count_ingest(0, 0)
         return h._send(400, exc.body())
@@ -284,44 +281,54 @@ def ingest_bulk(h: Handler, default_index: str | None, body: bytes) -> None:
 
 
 def ingest_ndjson(h: Handler, index: str, body: bytes) -> None:
-    """Plain NDJSON: all lines stored, or (any line bad) none, with each bad line named."""
+    """Plain NDJSON: all lines stored, or (any line bad) none, with the first bad lines named."""
     svc = h.service
-    writes, errors = parse_ndjson(body, index)
-    if errors:
-        svc.count_ingest(0, len(errors))
-        return h._send(400, {"accepted": 0, "errors": errors})
+    try:
+        writes, errors, bad = parse_ndjson(body, index, svc.time_fields)
+    except InvalidIndexName as exc:
+        return h._send(400, {"error": exc.error(), "status": 400})
+    if bad:
+        svc.count_ingest(0, bad)
+        return h._send(400, {"accepted": 0, "errors": errors, "error_count": bad})
     results = svc.events.write(writes, _now(svc)) if writes else []
-    svc.count_ingest(len(results), 0)
-    h._send(200, {"accepted": len(results), "errors": []})
+    failed = [{"line": None, "column": 1, "reason": r.error["reason"]} for r in results if r.error]
+    svc.count_ingest(len(results) - len(failed), len(failed))
+    h._send(200 if not failed else 400, {"accepted": len(results) - len(failed), "errors": failed[:100]})
 
 
 def ingest_one(h: Handler, parts: list[str], body: bytes) -> None:
     from vigil.store.events import Write
 
     svc = h.service
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return h._error(400, "document_parsing_exception", f"failed to parse: {exc}")
-    if not isinstance(doc, dict):
-        return h._error(400, "document_parsing_exception", "source is not a JSON object")
-    op = "create" if parts[1] == "_create" else "index"
-    try:
-        index, doc = as_ecs(parts[0], doc)
-    except VigilError as exc:
-        return h._error(400, "document_parsing_exception", exc.message)
-    (r,) = svc.events.write([Write(index, doc, parts[2] if len(parts) == 3 else None, op)], _now(svc))
+    doc_id = parts[2] if len(parts) == 3 else None
+    item = Item("create" if parts[1] == "_create" else "index", parts[0], doc_id)
+    source_item(item, body.strip(), svc.time_fields)
+    if item.write is None:
+        return h._send(item.status, {"error": item.error, "status": item.status})
+    w = item.write
+    (r,) = svc.events.write([Write(w.index, w.doc, w.id, w.op)], _now(svc))
     if r.error:
         return h._send(r.status, {"error": r.error, "status": r.status})
     svc.count_ingest(1, 0)
     h._send(r.status, {"_index": r.index, "_id": r.id, "_version": 1, "result": r.result})
 
 
+def _limit(query: dict, default: int | None, maximum: int = 10_000) -> int | None:
+    """A ``limit`` query parameter: a plain number, at most ``maximum``; anything else the default."""
+    text = query.get("limit")
+    if text is None or not (text.isascii() and text.isdecimal()) or len(text) > 9:
+        return default
+    return min(int(text), maximum)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def api(h: Handler, method: str, parts: list[str], query: dict, body: bytes) -> None:
     svc = h.service
     sched = svc.scheduler
     if parts == ["alerts"] and method == "GET":
-        limit = query.get("limit")
         rows = svc.alerts.list(
             rule=query.get("rule"),
             severity=query.get("severity"),
@@ -329,7 +336,7 @@ def api(h: Handler, method: str, parts: list[str], query: dict, body: bytes) -> 
             status=query.get("status"),
             since=query.get("since"),
             until=query.get("until"),
-            limit=int(limit) if limit and limit.isdigit() else None,
+            limit=_limit(query, None),
         )
         return h._send(200, {"alerts": rows, "count": len(rows)})
     if len(parts) == 2 and parts[0] == "alerts" and method == "GET":
@@ -341,8 +348,8 @@ def api(h: Handler, method: str, parts: list[str], query: dict, body: bytes) -> 
         except (orjson.JSONDecodeError, AttributeError):
             return h._error(400, "parse_exception", 'body must be {"status": "open|acknowledged|closed"}')
         if svc.alerts.get(parts[1]) is None:
-            return h._error(404, "not_found", f"no alert {parts[1]}")
-        return h._send(200, svc.alerts.set_status(parts[1], str(status)))
+            return h._error(404, "not_found", f"no alert {_clip(parts[1])}")
+        return h._send(200, svc.alerts.set_status(parts[1], _clip(str(status))))
     if parts == ["rules"] and method == "GET":
         return h._send(200, {"rules": [rule_summary(sched, r) for r in sched.rules.values()]})
     if (
@@ -352,15 +359,12 @@ def api(h: Handler, method: str, parts: list[str], query: dict, body: bytes) -> 
         and method in ("POST", "PUT")
     ):
         if parts[1] not in sched.rules:
-            return h._error(404, "not_found", f"no rule {parts[1]}")
+            return h._error(404, "not_found", f"no rule {_clip(parts[1])}")
         sched.set_enabled(parts[1], parts[2] == "enable")
         return h._send(200, rule_summary(sched, sched.rules[parts[1]]))
     if parts == ["runs"] and method == "GET":
-        limit = query.get("limit", "100")
-        return h._send(
-            200, {"runs": sched.runs.runs(query.get("rule"), int(limit) if limit.isdigit() else 100)}
-        )
-    return h._error(404, "not_found", f"no API route {method} /api/{'/'.join(parts)}")
+        return h._send(200, {"runs": sched.runs.runs(query.get("rule"), _limit(query, 100))})
+    return h._error(404, "not_found", f"no API route {method} /api/{_clip('/'.join(parts))}")
 
 
 def rule_summary(sched: Scheduler, rule: Any) -> dict:
@@ -407,15 +411,22 @@ def health(svc: Service) -> dict:
             ],
         ),
         "ingest": dict(svc.ingest, stored=svc.events.count(), last_ingested_ms=svc.events.last_ingested_ms()),
+        "http": {
+            "connections": svc.http.connections() if svc.http else 0,
+            "max_connections": svc.limits.max_connections,
+            "refused_connections": svc.http.refused if svc.http else 0,
+        },
         "alerts": svc.alerts.count(),
     }
 
 
-def make_server(svc: Service, host: str, port: int) -> ThreadingHTTPServer:
-    handler = type("BoundHandler", (Handler,), {"service": svc})
-    server_cls = ThreadingHTTPServer
+def make_server(svc: Service, host: str, port: int) -> BoundedHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"service": svc, "timeout": svc.limits.io_timeout})
+    attrs: dict[str, Any] = {"limits": svc.limits}
     if ":" in host:  # an IPv6 address such as ::1 or ::
-        server_cls = type("V6Server", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        attrs["address_family"] = socket.AF_INET6
+    server_cls = type("VigilHTTPServer", (BoundedHTTPServer,), attrs)
     server = server_cls((host, port), handler)
-    server.daemon_threads = True
+    svc.port = server.server_address[1]
+    svc.http = server
     return server

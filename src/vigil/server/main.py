@@ -13,15 +13,14 @@ from typing import Any
 
 from vigil.errors import VigilError
 from vigil.scheduler.clock import Clock, default_clock
-from vigil.scheduler.runner import Scheduler, default_engine_factory
+from vigil.scheduler.runner import Scheduler, default_engine_factory, eql_timestamp_field
 from vigil.server.app import Service, make_server
+from vigil.server.guard import allowed_hosts, check_token
 from vigil.store.alerts import AlertStore
-from vigil.store.events import EventStore
+from vigil.store.events import INGESTED, EventStore
 from vigil.store.runs import RunStore
 
 log = logging.getLogger("vigil.serve")
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -35,11 +34,19 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def check_exposure(host: str, token: str | None) -> None:
-    """Off the loopback interface, events and alerts are only served with a token."""
-    if host not in LOOPBACK and not token:
-        raise VigilError(
-            f"refusing to listen on {host} without --token: anyone on the network could read alerts"
-        )
+    """Off the loopback interface, events and alerts are only served with a strong token."""
+    check_token(token, host)
+
+
+def time_fields(rules: list[Any]) -> tuple[str, ...]:
+    """The fields read as time: ``@timestamp`` and each rule's ``timestamp_override`` and
+    EQL ``timestamp_field`` (``event.ingested`` is Vigil's own, stamped on arrival)."""
+    fields = {"@timestamp"}
+    for rule in rules:
+        fields.add(getattr(rule, "timestamp_override", None) or "@timestamp")
+        fields.add(eql_timestamp_field(rule))
+    fields.discard(INGESTED)
+    return tuple(sorted(fields))
 
 
 def serve(
@@ -51,6 +58,8 @@ def serve(
     token: str | None,
     retention_ms: int | None,
     exceptions_all: bool = False,
+    allow_hosts: list[str] | None = None,
+    run_timeout_s: float | None = None,
     clock: Clock | None = None,
     tick_seconds: float = 0.2,
     announce: Callable[[str, dict], None] | None = None,
@@ -94,8 +103,17 @@ def serve(
         runs,
         engine_factory=default_engine_factory(exceptions, exceptions_all),
         clock=clock,
+        **({"run_timeout_s": run_timeout_s} if run_timeout_s else {}),
     )
-    svc = Service(events, alerts, scheduler, token=token, started_ms=clock.now_ms())
+    svc = Service(
+        events,
+        alerts,
+        scheduler,
+        token=token,
+        started_ms=clock.now_ms(),
+        hosts=allowed_hosts(host, allow_hosts or ()),
+        time_fields=time_fields(ruleset.rules),
+    )
     try:
         server = make_server(svc, host, port)
     except OSError as exc:
@@ -106,7 +124,7 @@ def serve(
         last_purge = 0
         while not stop.is_set():
             try:
-                scheduler.tick()
+                scheduler.tick(wait_s=tick_seconds)
                 now = clock.now_ms()
                 if retention_ms and now - last_purge >= 60_000:
                     dropped = events.purge(now - retention_ms)
@@ -144,5 +162,6 @@ def serve(
     finally:
         stop.set()
         worker.join(timeout=5)
+        scheduler.close()
         server.server_close()
     return 0

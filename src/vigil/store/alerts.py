@@ -17,7 +17,10 @@ import orjson
 
 from vigil.eql.fields import lookup
 from vigil.errors import VigilError
+from vigil.store.dates import to_millis
 from vigil.store.db import connect
+
+__all__ = ["STATUSES", "AlertStore", "to_millis"]
 
 STATUSES = ("open", "acknowledged", "closed")
 
@@ -46,29 +49,6 @@ def _first(doc: dict, *paths: str) -> Any:
         if values:
             return values[0]
     return None
-
-
-def to_millis(value: Any) -> int | None:
-    """Epoch millis of an ISO-8601 string, a datetime, or a number of millis; None if unreadable."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, datetime):
-        dt = value
-    else:
-        text = str(value).strip()
-        if text.isdigit():
-            return int(text)
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
 
 
 def _set_path(doc: dict, path: str, value: Any) -> None:

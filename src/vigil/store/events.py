@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from vigil.eql.fields import lookup
-from vigil.store.alerts import to_millis
+from vigil.store.dates import to_millis
 from vigil.store.db import connect
 
 _SCHEMA = """
@@ -119,7 +119,14 @@ class EventStore:
             )
         stamp_ingested(w.doc, ingested_ms)
         ts = _timestamp_ms(w.doc)
-        body = orjson.dumps(w.doc, default=str).decode()
+        try:
+            body = orjson.dumps(w.doc, default=str).decode()
+        except (orjson.JSONEncodeError, TypeError, ValueError) as exc:
+            # One document the store cannot keep fails alone; the transaction goes on.
+            reason = f"cannot store the document: {str(exc)[:200]}"
+            return WriteResult(
+                w.index, doc_id, 400, error={"type": "document_parsing_exception", "reason": reason}
+            )
         if exists:
             self._conn.execute(
                 "UPDATE events SET ingested_ms = ?, ts_ms = ?, doc = ? WHERE idx = ? AND id = ?",

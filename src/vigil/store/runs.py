@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS runs (
     window_to_ms INTEGER NOT NULL,
     catch_up INTEGER NOT NULL DEFAULT 0,
     events_searched INTEGER NOT NULL DEFAULT 0,
+    events_failed INTEGER NOT NULL DEFAULT 0,
     matches INTEGER NOT NULL DEFAULT 0,
     alerts_written INTEGER NOT NULL DEFAULT 0,
     capped INTEGER NOT NULL DEFAULT 0,
@@ -50,6 +51,7 @@ class Run:
     catch_up: bool = False
     events_searched: int = 0
     matches: int = 0
+    events_failed: int = 0  # events set aside because evaluating them raised
     alerts_written: int = 0
     capped: bool = False
     gap_from_ms: int | None = None
@@ -78,6 +80,9 @@ class RunStore:
         self._conn = connect(path)
         self._lock = threading.Lock()
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(runs)")}
+        if "events_failed" not in columns:  # a store written before the column existed
+            self._conn.execute("ALTER TABLE runs ADD COLUMN events_failed INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._conn.close()
@@ -146,7 +151,8 @@ class RunStore:
         with self._lock:
             row = self._conn.execute(
                 "SELECT COUNT(*), MAX(started_ms), SUM(capped), SUM(error IS NOT NULL),"
-                " SUM(gap_from_ms IS NOT NULL), COALESCE(SUM(gap_to_ms - gap_from_ms), 0) FROM runs"
+                " SUM(gap_from_ms IS NOT NULL), COALESCE(SUM(gap_to_ms - gap_from_ms), 0),"
+                " COALESCE(SUM(events_failed), 0) FROM runs"
             ).fetchone()
         return {
             "runs": row[0],
@@ -155,4 +161,5 @@ class RunStore:
             "failed_runs": row[3] or 0,
             "gaps": row[4] or 0,
             "gap_ms": row[5] or 0,
+            "events_failed": row[6] or 0,
         }
