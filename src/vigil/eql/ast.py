@@ -38,8 +38,8 @@ class Literal(Expr):
 @dataclass(frozen=True, slots=True)
 class Field(Expr):
     """A field reference. ``path`` is the dotted name split into parts
-    (``process.parent.name`` -> ("process", "parent", "name")); a back-quoted
-    name keeps its dots inside one part only if the user quoted it so.
+    (``process.parent.name`` -> ("process", "parent", "name")), at every dot,
+    back-quoted or not (```a.b/c``` is ("a", "b/c"), as in Elasticsearch).
     ``optional`` is set for ``?field``: an unknown optional field is null
     instead of an error."""
 

@@ -4,6 +4,14 @@ Elasticsearch flattens a document before indexing, so ``{"file.path": x}``,
 ``{"file": {"path": x}}`` and ``{"file": [{"path": x}]}`` all give the field
 ``file.path`` the value ``x``. Arrays are flattened too, and JSON nulls are not
 indexed: a field whose only value is null is missing.
+
+A dot in a key at any level is a path separator (ES's document parsing expands
+``{"a": {"b.c": 1}}`` into objects: ``DotExpandingXContentParser``,
+``splitAndValidatePath``), and every other character is part of a key: ``a.b.c``
+is ``{"a.b": {"c": 1}}`` and ``{"a.b.c": 1}`` too, and
+``kubernetes.audit.annotations.authorization_k8s_io/decision`` reads
+``{"kubernetes": {"audit": {"annotations": {"authorization_k8s_io/decision": x}}}}``.
+A field name is therefore always split at every dot, whatever quoting wrote it.
 """
 
 from __future__ import annotations

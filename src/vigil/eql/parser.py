@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from vigil.eql import ast
 from vigil.eql.errors import EqlSyntaxError
+from vigil.eql.fields import split_path
 from vigil.eql.tokens import Token, tokenize
 
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
@@ -554,7 +555,10 @@ class Parser:
             if self.is_op("[") and self.peek().kind == "int":
                 raise self.error("array indexes are not supported")
             break
-        return ast.Field(tuple(parts), optional=optional, loc=start.loc)
+        # ES joins the parts with dots into one name (IdentifierBuilder.visitQualifiedName)
+        # and looks that name up among the mapping's full field paths, so a back-quoted
+        # part is not one key: `a.b/c` is the path a, b/c, like a.`b/c`.
+        return ast.Field(split_path(".".join(parts)), optional=optional, loc=start.loc)
 
 
 def parse(text: str) -> ast.Statement:

@@ -6,7 +6,10 @@ The lexical rules follow Elasticsearch's ``EqlBase.g4`` grammar
 * keywords are lower case only (``AND: 'and'``; the grammar is case-sensitive,
   so ``AND`` is an identifier);
 * ``IDENTIFIER: (LETTER | '_' | '@') (LETTER | DIGIT | '_')*`` ("make @timestamp
-  not require escaping"); back-quoted identifiers with ````` `` ````` as an escaped quote;
+  not require escaping"); back-quoted identifiers (``ESCAPED_IDENTIFIER``), where a
+  doubled quote does not end the name and is kept as written (ES's
+  ``IdentifierBuilder.unquoteIdentifier`` only turns a backslash and a quote into
+  a quote);
 * strings: ``"..."`` with the escapes ``\\b \\t \\n \\f \\r \\" \\' \\\\`` and
   ``\\u{XX}`` (2 to 8 hex digits), other escapes kept as written; triple-quoted
   raw strings ``\"\"\"...\"\"\"``; single-quoted and ``?"..."``
@@ -259,14 +262,16 @@ class _Lexer:
                 raise self.error("unterminated back-quoted name: missing closing '`'", line, col)
             if ch == "`":
                 if self.peek(1) == "`":
-                    parts.append("`")
+                    parts.append("``")
                     self.advance(2)
                     continue
                 self.advance(1)
                 break
             parts.append(ch)
             self.advance(1)
-        name = "".join(parts)
+        # As ES's IdentifierBuilder.unquoteIdentifier: the quotes go, "\`" becomes "`",
+        # and a doubled "``" (which the grammar lets through) stays as written.
+        name = "".join(parts).replace("\\`", "`")
         if not name:
             raise self.error("empty back-quoted name", line, col)
         return Token("quoted_ident", name, line, col, self.text[start : self.pos])
