@@ -18,7 +18,9 @@ def _source_options(p: argparse.ArgumentParser) -> None:
         "--store", metavar="PATH", help="store file written by vigil scan --store or vigil serve"
     )
     where.add_argument("--server", metavar="URL", help="a running vigil serve, e.g. http://127.0.0.1:9200")
-    p.add_argument("--token", help="bearer token for --server")
+    from vigil.server.client import add_token_options
+
+    add_token_options(p)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,9 +58,9 @@ class _Backend:
 
     def __init__(self, args: argparse.Namespace) -> None:
         if args.server:
-            from vigil.server.client import Client
+            from vigil.server.client import Client, resolve_token
 
-            self._client: Any = Client(args.server, args.token)
+            self._client: Any = Client(args.server, resolve_token(args.token, args.token_file))
             self._store = None
         else:
             from pathlib import Path

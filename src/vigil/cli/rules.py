@@ -47,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="rule file or folder (repeatable; default: the rules bundled with Vigil)",
     )
     where.add_argument("--server", metavar="URL", help="the rules of a running vigil serve")
-    ls.add_argument("--token", help="bearer token for --server")
+    from vigil.server.client import add_token_options
+
+    add_token_options(ls)
     output.add_format_option(ls)
     ls.set_defaults(func=cmd_list)
 
@@ -135,9 +137,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     fmt = output.resolve_format(args)
     problems: list[VigilError] = []
     if args.server:
-        from vigil.server.client import Client
+        from vigil.server.client import Client, resolve_token
 
-        rows = Client(args.server, args.token).rules()
+        rows = Client(args.server, resolve_token(args.token, args.token_file)).rules()
     else:
         ruleset = _load(args.rules)
         problems = list(ruleset.problems)

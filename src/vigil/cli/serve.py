@@ -51,6 +51,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="bearer token required on every request (mandatory off loopback; default: $VIGIL_TOKEN, "
         "which keeps it out of the process list)",
     )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name clients may use besides the address listened on (repeatable; needed for a DNS "
+        "name on a specific address; on 0.0.0.0 without it any Host is answered, a token being required)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=64,
+        metavar="N",
+        help="connections served at once, one thread each; more are answered 503 (default 64)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        default="30s",
+        metavar="DURATION",
+        help="close a connection whose next request head has not fully arrived by then (default 30s)",
+    )
+    p.add_argument(
+        "--run-timeout",
+        default="5m",
+        metavar="DURATION",
+        help="cut a rule run off after this long, keeping its alerts so far (default 5m, as Kibana)",
+    )
     p.add_argument("--retention", default="7d", help="drop events ingested longer ago than this (default 7d)")
     p.add_argument("--verbose", "-v", action="store_true", help="log each run and request")
     add_format_option(p)
@@ -59,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vigil.server.main import serve
+    from vigil.server.transport import Limits
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -84,5 +112,11 @@ def run(args: argparse.Namespace) -> int:
         token=args.token,
         retention_ms=retention,
         exceptions_all=args.exceptions_all,
+        allow_hosts=args.allow_host,
+        limits=Limits(
+            max_connections=max(1, args.max_connections),
+            head_timeout=duration_ms(args.idle_timeout, what="--idle-timeout") / 1000,
+        ),
+        run_timeout_s=duration_ms(args.run_timeout, what="--run-timeout") / 1000,
         announce=announce,
     )

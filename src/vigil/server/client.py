@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from typing import Any
@@ -10,11 +11,42 @@ from urllib.parse import quote, urlencode
 
 from vigil.errors import VigilError
 
+TOKEN_ENV = "VIGIL_TOKEN"
+
+
+def resolve_token(token: str | None = None, token_file: str | None = None) -> str | None:
+    """The token to send: ``--token``, else the first line of ``--token-file``, else ``$VIGIL_TOKEN``.
+
+    A file or the environment keeps the token out of the process list and shell history.
+    """
+    if token:
+        return token
+    if token_file:
+        try:
+            with open(token_file, encoding="utf-8") as f:
+                text = f.readline(4096).strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise VigilError(
+                f"cannot read the token file: {getattr(exc, 'strerror', None) or exc}", file=token_file
+            ) from None
+        if not text:
+            raise VigilError("the token file is empty", file=token_file)
+        return text
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def add_token_options(parser: Any) -> None:
+    """``--token`` and ``--token-file`` for a command that talks to ``--server``."""
+    parser.add_argument("--token", help=f"token for --server (better: --token-file or ${TOKEN_ENV})")
+    parser.add_argument("--token-file", metavar="PATH", help="read the token for --server from this file")
+
 
 class Client:
     def __init__(self, url: str, token: str | None = None, timeout: float = 30) -> None:
         self.url = url.rstrip("/")
-        self.token = token
+        self.token = token if token is not None else resolve_token()
+        if self.token and (not self.token.isascii() or not self.token.isprintable()):
+            raise VigilError("the token must be printable ASCII (it travels in an HTTP header)")
         self.timeout = timeout
 
     def _call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> Any:
@@ -27,12 +59,12 @@ class Client:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 payload = resp.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
+            detail = exc.read(64 * 1024).decode(errors="replace")
             try:
                 reason = json.loads(detail)["error"]["reason"]
             except (ValueError, KeyError, TypeError):
                 reason = detail or exc.reason
-            raise VigilError(f"{self.url}: {exc.code} {reason}") from None
+            raise VigilError(f"{self.url}: {exc.code} {str(reason)[:300]}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise VigilError(f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
         return json.loads(payload) if payload else None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from vigil.eql.fields import lookup
 from vigil.store.dates import BadDate, parse_date
 
 MAX_OBJECT_DEPTH = 20
@@ -41,7 +40,7 @@ def check_document(doc: dict, time_fields: Iterable[str] = TIME_FIELDS) -> None:
     """Raise :class:`DocumentError` if Elasticsearch (or Vigil's store) would not keep ``doc``."""
     _check_shape(doc)
     for field in time_fields:
-        for value in lookup(doc, field) or ():
+        for value in _values(doc, tuple(field.split("."))):
             if value is None:
                 continue  # null is a missing value, as in a mapping
             try:
@@ -88,6 +87,23 @@ def _check_shape(doc: dict) -> None:
                     )
                 if isinstance(child, dict | list):
                     stack.append((child, depth, nesting + 1, path))
+
+
+def _values(node: object, parts: tuple[str, ...]) -> list:
+    """Every value at a dotted path as the document holds it (objects and arrays included),
+    whether written ``{"a": {"b": 1}}`` or ``{"a.b": 1}``."""
+    if not parts:
+        return list(node) if isinstance(node, list) else [node]
+    if isinstance(node, list):
+        return [v for item in node for v in _values(item, parts)]
+    if not isinstance(node, dict):
+        return []
+    out = []
+    for i in range(1, len(parts) + 1):
+        key = ".".join(parts[:i])
+        if key in node:
+            out += _values(node[key], parts[i:])
+    return out
 
 
 def _has_object(values: list) -> bool:

@@ -16,6 +16,7 @@ from vigil.scheduler.clock import Clock, default_clock
 from vigil.scheduler.runner import Scheduler, default_engine_factory, eql_timestamp_field
 from vigil.server.app import Service, make_server
 from vigil.server.guard import allowed_hosts, check_token
+from vigil.server.transport import Limits
 from vigil.store.alerts import AlertStore
 from vigil.store.events import INGESTED, EventStore
 from vigil.store.runs import RunStore
@@ -59,6 +60,7 @@ def serve(
     retention_ms: int | None,
     exceptions_all: bool = False,
     allow_hosts: list[str] | None = None,
+    limits: Limits | None = None,
     run_timeout_s: float | None = None,
     clock: Clock | None = None,
     tick_seconds: float = 0.2,
@@ -112,6 +114,7 @@ def serve(
         token=token,
         started_ms=clock.now_ms(),
         hosts=allowed_hosts(host, allow_hosts or ()),
+        limits=limits or Limits(),
         time_fields=time_fields(ruleset.rules),
     )
     try:
