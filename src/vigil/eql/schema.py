@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vigil.eql.ecs import ecs_type
-
-# Mapping types that hold exact strings; they all behave as keyword for EQL.
-KEYWORD_TYPES = frozenset({"keyword", "constant_keyword", "wildcard", "[runtime_random_keyword_type]"})
-INTEGER_TYPES = frozenset({"long", "integer", "short", "byte", "unsigned_long"})
-FLOAT_TYPES = frozenset({"double", "float", "half_float", "scaled_float"})
-NUMERIC_TYPES = INTEGER_TYPES | FLOAT_TYPES
-DATE_TYPES = frozenset({"date", "date_nanos"})
+from vigil.eql import ecs
+from vigil.eql.ecs import (  # noqa: F401 - the type families are part of this module's API
+    DATE_TYPES,
+    FLOAT_TYPES,
+    INTEGER_TYPES,
+    KEYWORD_TYPES,
+    NUMERIC_TYPES,
+    normalize_type,
+)
 
 
 class SchemaError(ValueError):
@@ -167,7 +168,7 @@ class Schema:
         real = self.resolve(name)
         t = self.types.get(real)
         if t is None and self.use_ecs:
-            t = ecs_type(real)
+            t = ecs.ecs_type(real)
         return t
 
     def null_value(self, name: str) -> Any:
@@ -208,18 +209,3 @@ def _unwrap(mapping: dict) -> dict:
                 break
             mapping = inner[0]
     return mapping if isinstance(mapping, dict) else {}
-
-
-def normalize_type(typ: str) -> str:
-    """One name per behaviour: every exact-string type is keyword, every integer long."""
-    if typ in KEYWORD_TYPES:
-        return "keyword"
-    if typ in INTEGER_TYPES:
-        return "long"
-    if typ in FLOAT_TYPES:
-        return "double"
-    if typ == "date_nanos":
-        return "date"
-    if typ == "match_only_text":
-        return "text"
-    return typ
