@@ -11,14 +11,12 @@ processors (``BetweenFunctionProcessor``, ``CIDRMatchFunctionProcessor``,
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from vigil.eql.semantics import arithmetic, is_number, to_string
+from vigil.eql.semantics import IpValue, arithmetic, ip_bounds, ip_key, is_number, to_string
 
 # Argument kinds the checker verifies for literal arguments.
 STR, NUM, BOOL, ANY = "string", "number", "boolean", "any"
@@ -82,28 +80,22 @@ def fn_between(source, left, right, greedy=False, *, insensitive=False):
 
 
 def fn_cidr_match(source, *cidrs, insensitive=False):
-    """True when the address lies in any of the networks (host bits are ignored)."""
+    """True when the address is one of the addresses or lies in one of the CIDR blocks
+    (host bits are ignored). Compared on 16 bytes, as ES's CIDRUtils.isInRange (and the
+    terms query on an ip field) does: an IPv4 address and its IPv4-mapped IPv6 form
+    (``::ffff:10.1.2.3``) are one address, inside ``10.0.0.0/8`` and ``::/0`` alike."""
     if source is None:
         return None
-    try:
-        addr = ipaddress.ip_address(str(source))
-    except ValueError:
+    key = source if isinstance(source, IpValue) else ip_key(str(source))
+    if key is None:
         return False
     for c in cidrs:
         if c is None:
             continue
-        net = _network(str(c))
-        if net is not None and addr.version == net.version and addr in net:
+        bounds = ip_bounds(str(c))
+        if bounds is not None and bounds[0] <= key <= bounds[1]:
             return True
     return False
-
-
-@lru_cache(maxsize=1024)
-def _network(text: str):
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return None
 
 
 def fn_concat(*args, insensitive=False):

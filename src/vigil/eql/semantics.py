@@ -36,6 +36,7 @@ from typing import Any
 
 from vigil.eql import ast
 from vigil.eql.dates import iso_from_millis, to_epoch_millis
+from vigil.eql.ecs import ecs_type
 from vigil.eql.fields import split_path
 
 # --- typed values ----------------------------------------------------------------
@@ -220,32 +221,79 @@ def parse_with_format(value: Any, fmt: str) -> int | None:
     return None
 
 
+# --- ip addresses ------------------------------------------------------------------
+#
+# An ip field holds every address on 16 bytes: Lucene's InetAddressPoint.encode
+# writes an IPv4 address as its IPv4-mapped IPv6 form ::ffff:a.b.c.d (RFC 4291), and
+# ES's IpFieldMapper indexes that. So "10.1.2.3" and "::ffff:10.1.2.3" are one value
+# for equality, ``in``, ranges and CIDR blocks alike, in the document and in the
+# query; InetAddressPoint.decode gives a mapped address back as IPv4.
+
+_IPV4_MAPPED = 0xFFFF << 32
+_PREFIX = re.compile(r"^[+-]?[0-9]+$")  # what Java's Integer.parseInt takes (ASCII digits)
+
+
+def ip_key(text: str) -> int | None:
+    """The address as the integer of its 16 bytes (IPv4 mapped into ::ffff:0:0/96),
+    or None when ``text`` is not an address."""
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return int(addr) + _IPV4_MAPPED if addr.version == 4 else int(addr)
+
+
+@lru_cache(maxsize=4096)
+def ip_bounds(text: str) -> tuple[int, int] | None:
+    """The first and last address (as :func:`ip_key`) that a term on an ip field
+    takes: one address, or a CIDR block read as ES's InetAddresses.parseCidr does
+    (``address/prefix``, prefix 0-32 after an IPv4 address and 0-128 after an IPv6 one,
+    host bits ignored, and an IPv4-mapped address refused with a prefix, which would
+    be ambiguous). None for what ES refuses."""
+    if "/" not in text:
+        key = ip_key(text)
+        return None if key is None else (key, key)
+    addr_text, _, prefix = text.partition("/")
+    if "/" in prefix or not _PREFIX.match(prefix):
+        return None
+    try:
+        addr = ipaddress.ip_address(addr_text)
+    except ValueError:
+        return None
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        return None
+    bits = 32 if addr.version == 4 else 128
+    n = int(prefix)
+    if not 0 <= n <= bits:
+        return None
+    host = bits - n
+    low = ip_key(addr_text) >> host << host
+    return low, low | ((1 << host) - 1)
+
+
 class IpRange(DateRange):
     """A CIDR block compared with an ip field: ES's term query on an ip field
-    takes ``"10.0.0.0/8"`` and matches every address inside it."""
+    takes ``"10.0.0.0/8"`` and matches every address inside it (its 16-byte
+    form: IpFieldMapper.termQuery, InetAddressPoint.newPrefixQuery)."""
 
     __slots__ = ()
 
     @classmethod
     def parse(cls, text: str) -> IpRange | None:
-        try:
-            net = ipaddress.ip_network(text.strip(), strict=False)
-        except ValueError:
-            return None
-        low, high = int(net.network_address), int(net.broadcast_address)
-        if net.version == 4:
-            low, high = low + (0xFFFF << 32), high + (0xFFFF << 32)
-        return cls(low, high, text)
+        bounds = ip_bounds(text.strip())
+        return None if bounds is None else cls(bounds[0], bounds[1], text)
 
 
 class IpValue(int):
-    """An IP address as its IPv6-mapped integer (ES orders IPv4 inside IPv6)."""
+    """An IP address as its 16-byte integer (see :func:`ip_key`): an IPv4 address
+    and its IPv4-mapped IPv6 form are one value, written as IPv4."""
 
     def __new__(cls, text: str) -> IpValue:
         addr = ipaddress.ip_address(text.strip())
-        key = int(addr) + (0xFFFF << 32) if addr.version == 4 else int(addr)
+        key = int(addr) + _IPV4_MAPPED if addr.version == 4 else int(addr)
         obj = super().__new__(cls, key)
-        obj.text = str(addr)
+        mapped = addr.ipv4_mapped if addr.version == 6 else None
+        obj.text = str(mapped or addr)
         return obj
 
     def __str__(self) -> str:
@@ -1150,7 +1198,9 @@ def field_spec(fld: ast.Field, schema) -> FieldSpec:
     """Resolve a field reference: aliases followed, type and null value found."""
     name = fld.name
     if schema is None:
-        return FieldSpec(fld.path, None, None, False)
+        # Untyped, but an address is an address: a field every Elastic mapping types
+        # ip (ECS, the integrations) compares on 16 bytes, as Elasticsearch indexes it.
+        return FieldSpec(fld.path, "ip" if ecs_type(name) == "ip" else None, None, False)
     real = schema.resolve(name)
     absent = fld.optional and not schema.knows(name)
     path = split_path(real) if real != name else fld.path
@@ -1201,12 +1251,9 @@ def in_match(value: Any, item: Any, insensitive: bool) -> bool | None:
 
 
 def is_cidr(text: str) -> bool:
-    """Whether text is an address or a CIDR block (host bits allowed)."""
-    try:
-        ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return False
-    return True
+    """Whether text is an address or a CIDR block (host bits allowed) that an ip
+    term query takes (see :func:`ip_bounds`)."""
+    return ip_bounds(text) is not None
 
 
 def make_lookup(parts: tuple[str, ...], keyword: bool = False) -> Callable[[Any], list]:

@@ -27,7 +27,8 @@ keyword, as ECS and dynamic mapping make strings):
   (Python's and Java's lower-casing agree there).
 - long: the value must be an integer (a term query on the number); ip: an address
   or a CIDR block (``IpFieldMapper`` term queries take ``a.b.c.d/n``), here
-  ``cidrMatch``; boolean: ``true``/``false``.
+  ``cidrMatch``, or a range of addresses, all on 16 bytes (``::ffff:10.1.2.3`` is
+  ``10.1.2.3``); boolean: ``true``/``false``.
 - Everything whose exact meaning needs more (``text`` fields analysed by the
   standard analyzer, dates and their time zone, floats, ranges on strings,
   ``nested`` mappings, wildcards in field names, a value with no field) raises
@@ -43,10 +44,10 @@ written as ``in`` and a range as a one-term ``or``, which neither rewrite touche
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 from vigil.eql import ast
+from vigil.eql import semantics as S
 from vigil.eql.ecs import ecs_type
 from vigil.eql.fields import split_path
 from vigil.kql import tree as T
@@ -147,8 +148,9 @@ class _Translator:
             b = value.constant if isinstance(value.constant, bool) else _BOOL_TEXT.get(text)
             if b is not None:
                 return ast.In(fld, (ast.Literal(b, loc=loc),), loc=node.loc)
-        if ftype == "ip" and value.constant is ... and _is_ip_or_cidr(text):
-            # A term query on an ip field takes an address or a CIDR block.
+        if ftype == "ip" and value.constant is ... and S.is_cidr(text):
+            # A term query on an ip field takes an address or a CIDR block, on 16 bytes:
+            # ::ffff:10.1.2.3 is 10.1.2.3 (IpFieldMapper.termQuery, InetAddressPoint).
             return ast.FunctionCall("cidrMatch", (fld, ast.Literal(text, loc=loc)), loc=node.loc)
         raise self.unsupported(loc, f"the value {text!r} on the {ftype} field {fld.name}")
 
@@ -176,6 +178,15 @@ class _Translator:
     def range(self, node: T.Range) -> ast.Expr:
         fld, ftype = self.field(node.field, node.loc)
         value = node.value
+        if (
+            ftype == "ip"
+            and value.constant is ...
+            and not value.is_wildcard
+            and S.ip_key(value.text) is not None
+        ):
+            # An ip range query compares 16-byte addresses (IpFieldMapper.rangeQuery); the
+            # field reads as ip (semantics.field_spec), so the comparison does too.
+            return ast.Or((ast.Comparison(node.op, fld, ast.Literal(value.text)),), loc=node.loc)
         if ftype != "long":
             raise self.unsupported(node.loc, f"a range on the {ftype} field {fld.name}")
         if value.is_wildcard or value.constant is not ... or not _INTEGER.match(value.text.strip()):
@@ -183,14 +194,3 @@ class _Translator:
         cmp = ast.Comparison(node.op, fld, ast.Literal(int(value.text)), loc=node.loc)
         # A one-term `or`: kept apart from EQL's same-field merging and `not` flipping.
         return ast.Or((cmp,), loc=node.loc)
-
-
-def _is_ip_or_cidr(text: str) -> bool:
-    try:
-        if "/" in text:
-            ipaddress.ip_network(text, strict=False)
-        else:
-            ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

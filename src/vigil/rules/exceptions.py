@@ -15,7 +15,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from vigil.eql.ecs import ecs_type
 from vigil.eql.fields import lookup
+from vigil.eql.semantics import ip_bounds, ip_key
 from vigil.errors import VigilError
 
 ENTRY_TYPES = ("match", "match_any", "wildcard", "exists", "nested", "list")
@@ -30,6 +32,15 @@ def _as_text(value: Any) -> str:
 def _wildcard(pattern: str, value: str) -> bool:
     escaped = pattern.replace("[", "[[]")
     return fnmatchcase(value, escaped)
+
+
+def _ip_match(texts: list[str], wanted: list) -> bool:
+    keys = [k for k in (ip_key(t.strip()) for t in texts) if k is not None]
+    for w in wanted:
+        bounds = ip_bounds(_as_text(w))
+        if bounds is not None and any(bounds[0] <= k <= bounds[1] for k in keys):
+            return True
+    return False
 
 
 @dataclass
@@ -59,6 +70,10 @@ class Entry:
         if self.type == "exists":
             return bool(values)
         texts = [_as_text(v) for v in values]
+        if self.type in ("match", "match_any") and ecs_type(self.field) == "ip":
+            # Kibana's match_phrase on an ip field is a term query on 16-byte addresses
+            # (IpFieldMapper.termQuery): ::ffff:10.1.2.3 is 10.1.2.3, and a CIDR block works.
+            return _ip_match(texts, [self.value] if self.type == "match" else (self.value or []))
         if self.type == "match":
             return _as_text(self.value) in texts
         if self.type == "match_any":
