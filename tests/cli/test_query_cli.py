@@ -81,7 +81,7 @@ def test_malformed_lines_are_reported_skipped_and_counted(capsys, tmp_path):
     path = tmp_path / "bad.ndjson"
     path.write_text(json.dumps(EVENTS[0]) + "\n{not json\n" + json.dumps(EVENTS[2]) + "\n")
     code, out, err = run(capsys, "--format", "ndjson", "process where true", path)
-    assert code == 0
+    assert code == 1, "the exit status says an input was not fully read"
     assert len(docs(out)) == 2
     assert f"{path}:2" in err
     assert "1 skipped" in err
@@ -171,7 +171,7 @@ def test_json_array_items_that_are_not_objects_are_skipped(capsys, tmp_path):
     path = tmp_path / "a.json"
     path.write_text(json.dumps([1, EVENTS[0]]))
     code, out, err = run(capsys, "--format", "ndjson", "any where true", path)
-    assert code == 0
+    assert code == 1
     assert docs(out) == [EVENTS[0]]
     assert "1 skipped" in err
 

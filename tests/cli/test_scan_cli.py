@@ -79,7 +79,7 @@ def test_malformed_lines_are_reported_counted_and_skipped(capsys, tmp_path):
         ],
     )
     code, alerts, err = scan(capsys, events)
-    assert code == 0
+    assert code == 1, "the exit status says an input was not fully read"
     assert len(alerts) == 2, "good lines around bad ones still alert"
     assert f"{events}:2" in err and f"{events}:3" in err
     assert "2 events read, 2 skipped" in err

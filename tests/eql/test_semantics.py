@@ -133,16 +133,38 @@ def test_missing_field_comparisons_are_false():
     assert both(ast.Not(cmp("==", F("x"), L(1))), doc)
 
 
-def test_not_of_a_range_is_the_opposite_range():
-    # ES's optimizer (QL BooleanSimplification) rewrites not (x > 1) as x <= 1:
-    # false on a missing field, and "any value <= 1" on an array.
+def test_not_of_a_range_is_its_complement():
+    # ES's EQL optimizer does not negate comparisons: EqlBooleanSimplification
+    # overrides maybeSimplifyNegatable to return null (Optimizer.java), so
+    # `not (x > 1)` is a bool must_not of the range query (QL ExpressionTranslators.
+    # Nots): true on a missing field, false when any value of an array is in range.
     for op in ("<", "<=", ">", ">="):
-        assert not both(ast.Not(cmp(op, F("x"), L(1))), {"other": 1})
-    assert both(ast.Not(cmp("<", F("n"), L(5))), {"n": [1, 10]})
-    assert not both(ast.Not(cmp("<", F("n"), L(5))), {"n": [1, 2]})
+        assert both(ast.Not(cmp(op, F("x"), L(1))), {"other": 1})
+        assert both(ast.Not(cmp(op, L(1), F("x"))), {})
+    assert not both(ast.Not(cmp("<", F("n"), L(5))), {"n": [1, 10]})
+    assert both(ast.Not(cmp("<", F("n"), L(5))), {"n": [5, 10]})
+    assert not both(ast.Not(cmp(">", F("n"), L(1))), {"n": [0, 10]})
+    # a double not cancels (QL BooleanSimplification.simplifyNot)
     assert both(ast.Not(ast.Not(cmp("<", F("n"), L(5)))), {"n": [1, 10]})
-    # not of a pattern or of an `and` stays a complement
+    assert not both(ast.Not(ast.Not(cmp("<", F("n"), L(5)))), {})
     assert both(ast.Not(ast.And((cmp(">", F("x"), L(1)), L(True)))), {})
+    # a script stays three-valued: not (null > 1) is null
+    assert not both(ast.Not(cmp(">", ast.FunctionCall("length", (F("x"),)), L(1))), {})
+
+
+def test_not_of_a_comparison_with_an_absent_optional_field_is_null():
+    # ES replaces ?absent with null and folds the condition (ConstantFolding):
+    # not (null > 1) is null, and a filter keeps only true.
+    schema = Schema.from_mapping({"properties": {"m": {"type": "long"}}})
+    for op in ("<", "<=", ">", ">="):
+        assert not both(ast.Not(cmp(op, F("nope", True), L(1))), {"nope": 5}, schema)
+        assert not both(ast.Not(cmp(op, F("nope", True), L(1))), {}, schema)
+    assert not both(ast.Not(ast.Pattern(":", F("nope", True), (L("a*"),))), {}, schema)
+    assert not both(ast.Not(ast.In(F("nope", True), (L("a"),))), {}, schema)
+    # ReplaceNullChecks: ?absent == 1 is `1 is null`, false, so its not is true
+    assert both(ast.Not(cmp("==", F("nope", True), L(1))), {}, schema)
+    # a known optional field is a field like any other
+    assert both(ast.Not(cmp(">", F("m", True), L(1))), {}, schema)
 
 
 def test_not_equal_is_not_equal_to():
@@ -504,22 +526,40 @@ def test_function_equals_boolean_is_the_function():
     assert not both(cmp("==", ast.FunctionCall("string", (F("ip"),)), L(True)), doc)
 
 
-def test_same_field_comparisons_in_an_and_need_one_value():
-    # ES merges them into one query (CombineBinaryComparisons, PropagateEquals).
+def test_same_field_comparisons_in_an_and_each_take_any_value():
+    # ES's EQL optimizer runs neither PropagateEquals nor CombineBinaryComparisons
+    # (Optimizer.java, "Operator Optimization" batch; removed with multi-value
+    # support, elastic/elasticsearch#74567): each comparison is its own query,
+    # and any value of an array may satisfy it.
     between = ast.And((cmp(">", F("n"), L(1)), cmp("<", F("n"), L(5))))
-    assert not both(between, {"n": [0, 10]})
+    assert both(between, {"n": [0, 10]})
     assert both(between, {"n": [0, 3]})
+    assert not both(between, {"n": [0, 1]})
     assert not both(between, {})
-    assert both(ast.Not(between), {"n": [0, 10]})
-    assert not both(ast.And((cmp("==", F("n"), L(1)), cmp("==", F("n"), L(2)))), {"n": [1, 2]})
-    assert both(ast.And((cmp("==", F("n"), L(1)), cmp("!=", F("n"), L(2)))), {"n": [1, 2]})
-    assert not both(ast.And((cmp(">", F("n"), L(1)), cmp("!=", F("n"), L(10)))), {"n": [0, 10]})
-    # nested ands and literals on the left are merged too
+    assert not both(ast.Not(between), {"n": [0, 10]})
+    assert both(ast.And((cmp("==", F("n"), L(1)), cmp("==", F("n"), L(2)))), {"n": [1, 2]})
+    assert not both(ast.And((cmp("==", F("n"), L(1)), cmp("==", F("n"), L(2)))), {"n": [1, 3]})
+    # != is a must_not term: false when any value is equal
+    assert not both(ast.And((cmp("==", F("n"), L(1)), cmp("!=", F("n"), L(2)))), {"n": [1, 2]})
+    assert both(ast.And((cmp(">", F("n"), L(1)), cmp("!=", F("n"), L(10)))), {"n": [0, 5]})
+    args = ast.And((cmp("==", F("process.args"), L("-r")), cmp("==", F("process.args"), L("/"))))
+    assert both(args, {"process": {"args": ["rm", "-r", "/"]}}, ECS)
+    assert not both(args, {"process": {"args": ["rm", "-r", "/tmp"]}}, ECS)
+    # nested ands and literals on the left too
     nested = ast.And((cmp("<", L(1), F("n")), ast.And((L(True), cmp(">", L(5), F("n"))))))
-    assert not both(nested, {"n": [0, 10]})
+    assert both(nested, {"n": [0, 10]})
     assert both(nested, {"n": 2})
-    # other fields and other terms are untouched
-    assert both(ast.And((cmp(">", F("n"), L(1)), cmp("<", F("m"), L(5)))), {"n": 10, "m": 0})
+    assert not both(nested, {"n": [0, 1]})
+    # with the other query kinds on the same field
+    mixed = ast.And(
+        (
+            ast.Pattern(":", F("process.args"), (L("-R*"),)),
+            ast.In(F("process.args"), (L("/etc"), L("/"))),
+            ast.Not(ast.Pattern(":", F("process.args"), (L("--help"),))),
+        )
+    )
+    assert both(mixed, {"process": {"args": ["chmod", "-r", "/"]}}, ECS)
+    assert not both(mixed, {"process": {"args": ["chmod", "-r", "/", "--HELP"]}}, ECS)
 
 
 def test_cidr_literal_on_an_ip_field_matches_the_block():
@@ -609,9 +649,12 @@ def test_generated_filter_nested_logic_and_fallbacks():
         assert interpreter.matches_event(ast.EventQuery("file", cond), doc, ECS) is want, extra
 
 
-def test_dates_outside_python_years_still_print():
+def test_dates_outside_python_years_print_as_elasticsearch_prints_them():
+    # Elasticsearch's date printer (DateFormatters, SignStyle.EXCEEDS_PAD): a sign past 4 digits.
     d = S.convert(253402300800000, "date")  # year 10000
-    assert int(d) == 253402300800000 and str(d) == "253402300800000"
+    assert int(d) == 253402300800000 and str(d) == "+10000-01-01T00:00:00.000Z"
+    assert str(S.convert(-62135596800001, "date")) == "0000-12-31T23:59:59.999Z"
+    assert S.convert(1e30, "date") is S.INVALID, "past a Java long: not a date"
 
 
 @pytest.mark.parametrize("text", ["9999", "9999-12", "0000-01-01", "2017-02-30", "2017-13", "x"])

@@ -148,6 +148,14 @@ def report_reading(stats: Any, result: str) -> None:
         print(f"vigil: {stats.events} events read, {stats.skipped} skipped, {result}", file=err)
 
 
+def exit_status(paths: Iterable[str], stats: Any) -> int:
+    """0 when every input was read whole; 1 when some lines or events were skipped (the
+    run went on and reported each); 2 when a named input could not be read at all."""
+    if unreadable_inputs(paths, stats):
+        return 2
+    return 1 if getattr(stats, "skipped", 0) else 0
+
+
 def unreadable_inputs(paths: Iterable[str], stats: Any) -> int:
     """How many named inputs could not be read at all (a typo in a file name must not pass quietly)."""
     failed = getattr(stats, "files_failed", None)

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         matches = query.run(events, doc=lambda ev: ev.doc)
         count = _print(matches, query.kind, fmt, args)
     output.report_reading(stats, f"{count} matches")
-    return 2 if output.unreadable_inputs(paths, stats) else 0
+    return output.exit_status(paths, stats)
 
 
 # --- query and schema ---------------------------------------------------------------

@@ -41,8 +41,10 @@ on Spark:
   executor sees (local mode, or a shared one). Not for standard input.
   Needs Java 17+ and pip install 'vigil[spark]'.
 
-exit status: 0 when the scan ran (alerts or not), 2 when an input could
-not be read or an option is wrong.
+exit status: 0 when every input was read whole (alerts or not); 1 when
+some lines or events were skipped (each reported with file, line and
+column); 2 when an input could not be read at all or an option is wrong.
+--strict stops at the first problem.
 """
 
 
@@ -132,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         for sink in sinks:
             sink.close()
     _report(detection, stats, count, store, fmt)
-    return 2 if output.unreadable_inputs(inputs, stats) else 0
+    return output.exit_status(inputs, stats)
 
 
 def _scan(detection: Detection, inputs: list[str], args, stats: ReadStats, sinks: list) -> int:

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import orjson
 
+from vigil.eql.dates import to_epoch_millis
 from vigil.errors import VigilError
 from vigil.events.model import Event
 
@@ -54,6 +55,28 @@ def _event_index(doc: dict) -> str | None:
             return None
         parts.append(value)
     return "-".join(parts)
+
+
+def timestamp_problem(doc: dict) -> str | None:
+    """Why Elasticsearch would reject ``doc`` for its ``@timestamp``, or None.
+
+    Every ECS index and data stream maps ``@timestamp`` as ``date``: a value that
+    field cannot parse (past a Java long, ``1e30``, an object, text that is no date)
+    makes Elasticsearch reject the whole document, so Vigil skips the event.
+    """
+    value = doc.get("@timestamp")
+    if value is None:
+        return None
+    for one in value if isinstance(value, list) else (value,):
+        if one is not None and to_epoch_millis(one) is None:
+            shown = (
+                orjson.dumps(one, option=orjson.OPT_NON_STR_KEYS) if not isinstance(one, float) else repr(one)
+            )
+            text = shown.decode() if isinstance(shown, bytes) else shown
+            if len(text) > 80:
+                text = text[:77] + "..."
+            return f"failed to parse field [@timestamp] of type [date]: {text}"
+    return None
 
 
 def _normalize(doc: dict, source: str | None) -> tuple[dict, str | None]:
@@ -107,6 +130,10 @@ class Reader:
             return
         except Exception as exc:  # a vendor record we cannot read is one skipped event
             self.stats.problem(f"cannot normalize event: {exc}", file, line)
+            return
+        bad = timestamp_problem(doc)
+        if bad is not None:
+            self.stats.problem(bad, file, line)
             return
         index = self.index or hit_index or vendor_index or _event_index(doc)
         self.stats.events += 1
