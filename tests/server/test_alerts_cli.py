@@ -89,3 +89,23 @@ def test_show_and_set_status_in_both_formats(tmp_path, capsys):
     assert doc["kibana.alert.workflow_status"] == "acknowledged" and doc["kibana.alert.uuid"] == "u1"
     assert main(["alerts", "set-status", "--store", str(db), "nope", "closed"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_server_token_from_a_file_or_the_environment(make_server, tmp_path, capsys, monkeypatch):
+    s = make_server([action_rule("r", "x", name="R")], ["--token", "a-token-kept-off-argv"])
+    s.start()
+    token_file = tmp_path / "token"
+    token_file.write_text("a-token-kept-off-argv\n")
+    monkeypatch.delenv("VIGIL_TOKEN", raising=False)
+    assert (
+        main(["alerts", "list", "--server", s.url, "--token-file", str(token_file), "--format", "ndjson"])
+        == 0
+    )
+    assert (
+        main(["rules", "list", "--server", s.url, "--token-file", str(token_file), "--format", "ndjson"]) == 0
+    )
+    assert [r["rule_id"] for r in lines(capsys.readouterr().out)] == ["r"]
+    monkeypatch.setenv("VIGIL_TOKEN", "a-token-kept-off-argv")
+    assert main(["alerts", "list", "--server", s.url, "--format", "ndjson"]) == 0
+    assert main(["alerts", "list", "--server", s.url, "--token-file", str(tmp_path / "missing")]) == 2
+    assert "token file" in capsys.readouterr().err
