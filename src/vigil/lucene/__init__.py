@@ -1,0 +1,1 @@
+"""Lucene matching semantics shared by the query languages."""
