@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (VigilError, EqlError) as exc:
-        print(f"vigil: {exc.render()}", file=sys.stderr)
+        from vigil.sinks.terminal import visible
+
+        print(f"vigil: {visible(exc.render(), lines=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -15,6 +15,7 @@ from importlib import resources
 from vigil.cli import output, scan
 from vigil.rules.loaders import bundled_rules
 from vigil.sinks.table import alert_summary
+from vigil.sinks.terminal import styled
 
 SAMPLE = "linux-endpoint-events.ndjson"
 DEFAULT_STORE = "vigil-demo.db"
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         if fmt == "ndjson":
             return scan.run(scan_args)
         console = output.console()
-        console.rule("[bold]Vigil demo[/]: bundled rules over bundled Linux endpoint events")
+        console.rule(styled(("Vigil demo", "bold"), ": bundled rules over bundled Linux endpoint events"))
         console.print(f"events: {SAMPLE} (bundled)   rules: bundled   store: {args.store}\n")
         first = _first_alert(scan_args)
         code = scan.run(scan_args)
@@ -70,11 +71,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.markdown import Markdown
 
     console.print()
-    console.rule(f"[bold]{rule.name}[/]: investigation guide")
+    console.rule(styled((rule.name, "bold"), ": investigation guide"))
     summary = first["summary"]
     console.print(
-        f"First alert: [bold]{summary['process']}[/] created [bold]{summary['file']}[/] "
-        f"on {summary['host']} at {summary['time']}\n"
+        styled(
+            "First alert: ",
+            (summary["process"], "bold"),
+            " created ",
+            (summary["file"], "bold"),
+            f" on {summary['host']} at {summary['time']}\n",
+        )
     )
     console.print(Markdown(rule.note or "(this rule has no investigation guide)"))
     console.rule()

@@ -10,6 +10,8 @@ from typing import IO, Any
 
 import orjson
 
+from vigil.sinks.terminal import json_line, safe_console, visible
+
 
 def add_format_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -30,7 +32,7 @@ def resolve_format(args: argparse.Namespace, stream: IO | None = None) -> str:
 
 def dumps(obj: Any) -> bytes:
     """One JSON line, the way Vigil writes every machine-readable record."""
-    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS, default=str)
+    return json_line(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS, default=str))
 
 
 def write_ndjson(records: Iterable[Any], stream: IO | None = None) -> int:
@@ -52,21 +54,23 @@ PIPE_WIDTH = 120
 
 
 def console(stream: IO | None = None):
+    """A console for people: values are shown, never obeyed (see :mod:`vigil.sinks.terminal`)."""
     import os
-
-    from rich.console import Console
 
     stream = stream or sys.stdout
     width = None
     if "COLUMNS" not in os.environ and not (hasattr(stream, "isatty") and stream.isatty()):
         width = PIPE_WIDTH
-    return Console(file=stream, highlight=False, soft_wrap=False, width=width)
+    return safe_console(file=stream, highlight=False, soft_wrap=False, width=width)
 
 
 def error_console():
-    from rich.console import Console
+    return safe_console(file=sys.stderr, highlight=False)
 
-    return Console(file=sys.stderr, highlight=False)
+
+def say(text: str, stream: IO | None = None) -> None:
+    """One line for a person on standard error (or ``stream``): controls in it shown visibly."""
+    print(visible(text, lines=True), file=stream or sys.stderr)
 
 
 @contextlib.contextmanager
@@ -138,14 +142,18 @@ MAX_PROBLEMS_SHOWN = 20
 
 def report_reading(stats: Any, result: str) -> None:
     """On standard error: each skipped input with its place (the first few), then the counts."""
-    err = sys.stderr
-    problems = list(stats.problems)
+    report_problems(stats.problems)
+    if stats.skipped or stats.problems:
+        say(f"vigil: {stats.events} events read, {stats.skipped} skipped, {result}")
+
+
+def report_problems(problems: Iterable[Any], what: str = "skipped") -> None:
+    """Each problem with its place (the first few, then how many more), on standard error."""
+    problems = list(problems)
     for problem in problems[:MAX_PROBLEMS_SHOWN]:
-        print(f"vigil: skipped: {problem.render()}", file=err)
+        say(f"vigil: {what}: {problem.render()}")
     if len(problems) > MAX_PROBLEMS_SHOWN:
-        print(f"vigil: ... and {len(problems) - MAX_PROBLEMS_SHOWN} more problems", file=err)
-    if stats.skipped or problems:
-        print(f"vigil: {stats.events} events read, {stats.skipped} skipped, {result}", file=err)
+        say(f"vigil: ... and {len(problems) - MAX_PROBLEMS_SHOWN} more problems")
 
 
 def exit_status(paths: Iterable[str], stats: Any) -> int:

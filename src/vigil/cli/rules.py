@@ -86,11 +86,7 @@ def _load(paths: list[str]):
 
 
 def _report_problems(problems: list[VigilError]) -> None:
-    shown = problems[: output.MAX_PROBLEMS_SHOWN]
-    for problem in shown:
-        print(f"vigil: skipped: {problem.render()}", file=sys.stderr)
-    if len(problems) > len(shown):
-        print(f"vigil: ... and {len(problems) - len(shown)} more problems", file=sys.stderr)
+    output.report_problems(problems)
 
 
 def _counts(counter: Counter) -> str:
@@ -231,11 +227,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     from rich.markdown import Markdown
 
+    from vigil.sinks.terminal import styled
+
     con = output.console()
     con.print(Markdown(render_markdown(rule), code_theme="ansi_dark", hyperlinks=False))
     why = rule.why_not_runnable
     status = "runnable" if why is None else f"not runnable yet: {why}"
-    con.print(f"\n[dim]{rule.source}:{rule.line} · rule_id {rule.rule_id} · {status}[/dim]")
+    con.print(styled((f"\n{rule.source}:{rule.line} · rule_id {rule.rule_id} · {status}", "dim")))
     return 0
 
 
@@ -261,7 +259,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         )
     else:
         for problem in report.problems:
-            print(problem.render())
+            output.say(problem.render(), sys.stdout)
     n = len(report.problems)
     if n:
         print(f"vigil: {n} problem{'s' if n != 1 else ''} in {rules} rules loaded", file=sys.stderr)

@@ -180,18 +180,14 @@ def _report(detection: Detection, stats: ReadStats, count: int, store, fmt: str)
     """The summary on standard error: what was read, skipped, run, raised; rules over their cap."""
     sys.stdout.flush()
     err = sys.stderr
-    for problem in stats.problems[: output.MAX_PROBLEMS_SHOWN]:
-        print(f"vigil: skipped: {problem.render()}", file=err)
-    if len(stats.problems) > output.MAX_PROBLEMS_SHOWN:
-        print(f"vigil: ... and {len(stats.problems) - output.MAX_PROBLEMS_SHOWN} more problems", file=err)
+    output.report_problems(stats.problems)
     engine = detection.engine
     for rule in engine.rules:
         raised = engine.stats[rule.rule_id]["alerts"]
         if raised > rule.max_signals:
-            print(
+            output.say(
                 f"vigil: rule {rule.name!r} raised {raised} alerts, over its max_signals of "
-                f"{rule.max_signals}: run on a schedule, it would be capped at {rule.max_signals} per run",
-                file=err,
+                f"{rule.max_signals}: run on a schedule, it would be capped at {rule.max_signals} per run"
             )
     reasons = Counter(p.message.split(":")[0] for p in stats.problems)
     skipped = f"{stats.skipped} skipped"
@@ -207,4 +203,4 @@ def _report(detection: Detection, stats: ReadStats, count: int, store, fmt: str)
     if fmt == "table":
         output.error_console().print(line, highlight=False)
     else:
-        print(f"vigil: {line}", file=err)
+        output.say(f"vigil: {line}", err)

@@ -6,6 +6,8 @@ from typing import IO
 
 import orjson
 
+from vigil.sinks.terminal import json_line
+
 
 class NdjsonSink:
     def __init__(self, stream: IO[bytes], *, flush_each: bool = False) -> None:
@@ -14,7 +16,7 @@ class NdjsonSink:
         self.written = 0
 
     def write(self, alert: dict) -> None:
-        self.stream.write(orjson.dumps(alert, default=str, option=orjson.OPT_APPEND_NEWLINE))
+        self.stream.write(json_line(orjson.dumps(alert, default=str, option=orjson.OPT_APPEND_NEWLINE)))
         self.written += 1
         if self.flush_each:
             self.stream.flush()

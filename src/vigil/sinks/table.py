@@ -62,8 +62,9 @@ class AlertTable:
         self.by_rule.setdefault(rule_id, []).append(alert)
 
     def close(self) -> None:
-        from rich.markup import escape
         from rich.table import Table
+
+        from vigil.sinks.terminal import styled
 
         for rule_id, alerts in self.by_rule.items():
             shown = [a for a in alerts if not is_building_block(a)]
@@ -72,9 +73,10 @@ class AlertTable:
                 folds = col in ("process", "file")
                 table.add_column(col, overflow="fold" if folds else "ellipsis", no_wrap=not folds)
             for alert in shown:
-                row = alert_summary(alert)
+                row: dict[str, Any] = alert_summary(alert)
                 style = _SEVERITY_STYLE.get(row["severity"].lower())
                 if style:
-                    row["severity"] = f"[{style}]{escape(row['severity'])}[/]"
-                table.add_row(*(row[c] if c == "severity" else escape(row[c]) for c in self.COLUMNS))
+                    row["severity"] = styled((row["severity"], style))
+                # The console shows text as text (vigil.sinks.terminal): no markup, no controls.
+                table.add_row(*(row[c] for c in self.COLUMNS))
             self.console.print(table)
