@@ -213,12 +213,16 @@ class SparkRunner:
 
         if self.on_ranges is not None:
             tracker = self.sc.statusTracker()
+            shown = before
             while not wait([future], timeout=0.25).done:
                 done = before
                 for stage in tracker.getActiveStageIds():
                     info = tracker.getStageInfo(stage)
                     done += info.numCompletedTasks if info else 0
-                self.on_ranges(min(done, total), total)
+                # A stage that just finished is no longer active, so its tasks drop out
+                # of the sum for a moment: progress only ever moves forward.
+                shown = max(shown, min(done, total))
+                self.on_ranges(shown, total)
         results = future.result()
         if self.on_ranges is not None:
             self.on_ranges(before + tasks, total)
