@@ -136,8 +136,32 @@ def _clauses(expr: ast.Expr, typer: FieldTyper) -> list[Clause]:
         case ast.FunctionCall(name=name, args=(ast.Field() as f, ast.Literal(value=str() as v))) if (
             name.lower() in _CONTAINING_FUNCTIONS
         ):
-            return _clause(f, [v], typer)
+            return _clause(f, [_function_literal(name, v)], typer)
     return []
+
+
+def _function_literal(name: str, arg: str) -> str:
+    """Text a value must contain for ``name(field, arg)`` to hold. ES runs endsWith and
+    stringContains on a field as wildcard queries, so their argument is a Lucene
+    wildcard pattern (``*``, ``?``, ``\\`` escaping): its longest literal run counts
+    (see ``semantics.query_function_match``); startsWith is a plain prefix query."""
+    if name.lower() == "startswith":
+        return arg
+    runs, run, i = [], [], 0
+    while i < len(arg):
+        ch = arg[i]
+        if ch == "\\" and i + 1 < len(arg):
+            run.append(arg[i + 1])
+            i += 2
+            continue
+        if ch in "*?":
+            runs.append("".join(run))
+            run = []
+        else:
+            run.append(ch)
+        i += 1
+    runs.append("".join(run))
+    return max(runs, key=len)
 
 
 def _clause(field: ast.Field, values: list[str], typer: FieldTyper) -> list[Clause]:
@@ -287,9 +311,9 @@ def _anchor(expr: ast.Expr, typer: FieldTyper) -> FieldAnchor | None:
                 return None
             return _make_anchor(f, chunks, False, typer, numbers_ok=True)
         case ast.FunctionCall(name=name, args=(ast.Field() as f, ast.Literal(value=str() as v))) if (
-            name.lower() in _CONTAINING_FUNCTIONS and len(v) >= MIN_LITERAL
+            name.lower() in _CONTAINING_FUNCTIONS and len(lit := _function_literal(name, v)) >= MIN_LITERAL
         ):
-            return _make_anchor(f, [v], False, typer, numbers_ok=True)
+            return _make_anchor(f, [lit], False, typer, numbers_ok=True)
     return None
 
 
