@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import operator
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -88,9 +89,9 @@ class _Compiler:
             return lambda doc: []
         path, ftype, nv, limit = spec.path, spec.ftype, spec.null_value, spec.limit
         field_values = S.field_values
-        if nv is not None or limit is not None or ftype not in ("keyword", "text", None):
+        if nv is not None or ftype not in ("keyword", "text", None):
             return lambda doc: field_values(doc, path, ftype, nv, limit)
-        return S.make_lookup(path, keyword=ftype is not None)
+        return S.make_lookup(path, keyword=ftype is not None, limit=limit)
 
     def field(self, fld: ast.Field) -> tuple[Callable[[Doc], list], str | None]:
         spec = S.field_spec(fld, self.schema)
@@ -516,7 +517,7 @@ class _Gen:
             return self.vars[key]
         var = f"v{len(self.vars)}"
         self.vars[key] = var
-        if spec.absent or spec.null_value is not None or spec.limit is not None or spec.ftype not in _STRINGY:
+        if spec.absent or spec.null_value is not None or spec.ftype not in _STRINGY:
             self.line(f"{var} = None")
             return var
         parts = spec.path
@@ -537,9 +538,11 @@ class _Gen:
             depth += 1
             self.line(f"o = o.get({self.bind(parts[level])})", depth)
         self.line(f"if o is None: {var} = ()", depth)
-        self.line(f"elif type(o) is str: {var} = (o,)", depth)
+        # Longer strings may be past ignore_above: the general reader judges them.
+        safe = sys.maxsize if spec.limit is None else spec.limit // 2
+        self.line(f"elif type(o) is str and len(o) <= {safe}: {var} = (o,)", depth)
         self.line(
-            f"elif type(o) is list and (len(o) == 1 and type(o[0]) is str or {self.bind(_all_str)}(o)): {var} = o",
+            f"elif type(o) is list and {self.bind(_all_str)}(o, {safe}): {var} = o",
             depth,
         )
         return var
@@ -637,9 +640,9 @@ class _Gen:
         return match
 
 
-def _all_str(values: list) -> bool:
+def _all_str(values: list, safe: int) -> bool:
     for v in values:
-        if type(v) is not str:
+        if type(v) is not str or len(v) > safe:
             return False
     return True
 

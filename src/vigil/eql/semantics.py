@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache, total_ordering
 from typing import Any
 
-from vigil.eql import ast
+from vigil.eql import ast, ecs
 from vigil.eql.dates import iso_from_millis, to_epoch_millis
 from vigil.eql.ecs import ecs_type
 from vigil.eql.fields import split_path
@@ -494,10 +494,36 @@ def field_values(
     out = []
     for v in raw:
         c = convert(v, ftype)
-        if c is INVALID or (limit is not None and isinstance(c, str) and len(c) > limit):
+        if c is INVALID or (limit is not None and type(c) is str and too_long(c, limit)):
             continue
         out.append(c)
     return out
+
+
+def too_long(value: str, limit: int) -> bool:
+    """Whether ``ignore_above: limit`` keeps this string out of the index: ES
+    compares Java's ``String.length()``, UTF-16 code units (KeywordFieldMapper,
+    WildcardFieldMapper, FlattenedFieldParser), so a character outside the BMP
+    counts two. Such a value is not indexed, has no doc value, and the fields
+    API drops it: queries, scripts and sequence keys all see it missing, though
+    ``_source`` (so the alert) keeps it."""
+    n = len(value)
+    if n > limit:
+        return True
+    if 2 * n <= limit:
+        return False
+    return len(value.encode("utf-16-le", "surrogatepass")) > 2 * limit
+
+
+def indexed(values: list, limit: int | None) -> list:
+    """The values ES indexes under ``ignore_above: limit`` (each judged alone)."""
+    if limit is None:
+        return values
+    safe = limit // 2
+    for v in values:
+        if type(v) is str and len(v) > safe:
+            return [v for v in values if type(v) is not str or not too_long(v, limit)]
+    return values
 
 
 @lru_cache(maxsize=4096)
@@ -1200,7 +1226,9 @@ def field_spec(fld: ast.Field, schema) -> FieldSpec:
     if schema is None:
         # Untyped, but an address is an address: a field every Elastic mapping types
         # ip (ECS, the integrations) compares on 16 bytes, as Elasticsearch indexes it.
-        return FieldSpec(fld.path, "ip" if ecs_type(name) == "ip" else None, None, False)
+        # Strings past the mapping's ignore_above are not indexed, typed or not.
+        limit = ecs.ignore_above(name)
+        return FieldSpec(fld.path, "ip" if ecs_type(name) == "ip" else None, None, False, limit)
     real = schema.resolve(name)
     absent = fld.optional and not schema.knows(name)
     path = split_path(real) if real != name else fld.path
@@ -1256,9 +1284,12 @@ def is_cidr(text: str) -> bool:
     return ip_bounds(text) is not None
 
 
-def make_lookup(parts: tuple[str, ...], keyword: bool = False) -> Callable[[Any], list]:
+def make_lookup(
+    parts: tuple[str, ...], keyword: bool = False, limit: int | None = None
+) -> Callable[[Any], list]:
     """A fast reader of a field's non-null leaf values, the same as
-    ``_lookup(doc, parts, False)`` (read as keywords when ``keyword``): it walks
+    ``_lookup(doc, parts, False)`` (read as keywords when ``keyword``; strings
+    past ``limit``, the ``ignore_above``, dropped): it walks
     nested objects directly and falls back to the general walk only when a
     dotted key (``"file.path"``) or an array of objects is on the way.
 
@@ -1270,12 +1301,14 @@ def make_lookup(parts: tuple[str, ...], keyword: bool = False) -> Callable[[Any]
     head, rest = parts[0], parts[1:]
     checks = tuple(zip(rest, alts[1:], strict=True))
     top_alts = alts[0]
+    # Strings up to this length are within the limit whatever they hold.
+    safe = limit // 2 if limit is not None else math.inf
 
     def general(doc: Any) -> list:
         vals = _lookup(doc, parts, False)
         if keyword:
-            return [c for c in (convert(v, "keyword") for v in vals) if c is not INVALID]
-        return vals
+            vals = [c for c in (convert(v, "keyword") for v in vals) if c is not INVALID]
+        return indexed(vals, limit)
 
     def read(doc: Any) -> list:
         if type(doc) is not dict:
@@ -1297,17 +1330,17 @@ def make_lookup(parts: tuple[str, ...], keyword: bool = False) -> Callable[[Any]
             return []
         t = type(obj)
         if t is str:
-            return [obj]
+            return [obj] if len(obj) <= safe or not too_long(obj, limit) else []
         if t is list:
             for x in obj:
-                if type(x) is not str:
+                if type(x) is not str or len(x) > safe:
                     return general(doc)
             return obj
         if t is dict:
             return []
         if keyword:
             c = convert(obj, "keyword")
-            return [] if c is INVALID else [c]
+            return [] if c is INVALID or (type(c) is str and len(c) > safe and too_long(c, limit)) else [c]
         return [obj]
 
     return read

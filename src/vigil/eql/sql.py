@@ -129,6 +129,10 @@ class Generator:
     def lower(self, expr: str) -> str:
         return f"lower({expr})"
 
+    def char_length(self, expr: str) -> str:
+        """The number of characters (code points) of a string."""
+        return f"length({expr})"
+
     def non_ascii(self, expr: str) -> str:
         """TRUE when the text holds a character outside ASCII (NULL for NULL): more bytes
         than characters, far cheaper than a regular expression."""
@@ -371,23 +375,34 @@ class Generator:
         not FALSE for the Python matcher to decide: a row is never dropped on a guess.
         """
         parts = []
+        # A string longer than half its ignore_above may be unindexed (UTF-16 length):
+        # "unknown" too, for the compiled matcher to judge (semantics.too_long).
+        limit = S.field_spec(fld, None).limit
         for r in self.routes(fld):
-            kleene = unknown_off_ascii and r.leaf.kind == "string"
+            odd_tests = []
+            if r.leaf.kind == "string":
+                if unknown_off_ascii:
+                    odd_tests.append(self.non_ascii)
+                if limit is not None:
+                    odd_tests.append(lambda x: f"{self.char_length(x)} > {limit // 2}")
+            kleene = bool(odd_tests)
+
+            def unsure(x: str, odd_tests=odd_tests) -> str:
+                return " OR ".join(f"({t(x)})" for t in odd_tests)
+
             if r.many:
                 if kleene:
                     sure = self.any_element(
-                        r.expr, lambda x, r=r: f"NOT {self.non_ascii(x)} AND ({test(x, r.leaf)})"
+                        r.expr, lambda x, r=r: f"NOT ({unsure(x)}) AND ({test(x, r.leaf)})"
                     )
-                    odd = self.any_element(r.expr, self.non_ascii)
+                    odd = self.any_element(r.expr, unsure)
                     parts.append(f"(CASE WHEN {sure} THEN TRUE WHEN {odd} THEN NULL ELSE FALSE END)")
                     continue
                 cond = self.any_element(r.expr, lambda x, r=r: test(x, r.leaf))
             else:
                 cond = test(r.expr, r.leaf)
                 if kleene and cond != "FALSE":
-                    parts.append(
-                        f"(CASE WHEN {self.non_ascii(r.expr)} THEN NULL ELSE COALESCE({cond}, FALSE) END)"
-                    )
+                    parts.append(f"(CASE WHEN {unsure(r.expr)} THEN NULL ELSE COALESCE({cond}, FALSE) END)")
                     continue
             if cond == "FALSE":
                 continue
