@@ -6,14 +6,15 @@ alias points to, and the ``null_value`` an explicit JSON null is indexed as.
 
 ``Schema.ecs()`` is the default: ECS types for ECS fields and Elasticsearch's
 dynamic mapping for everything else (the value decides: strings keyword,
-integers long, floats double). ``Schema.from_mapping()`` is strict: a field the
+integers long, floats double), with the ``ignore_above`` of those mappings
+(:mod:`vigil.eql.ecs`). ``Schema.from_mapping()`` is strict: a field the
 mapping lacks is unknown, which the checker reports as ES does.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ class Schema:
     limits: dict[str, int] = field(default_factory=dict)
     strict: bool = False
     use_ecs: bool = False
+    long_values: bool = False
 
     @classmethod
     def ecs(cls) -> Schema:
@@ -180,8 +182,19 @@ class Schema:
         return self.formats.get(self.resolve(name))
 
     def ignore_above(self, name: str) -> int | None:
-        """Strings longer than this are not indexed (``ignore_above``), if set."""
-        return self.limits.get(self.resolve(name))
+        """Strings longer than this are not indexed (``ignore_above``), if set;
+        never with ``long_values`` (match them anyway)."""
+        if self.long_values:
+            return None
+        real = self.resolve(name)
+        limit = self.limits.get(real)
+        if limit is None and self.use_ecs:
+            limit = ecs.ignore_above(real)
+        return limit
+
+    def matching_long_values(self) -> Schema:
+        """This schema, but strings past ``ignore_above`` are matched as any other."""
+        return replace(self, long_values=True)
 
     def knows(self, name: str) -> bool:
         """True when the field exists for this schema (always, when it is not strict)."""
