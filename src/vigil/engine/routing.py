@@ -3,15 +3,15 @@
 Routing only ever narrows the rules an event is tested against; each test is
 still the rule's full compiled query, so a route that is too wide costs time and
 never changes an alert. The category of an event query is an exact keyword
-comparison with ``event.category`` (EQL's ``process where``), so an event whose
-category values are all strings reaches only the rules of those categories (and
-``any``); any other shape (numbers, objects, dotted keys the fast read misses)
-reaches every rule.
+comparison with the rule's event category field (EQL's ``process where``:
+``event.category``, or the field its ``event_category_override`` names), so an
+event whose values in that field are all strings reaches only the rules of those
+categories (and ``any``); any other shape (numbers, objects, dotted keys the fast
+read misses) reaches every rule of that field.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +21,7 @@ from vigil.eql.literals import FieldAnchor, Requirement, anchor_conjuncts, field
 from vigil.eql.schema import Schema
 from vigil.eql.semantics import make_lookup
 from vigil.events.model import Event
+from vigil.lucene.regexp import any_literal
 
 _ECS: Schema | None = None
 
@@ -47,6 +48,7 @@ class RulePlan:
     rule: object
     query: object
     categories: frozenset[str] | None  # None: any category
+    category_field: str  # the field the categories are values of
     requirement: Requirement
     streamable: bool  # a sequence or sample that can run on events fed in timestamp order
     anchors: tuple[tuple[int, FieldAnchor], ...] | None = None  # (stage, anchor); None: raw literals
@@ -172,6 +174,7 @@ def plan(rule) -> RulePlan:
         rule=rule,
         query=query,
         categories=query_categories(stmt),
+        category_field=query.options.event_category_field,
         requirement=requirement(stmt, typer),
         streamable=query.kind != "event" and not stmt.pipes and query.options.size is None,
         anchors=query_anchors(stmt, typer),
@@ -187,17 +190,19 @@ def _stage_filters(query) -> tuple:
     return tuple(s.filter for s in query._stages) + ((until.filter,) if until is not None else ())
 
 
-def event_categories(doc: dict) -> tuple[str, ...] | None:
-    """The event's category values when all are strings (the routing key), else None."""
-    ev = doc.get("event") if type(doc) is dict else None
-    if type(ev) is dict and "event.category" not in doc and "category" in ev:
-        values = ev["category"]
+def event_categories(doc: dict, field: str = "event.category") -> tuple[str, ...] | None:
+    """The event's values of its category ``field`` when all are strings (the routing
+    key), else None."""
+    head, _, tail = field.partition(".")
+    ev = doc.get(head) if type(doc) is dict and tail and "." not in tail else None
+    if type(ev) is dict and field not in doc and tail in ev:
+        values = ev[tail]
         if type(values) is str:
             return (values,)
         if type(values) is list and all(type(v) is str for v in values):
             return tuple(values)
     try:
-        values = lookup(doc, "event.category")
+        values = lookup(doc, field)
     except Exception:  # noqa: BLE001 - a strange document reaches every rule
         return None
     if all(type(v) is str for v in values):
@@ -206,6 +211,7 @@ def event_categories(doc: dict) -> tuple[str, ...] | None:
 
 
 ALL = 63
+DEFAULT_CATEGORY_FIELD = "event.category"  # Elasticsearch's event_category_field default
 
 
 class Group:
@@ -310,7 +316,7 @@ class Group:
                 continue
             if all(type(v) is str and v.isascii() for v in values):
                 text = "\x00".join(values).lower()
-                if anylit(text) is None:
+                if not anylit(text):
                     continue
                 for key, lits in entries:
                     if key not in hits:
@@ -369,9 +375,9 @@ class Group:
         return out
 
 
-def _any_literal(literals) -> Callable[[str], object]:
-    """A search for any of ``literals`` in a text (None when it holds none)."""
-    return re.compile("|".join(re.escape(lit) for lit in sorted(set(literals), key=len))).search
+def _any_literal(literals) -> Callable[[str], bool]:
+    """A search for any of ``literals`` in a text, linear in the text (an event's value)."""
+    return any_literal(literals)
 
 
 def _meets(a: FieldAnchor, read, doc: dict, flat: bool, cache: dict) -> bool:
@@ -402,31 +408,56 @@ def _meets(a: FieldAnchor, read, doc: dict, flat: bool, cache: dict) -> bool:
 
 
 class Router:
-    """Rules by (index, categories), cached: the common keys are few."""
+    """Rules by (index, categories), cached: the common keys are few.
+
+    The categories are read from each category field the rules use (``event.category``
+    unless a rule's ``event_category_override`` names another). Outside
+    ``event.category``, only the values some rule names are kept in the key, so that
+    a field such as ``event.type`` does not multiply the routes."""
 
     def __init__(self, rules) -> None:
         self.plans = [plan(r) for r in rules]
         self._routes: dict[tuple, list[RulePlan]] = {}
         self._groups: dict[tuple, Group] = {}
+        named: dict[str, set[str]] = {}
+        for p in self.plans:
+            if p.categories is not None and p.category_field != DEFAULT_CATEGORY_FIELD:
+                named.setdefault(p.category_field, set()).update(p.categories)
+        self._other_fields = tuple((f, frozenset(v)) for f, v in sorted(named.items()))
+
+    def _key(self, event: Event) -> tuple:
+        key: tuple = (event.index, event_categories(event.doc))
+        for field, named in self._other_fields:
+            values = event_categories(event.doc, field)
+            key += (None if values is None else named.intersection(values),)
+        return key
 
     def group(self, event: Event) -> Group:
-        cats = event_categories(event.doc)
-        key = (event.index, cats)
+        key = self._key(event)
         found = self._groups.get(key)
         if found is None:
-            found = self._groups[key] = Group(self.route(event))
+            found = self._groups[key] = Group(self._route(event, key))
         return found
 
     def route(self, event: Event) -> list[RulePlan]:
-        cats = event_categories(event.doc)
-        key = (event.index, cats)
+        return self._route(event, self._key(event))
+
+    def _route(self, event: Event, key: tuple) -> list[RulePlan]:
         found = self._routes.get(key)
         if found is None:
+            cats = {DEFAULT_CATEGORY_FIELD: key[1]}
+            cats.update(
+                (field, values) for (field, _), values in zip(self._other_fields, key[2:], strict=True)
+            )
             found = self._routes[key] = [
                 p
                 for p in self.plans
                 if p.rule.matches_index(event.index)
-                and (cats is None or p.categories is None or not p.categories.isdisjoint(cats))
+                and (
+                    p.categories is None
+                    or cats[p.category_field] is None
+                    or not p.categories.isdisjoint(cats[p.category_field])
+                )
             ]
         return found
 

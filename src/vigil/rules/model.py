@@ -50,6 +50,13 @@ class Rule:
     license: str | None = None
     version: int = 1
     timestamp_override: str | None = None
+    # Match strings past their field's ignore_above, which Elasticsearch does not index.
+    match_long_values: bool = False
+    # EQL search parameters (Kibana passes them as event_category_field, timestamp_field
+    # and tiebreaker_field: see :meth:`eql_options`); None: Elasticsearch's defaults.
+    event_category_override: str | None = None
+    timestamp_field: str | None = None
+    tiebreaker_field: str | None = None
     building_block_type: str | None = None
     exceptions_list: list[dict] = field(default_factory=list)
     required_fields: list[dict] = field(default_factory=list)
@@ -75,6 +82,12 @@ class Rule:
             return f"{self.type} rules do not run yet"
         if not self.query:
             return "the rule has no query"
+        if self.query_language == "eql":
+            # Elasticsearch refuses an EQL search whose event_category_field or
+            # timestamp_field is empty (EqlSearchRequest.validate).
+            for key in ("event_category_override", "timestamp_field"):
+                if getattr(self, key) == "":
+                    return f"{key} is empty (Elasticsearch refuses an empty field name)"
         try:
             self.compiled()
         except Exception as exc:  # noqa: BLE001 - the reason is the compile error
@@ -103,13 +116,31 @@ class Rule:
 
             try:
                 if self.query_language == "kuery":
-                    self._compiled = kql.compile(self.query or "")
+                    self._compiled = kql.compile(self.query or "", options=self.eql_options())
                 else:
-                    self._compiled = eql.compile(self.query)
+                    self._compiled = eql.compile(self.query, options=self.eql_options())
             except Exception as exc:
                 self._compile_error = exc
                 raise
         return self._compiled
+
+    def eql_options(self) -> Any:
+        """The EQL search options Kibana sends for this rule (build_eql_search_request.ts
+        in Kibana's detection engine): ``event_category_field`` from
+        ``event_category_override``, ``timestamp_field``, and ``tiebreaker_field`` when
+        not empty; unset ones keep Elasticsearch's defaults (``event.category``,
+        ``@timestamp``, none). ``timestamp_override`` is not among them: it only cuts
+        the search window (see :mod:`vigil.scheduler.runner`)."""
+        from vigil.eql.query import QueryOptions
+
+        options = QueryOptions(match_long_values=self.match_long_values)
+        if self.event_category_override:
+            options.event_category_field = self.event_category_override
+        if self.timestamp_field:
+            options.timestamp_field = self.timestamp_field
+        if self.tiebreaker_field:
+            options.tiebreaker_field = self.tiebreaker_field
+        return options
 
     def matches_index(self, index_name: str | None) -> bool:
         if index_name is None or not self.index:
@@ -147,6 +178,12 @@ class Rule:
             "index": self.index,
             "query": self.query,
         }
+        if self.type == "eql":
+            # typeSpecificCamelToSnake's EQL params (Kibana's rule_management), which
+            # buildAlertFields puts into the alert; unset ones are left out.
+            params["timestamp_field"] = self.timestamp_field
+            params["event_category_override"] = self.event_category_override
+            params["tiebreaker_field"] = self.tiebreaker_field
         return {k: v for k, v in params.items() if v is not None}
 
     def summary(self) -> dict[str, Any]:
@@ -187,6 +224,8 @@ _SCALAR_FIELDS = (
     "building_block_type",
     "interval",
 )
+# EQL search parameters: field names, so strings (see Rule.eql_options).
+_FIELD_NAME_FIELDS = ("event_category_override", "timestamp_field", "tiebreaker_field")
 
 
 def rule_from_dict(data: dict, *, source: str | None = None, line: int | None = None) -> Rule:
@@ -202,6 +241,11 @@ def rule_from_dict(data: dict, *, source: str | None = None, line: int | None = 
             kwargs[key] = list(data[key])
     for key in _SCALAR_FIELDS:
         if data.get(key) is not None:
+            kwargs[key] = data[key]
+    for key in _FIELD_NAME_FIELDS:
+        if data.get(key) is not None:
+            if not isinstance(data[key], str):
+                raise ValueError(f"field {key!r} must be a field name (a string)")
             kwargs[key] = data[key]
     if data.get("from") is not None:
         kwargs["from_"] = str(data["from"])

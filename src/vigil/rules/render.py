@@ -29,6 +29,9 @@ _TYPE_FIELDS = (
     ("history_window_start", "History window start"),
     ("threat_index", "Indicator index patterns"),
     ("threat_query", "Indicator index query"),
+    ("event_category_override", "Event category field"),
+    ("timestamp_field", "Timestamp field"),
+    ("tiebreaker_field", "Tiebreaker field"),
 )
 
 _UNITS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}

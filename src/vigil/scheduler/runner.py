@@ -81,9 +81,9 @@ def rule_id(rule: Any) -> str:
 
 
 def eql_timestamp_field(rule: Any) -> str:
-    """The field the EQL search orders events by: the rule's ``timestamp_field``, else ``@timestamp``."""
-    raw = getattr(rule, "raw", None) or {}
-    return str(raw.get("timestamp_field") or "@timestamp")
+    """The field the EQL search orders events by: the rule's ``timestamp_field``, else
+    ``@timestamp`` (as its compiled query orders them, see ``Rule.eql_options``)."""
+    return str(getattr(rule, "timestamp_field", None) or "@timestamp")
 
 
 def _event_ms(doc: dict, field: str) -> int | None:
