@@ -28,6 +28,9 @@ class QueryOptions:
     event_category_field: str = "event.category"
     size: int | None = None
     max_samples_per_key: int = 1
+    # Match strings past their field's ignore_above, which Elasticsearch leaves
+    # unindexed (so its queries never match them): more than Elastic gives.
+    match_long_values: bool = False
 
 
 @dataclass
@@ -219,4 +222,10 @@ def compile_query(text_or_statement, schema=None, options: QueryOptions | None =
         check = None
     if check is not None:
         check(stmt, schema)
-    return Query(stmt, schema, options or QueryOptions())
+    options = options or QueryOptions()
+    if options.match_long_values:
+        from vigil.eql.schema import Schema
+
+        schema = Schema(untyped=True) if schema is None else schema
+        schema = schema.matching_long_values()
+    return Query(stmt, schema, options)
