@@ -1223,11 +1223,11 @@ class FieldSpec(tuple):
 def field_spec(fld: ast.Field, schema) -> FieldSpec:
     """Resolve a field reference: aliases followed, type and null value found."""
     name = fld.name
-    if schema is None:
+    if schema is None or getattr(schema, "untyped", False):
         # Untyped, but an address is an address: a field every Elastic mapping types
         # ip (ECS, the integrations) compares on 16 bytes, as Elasticsearch indexes it.
         # Strings past the mapping's ignore_above are not indexed, typed or not.
-        limit = ecs.ignore_above(name)
+        limit = None if getattr(schema, "long_values", False) else ecs.ignore_above(name)
         return FieldSpec(fld.path, "ip" if ecs_type(name) == "ip" else None, None, False, limit)
     real = schema.resolve(name)
     absent = fld.optional and not schema.knows(name)
