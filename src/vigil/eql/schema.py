@@ -55,6 +55,8 @@ class Schema:
     strict: bool = False
     use_ecs: bool = False
     long_values: bool = False
+    # Types as the values come, as with no schema at all (see semantics.field_spec).
+    untyped: bool = False
 
     @classmethod
     def ecs(cls) -> Schema:
