@@ -29,6 +29,16 @@ def add_rule_options(p: argparse.ArgumentParser) -> None:
         help="apply every exception item to every rule, not only to the rules naming its list",
     )
     p.add_argument("--strict", action="store_true", help="stop at the first broken rule, exception or event")
+    add_long_values_option(p)
+
+
+def add_long_values_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--match-long-values",
+        action="store_true",
+        help="also match strings longer than their field's ignore_above (1024 for ECS keywords), "
+        "which Elasticsearch does not index and so never matches (see docs/semantics.md)",
+    )
 
 
 @dataclass
@@ -75,6 +85,8 @@ def load_detection(args: argparse.Namespace) -> Detection:
     """Rules (bundled when none are named), exceptions and the engine; problems reported on stderr."""
     ruleset = load_rules(args.rules) if args.rules else bundled_rules()
     _report(ruleset.problems, "rule", args.strict)
+    for rule in ruleset.rules:
+        rule.match_long_values = getattr(args, "match_long_values", False)
     exceptions = None
     if args.exceptions_all and not args.exceptions:
         raise VigilError("--exceptions-all needs --exceptions FILE")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil.cli import output
+from vigil.cli.common import add_long_values_option
 from vigil.eql.fields import lookup
 from vigil.errors import VigilError
 from vigil.events.readers import ReadStats, read_inputs
@@ -45,6 +46,7 @@ def register(subparsers) -> None:
         "--max-samples-per-key", type=_positive, default=1, help="samples returned per join key (default 1)"
     )
     p.add_argument("--mapping", metavar="FILE", default=None, help="Elasticsearch index mapping (JSON)")
+    add_long_values_option(p)
     p.add_argument(
         "--kql",
         action="store_true",
@@ -120,6 +122,7 @@ def _compile(args: argparse.Namespace, schema):
         event_category_field=args.event_category_field,
         size=args.size,
         max_samples_per_key=args.max_samples_per_key,
+        match_long_values=args.match_long_values,
     )
     if args.kql:
         from vigil import kql

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from vigil.cli.common import add_long_values_option
 from vigil.cli.output import add_format_option, write_ndjson
 from vigil.scheduler.windows import duration_ms
 
@@ -78,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DURATION",
         help="cut a rule run off after this long, keeping its alerts so far (default 5m, as Kibana)",
     )
+    add_long_values_option(p)
     p.add_argument("--retention", default="7d", help="drop events ingested longer ago than this (default 7d)")
     p.add_argument("--verbose", "-v", action="store_true", help="log each run and request")
     add_format_option(p)
@@ -112,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         token=args.token,
         retention_ms=retention,
         exceptions_all=args.exceptions_all,
+        match_long_values=args.match_long_values,
         allow_hosts=args.allow_host,
         limits=Limits(
             max_connections=max(1, args.max_connections),

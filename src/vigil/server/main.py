@@ -59,6 +59,7 @@ def serve(
     token: str | None,
     retention_ms: int | None,
     exceptions_all: bool = False,
+    match_long_values: bool = False,
     allow_hosts: list[str] | None = None,
     limits: Limits | None = None,
     run_timeout_s: float | None = None,
@@ -71,6 +72,8 @@ def serve(
     from vigil.rules import bundled_rules, load_rules
 
     ruleset = load_rules(rule_paths) if rule_paths else bundled_rules()
+    for rule in ruleset.rules:
+        rule.match_long_values = match_long_values
     for problem in ruleset.problems:
         print(f"vigil: {problem.render()}", file=sys.stderr)
     runnable = sum(1 for r in ruleset.rules if r.runnable)
