@@ -149,7 +149,7 @@ class _Compiler:
         common (typed values, arrays of objects, dotted keys, nested logic) is
         handed to the closure compiled for that term, which has the full rules.
         """
-        terms = S.plan_conjunction(expr.terms, self.schema) if isinstance(expr, ast.And) else [expr]
+        terms = S.flatten_and(expr.terms) if isinstance(expr, ast.And) else [expr]
         gen = _Gen(self)
         # Inline reads assume an object; anything else takes the closures.
         cond = self.pred(expr)
@@ -166,7 +166,7 @@ class _Compiler:
             gen.line(f"if {var} is None:")
             gen.line(f"    if not {slow}(doc): return False")
             gen.line(f"elif {gen.bind(cat)} not in {var}: return False")
-        preds = [self.item_pred(term) for term in terms]
+        preds = [self.pred(term) for term in terms]
         if any(p is _FALSE for p in preds):
             return _FALSE
         for term, pred in zip(terms, preds, strict=True):
@@ -181,7 +181,7 @@ class _Compiler:
             case ast.Literal(value=v):
                 return _TRUE if v is True else _FALSE
             case ast.And(terms=ts):
-                fs = [self.item_pred(t) for t in S.plan_conjunction(ts, self.schema)]
+                fs = [self.pred(t) for t in ts]
                 if any(f is _FALSE for f in fs):
                     return _FALSE
                 fs = [f for f in fs if f is not _TRUE]
@@ -209,7 +209,7 @@ class _Compiler:
             case ast.Not(expr=e) if S.simplify_not(e) is not None:
                 return self.pred(S.simplify_not(e))
             case ast.Not(expr=e):
-                if S.is_query_condition(e):
+                if S.is_query_condition(e, self.schema):
                     inner = self.pred(e)
                     if inner is _TRUE:
                         return _FALSE
@@ -236,22 +236,6 @@ class _Compiler:
                 return self._field_in(fld, [self.const(i) for i in items], ins)
         tri = self.tri(expr)
         return lambda doc: tri(doc) is True
-
-    def item_pred(self, item) -> Pred:
-        if isinstance(item, S.FieldGroup):
-            g = self.group(item)
-            return lambda doc: g(doc) is True
-        return self.pred(item)
-
-    def item_tri(self, item) -> Tri:
-        return self.group(item) if isinstance(item, S.FieldGroup) else self.tri(item)
-
-    def group(self, group: S.FieldGroup) -> Tri:
-        """Same-field comparisons that one value must meet together."""
-        read, ftype = self.field(group.field)
-        conds = [(op, S.literal_as(self.const(c), ftype)) for op, c in group.conditions]
-        match = S.single_value_match
-        return lambda doc: match(read(doc), conds)
 
     def _plain(self, op: str, fld: ast.Field, other: ast.Expr) -> bool:
         """A field against a constant, and no null check (``x == null``, ``?absent != 1``)."""
@@ -349,7 +333,7 @@ class _Compiler:
                 any_true = S.any_true
                 return lambda doc: any_true(v is True for v in read(doc))
             case ast.And(terms=ts):
-                fs = [self.item_tri(t) for t in S.plan_conjunction(ts, self.schema)]
+                fs = [self.tri(t) for t in ts]
                 and3 = S.and3
 
                 def and_tri(doc: Doc):
@@ -377,7 +361,7 @@ class _Compiler:
             case ast.Not(expr=e) if S.simplify_not(e) is not None:
                 return self.tri(S.simplify_not(e))
             case ast.Not(expr=e):
-                if S.is_query_condition(e):
+                if S.is_query_condition(e, self.schema):
                     p = self.pred(e)
                     return lambda doc: not p(doc)
                 t = self.tri(e)
@@ -569,12 +553,9 @@ class _Gen:
                 simpler = S.simplify_not(e)
                 if simpler is not None:
                     return self.inlinable(simpler)
-                return S.is_query_condition(e) and self.inlinable(e)
+                return S.is_query_condition(e, schema) and self.inlinable(e)
             case ast.And(terms=ts):
-                plan = S.plan_conjunction(ts, schema)
-                return not any(isinstance(p, S.FieldGroup) for p in plan) and all(
-                    self.inlinable(p) for p in plan
-                )
+                return all(self.inlinable(t) for t in ts)
             case ast.Or(terms=ts):
                 return all(self.inlinable(t) for t in ts)
             case ast.Comparison(op=op, left=ast.Field() as fld, right=ast.Literal(value=lit)):
@@ -606,9 +587,7 @@ class _Gen:
                     return self.inline(simpler, used)
                 return f"not ({self.inline(e, used)})"
             case ast.And(terms=ts):
-                return " and ".join(
-                    f"({self.inline(p, used)})" for p in S.plan_conjunction(ts, self.c.schema)
-                )
+                return " and ".join(f"({self.inline(t, used)})" for t in ts)
             case ast.Or(terms=ts):
                 return " or ".join(f"({self.inline(t, used)})" for t in ts)
             case ast.Comparison(op=op, left=ast.Field() as fld, right=ast.Literal(value=lit)):

@@ -79,10 +79,8 @@ def truth(expr: ast.Expr, doc: Any, schema=None) -> bool | None:
             return S.any_true(v is True for v in vals)
         case ast.And(terms=ts):
             out: bool | None = True
-            for t in S.plan_conjunction(ts, schema):
-                out = S.and3(
-                    out, _group(t, doc, schema) if isinstance(t, S.FieldGroup) else truth(t, doc, schema)
-                )
+            for t in ts:
+                out = S.and3(out, truth(t, doc, schema))
             return out
         case ast.Or(terms=ts):
             out = False
@@ -93,7 +91,7 @@ def truth(expr: ast.Expr, doc: Any, schema=None) -> bool | None:
             simpler = S.simplify_not(e)
             if simpler is not None:
                 return truth(simpler, doc, schema)
-            return _negate(e, truth(e, doc, schema))
+            return _negate(e, truth(e, doc, schema), schema)
         case ast.Comparison() if S.simplify_bool_equals(expr) is not None:
             return truth(S.simplify_bool_equals(expr), doc, schema)
         case ast.Comparison():
@@ -104,7 +102,7 @@ def truth(expr: ast.Expr, doc: Any, schema=None) -> bool | None:
         case ast.In(value=v, items=items, insensitive=ins, negated=neg):
             res = _in(v, items, ins, doc, schema)
             if neg:
-                return _negate(ast.In(v, items, ins, False), res)
+                return _negate(ast.In(v, items, ins, False), res, schema)
             return res
         case ast.FunctionCall(name=name, args=args, insensitive=ins) if S.is_query_function(expr):
             rest = [evaluate(a, doc, schema) for a in args[1:]]
@@ -114,14 +112,8 @@ def truth(expr: ast.Expr, doc: Any, schema=None) -> bool | None:
     return v if isinstance(v, bool) else None
 
 
-def _group(group: S.FieldGroup, doc: Any, schema) -> bool | None:
-    vals, ftype = _field_values(group.field, doc, schema)
-    conds = [(op, S.literal_as(evaluate(c, doc, schema), ftype)) for op, c in group.conditions]
-    return S.single_value_match(vals, conds)
-
-
-def _negate(inner: ast.Expr, result: bool | None) -> bool | None:
-    if S.is_query_condition(inner):
+def _negate(inner: ast.Expr, result: bool | None, schema) -> bool | None:
+    if S.is_query_condition(inner, schema):
         return not S.keeps(result)
     return S.not3(result)
 

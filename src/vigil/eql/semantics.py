@@ -9,19 +9,23 @@ Two evaluation modes exist in Elasticsearch, and both show through:
 
 * a condition on a field against literals becomes a Query DSL query: it looks
   at every value of the field, and ``not`` of it is its complement (a missing
-  field satisfies ``not (x : "a*")``). ``x != 1`` is such a ``not``: ES builds
-  a ``must_not`` term query, so it holds when x is missing and fails when any
-  value of x is 1. But the optimizer first turns ``not`` of a comparison into
-  the opposite comparison (:func:`simplify_not`): ``not (x > 1)`` is
-  ``x <= 1``, false on a missing x, while ``not (x == 1)`` is ``x != 1``, true;
+  field satisfies ``not (x : "a*")`` and ``not (x > 1)``). ``x != 1`` is such a
+  ``not``: ES builds a ``must_not`` term query, so it holds when x is missing
+  and fails when any value of x is 1. Each comparison is its own query, also
+  inside an ``and``: ``x == "a" and x == "b"`` matches ``["a", "b"]``;
 * anything computed (functions, arithmetic, comparing computed values) runs as
   a script: it sees the field's first doc value (the smallest: doc values are
   sorted), null propagates, and ``not null`` stays null, so it filters out.
 
-ES's optimizer rewrites also show: ``x == null`` is "x is missing"
-(:func:`is_null_literal`), ``f() == true`` is ``f()``
-(:func:`simplify_bool_equals`), and same-field comparisons joined by ``and``
-become one query that one value must satisfy (:func:`plan_conjunction`).
+Only the rewrites of ES's EQL optimizer (x-pack/plugin/eql/.../optimizer/
+Optimizer.java: the Substitution and Operator Optimization batches) show, and
+no others: ``x == null`` is "x is missing" (:func:`is_null_literal`,
+ReplaceNullChecks), ``f() == true`` is ``f()`` (:func:`simplify_bool_equals`,
+BooleanFunctionEqualsElimination), ``not not x`` is ``x``
+(:func:`simplify_not`, BooleanSimplification). QL's PropagateEquals and
+CombineBinaryComparisons, which would merge same-field comparisons into one
+range on one value, and the negation of comparisons are not in EQL's batches
+since multi-valued fields (elastic/elasticsearch#74567).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache, total_ordering
 from typing import Any
 
@@ -796,59 +799,55 @@ def keeps(result: Any) -> bool:
     return result is True
 
 
-def is_query_condition(expr: ast.Expr) -> bool:
+def is_query_condition(expr: ast.Expr, schema=None) -> bool:
     """True when Elasticsearch turns this condition into a Query DSL query, whose
     ``not`` is its complement (a missing field then satisfies ``not``); false for
-    a script (functions, arithmetic), whose ``not null`` stays null."""
+    a script (functions, arithmetic), whose ``not null`` stays null (QL's
+    ExpressionTranslators.Nots: ``not`` of a ScriptQuery stays a script, of any
+    other query a ``bool`` ``must_not``).
+
+    A comparison with an optional field the mapping lacks is no query either: ES
+    replaces the field with null and folds the condition to a constant
+    (ConstantFolding), so ``not (?absent > 1)`` is null, not true."""
     match expr:
         case ast.And() | ast.Or():
             return True
         case ast.Not(expr=e):
-            return is_query_condition(e)
+            return is_query_condition(e, schema)
         case ast.Literal() | ast.Field():
             return True
         case ast.Comparison(left=l, right=r):
-            return (isinstance(l, ast.Field) and is_constant(r)) or (
-                isinstance(r, ast.Field) and is_constant(l)
-            )
+            fld, other = (l, r) if isinstance(l, ast.Field) else (r, l)
+            return _queried(fld, schema) and is_constant(other)
         case ast.Pattern(value=v, patterns=ps) | ast.In(value=v, items=ps):
-            return isinstance(v, ast.Field) and all(is_constant(p) for p in ps)
+            return _queried(v, schema) and all(is_constant(p) for p in ps)
         case ast.FunctionCall():
             return is_query_function(expr)
     return False
 
 
-_NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+def _queried(expr: ast.Expr, schema) -> bool:
+    """A field a query can search: not an optional field ES replaced with null."""
+    return isinstance(expr, ast.Field) and not is_null_literal(expr, schema)
 
 
 def simplify_not(inner: ast.Expr) -> ast.Expr | None:
-    """What ES's optimizer makes of ``not inner`` (QL BooleanSimplification, which
-    EQL uses unchanged): a comparison is replaced by its negation (``not (x > 1)``
-    is ``x <= 1``, so it is false on a missing x), a double ``not`` cancels.
+    """What ES's optimizer makes of ``not inner``: a double ``not`` cancels (QL
+    BooleanSimplification.simplifyNot). Nothing else: EQL's
+    EqlBooleanSimplification overrides maybeSimplifyNegatable to return null
+    (Optimizer.java), so ``not (x > 1)`` is not ``x <= 1`` but the ``must_not``
+    of the range query, true on a missing x and false on ``[0, 10]``.
     None when ``not`` stays a ``not``."""
-    if isinstance(inner, ast.Comparison):
-        return ast.Comparison(_NEGATED[inner.op], inner.left, inner.right, loc=inner.loc)
     if isinstance(inner, ast.Not):
         return inner.expr
     return None
 
 
-_FLIP_OP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-
-
-@dataclass(frozen=True)
-class FieldGroup:
-    """Comparisons of one field with constants, joined by ``and``, that ES merges
-    into one query (QL's CombineBinaryComparisons makes ``x > 1 and x < 5`` one
-    range query; PropagateEquals folds ``x == 1 and x > 5`` to false and
-    ``x == 1 and x != 2`` to ``x == 1``). One query means one value must satisfy
-    them all: on an array, [0, 10] is not ``> 1 and < 5``."""
-
-    field: ast.Field
-    conditions: tuple[tuple[str, ast.Expr], ...]  # (op, constant), the field on the left
-
-
 def flatten_and(terms) -> list[ast.Expr]:
+    """The terms of nested ``and``s as one list (QL's Predicates.splitAnd). Each
+    term is then its own query: ES's EQL optimizer runs neither PropagateEquals
+    nor CombineBinaryComparisons (Optimizer.java, "Operator Optimization"), so
+    any value of an array may satisfy each comparison of the same field."""
     out: list[ast.Expr] = []
     for t in terms:
         if isinstance(t, ast.And):
@@ -856,56 +855,6 @@ def flatten_and(terms) -> list[ast.Expr]:
         else:
             out.append(t)
     return out
-
-
-def plan_conjunction(terms, schema) -> list:
-    """The terms of an ``and`` as ES evaluates them: each term alone, except that
-    same-field comparisons (``==``, ``<``, ``<=``, ``>``, ``>=``; ``!=`` too when
-    an ``==`` is with them) become one :class:`FieldGroup`."""
-    flat = flatten_and(terms)
-    groups: dict[tuple, list[tuple[int, str, ast.Expr]]] = {}
-    for i, t in enumerate(flat):
-        if not isinstance(t, ast.Comparison):
-            continue
-        fld, other, op = t.left, t.right, t.op
-        if not isinstance(fld, ast.Field):
-            fld, other, op = t.right, t.left, _FLIP_OP[t.op]
-        if not isinstance(fld, ast.Field) or not is_constant(other) or is_null_literal(other, schema):
-            continue
-        if is_null_literal(fld, schema):
-            continue
-        groups.setdefault((fld.path, fld.optional), []).append((i, op, other))
-    merged: dict[int, FieldGroup] = {}
-    used: set[int] = set()
-    for members in groups.values():
-        has_eq = any(op == "==" for _, op, _ in members)
-        members = [m for m in members if m[1] != "!=" or has_eq]
-        if len(members) < 2:
-            continue
-        first = members[0][0]
-        fld = flat[first].left if isinstance(flat[first].left, ast.Field) else flat[first].right
-        merged[first] = FieldGroup(fld, tuple((op, c) for _, op, c in members))
-        used.update(i for i, _, _ in members)
-    plan: list = []
-    for i, t in enumerate(flat):
-        if i in merged:
-            plan.append(merged[i])
-        elif i not in used:
-            plan.append(t)
-    return plan
-
-
-def single_value_match(values: list, conditions: list[tuple[str, Any]]) -> bool | None:
-    """True when one value meets every (op, constant); None when the field is missing."""
-    if not values:
-        return None
-    for v in values:
-        for op, lit in conditions:
-            if compare(op, v, lit) is not True:
-                break
-        else:
-            return True
-    return False
 
 
 def simplify_bool_equals(cmp: ast.Comparison) -> ast.Expr | None:

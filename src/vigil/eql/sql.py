@@ -75,7 +75,6 @@ BOOLEAN = SqlType("boolean")
 OTHER = SqlType("other")
 
 _SCALARS = ("string", "integer", "float", "boolean", "other")
-_NEGATED_OP = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 _FLIP_OP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _SQL_OP = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 # A string literal that Elasticsearch reads as a number against a numeric field (semantics.align).
@@ -182,7 +181,7 @@ class Generator:
                     return "TRUE" if v else "FALSE"
                 return "FALSE"
             case ast.And(terms=ts):
-                parts = [self._item(t) for t in S.plan_conjunction(ts, None)]
+                parts = [self.condition(t) for t in ts]
                 if "FALSE" in parts:
                     return "FALSE"
                 parts = [p for p in parts if p != "TRUE"]
@@ -226,16 +225,6 @@ class Generator:
                 # A field as a condition: true when any value is the boolean true.
                 return self._any(fld, lambda v, t: f"{v} = TRUE" if t.kind == "boolean" else "FALSE")
         raise Unsupported(f"no SQL form for {type(expr).__name__}")
-
-    def _item(self, item) -> str:
-        if isinstance(item, S.FieldGroup):
-            conds = [(op, _const(c)) for op, c in item.conditions]
-
-            def test(v: str, t: SqlType) -> str:
-                return " AND ".join(f"({self._element_compare(v, t, op, lit)})" for op, lit in conds)
-
-            return self._any(item.field, test)
-        return self.condition(item)
 
     # --- leaves ------------------------------------------------------------------------
 
