@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from vigil.eql.ecs import ecs_type
 from vigil.eql.fields import lookup
 from vigil.eql.semantics import ip_bounds, ip_key
 from vigil.errors import VigilError
+from vigil.lucene.wildcard import compile_wildcard
 
 ENTRY_TYPES = ("match", "match_any", "wildcard", "exists", "nested", "list")
 
@@ -30,8 +30,8 @@ def _as_text(value: Any) -> str:
 
 
 def _wildcard(pattern: str, value: str) -> bool:
-    escaped = pattern.replace("[", "[[]")
-    return fnmatchcase(value, escaped)
+    # `*` and `?`, every other character plain, case-sensitive; linear in the value.
+    return compile_wildcard(pattern)(value)
 
 
 def _ip_match(texts: list[str], wanted: list) -> bool:
