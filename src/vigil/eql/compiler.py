@@ -15,7 +15,6 @@ test checks.
 from __future__ import annotations
 
 import operator
-import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from vigil.eql import ast
 from vigil.eql import semantics as S
 from vigil.eql.functions import lookup_function
+from vigil.lucene.wildcard import any_wildcard
 
 Doc = Any
 Pred = Callable[[Doc], bool]
@@ -434,45 +434,8 @@ class _Compiler:
 def string_matcher(patterns: list[str], insensitive: bool) -> Callable[[str], bool]:
     """One test for a list of wildcard patterns against a string: exact values in a
     set, ``x*`` / ``*x`` / ``*x*`` as prefix / suffix / substring checks, the rest
-    as one compiled regex."""
-    exact: set[str] = set()
-    prefixes: list[str] = []
-    suffixes: list[str] = []
-    contains: list[str] = []
-    regexes: list[str] = []
-    for p in patterns:
-        if insensitive:
-            p = p.lower()
-        if not S.has_wildcard(p):
-            exact.add(p)
-            continue
-        core = p.strip("*")
-        if "?" in p or "*" in core:
-            regexes.append(S.wildcard_regex(p, False).pattern)
-        elif p.startswith("*") and p.endswith("*") and len(p) >= 2:
-            contains.append(core)
-        elif p.endswith("*"):
-            prefixes.append(core)
-        else:
-            suffixes.append(core)
-    pre, suf = tuple(prefixes), tuple(suffixes)
-    rx = re.compile("|".join(f"(?:{r})" for r in regexes), re.DOTALL) if regexes else None
-
-    def test(v: str) -> bool:
-        if insensitive:
-            v = v.lower()
-        if v in exact:
-            return True
-        if pre and v.startswith(pre):
-            return True
-        if suf and v.endswith(suf):
-            return True
-        for c in contains:
-            if c in v:
-                return True
-        return rx is not None and rx.fullmatch(v) is not None
-
-    return test
+    as globs, all linear in the value (:func:`vigil.lucene.wildcard.any_wildcard`)."""
+    return any_wildcard(patterns, insensitive)
 
 
 class _Gen:

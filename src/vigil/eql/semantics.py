@@ -41,6 +41,8 @@ from vigil.eql import ast, ecs
 from vigil.eql.dates import iso_from_millis, to_epoch_millis
 from vigil.eql.ecs import ecs_type
 from vigil.eql.fields import split_path
+from vigil.lucene.regexp import Regexp, RegexpError, compile_regexp
+from vigil.lucene.wildcard import ascii_lower, compile_wildcard
 
 # --- typed values ----------------------------------------------------------------
 
@@ -900,22 +902,6 @@ def is_constant(expr: ast.Expr) -> bool:
 QUERY_FUNCTIONS = frozenset({"startswith", "endswith", "stringcontains", "cidrmatch"})
 
 
-@lru_cache(maxsize=4096)
-def lucene_wildcard_regex(pattern: str, insensitive: bool) -> re.Pattern:
-    """Lucene's WildcardQuery syntax: ``*``, ``?``, and ``\\`` escaping the next character."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
-        i += 1
-    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if insensitive else 0))
-
-
 def query_function_match(name: str, value: Any, args: list, insensitive: bool) -> bool | None:
     """One value of a field under the query ES builds for ``name(field, constants)``
     (EQL's QueryTranslator): startsWith a prefix query; endsWith and stringContains
@@ -932,9 +918,10 @@ def query_function_match(name: str, value: Any, args: list, insensitive: bool) -
     text = value if isinstance(value, str) else to_string(value)
     arg = args[0] if isinstance(args[0], str) else to_string(args[0])
     if lname == "startswith":
-        return text.lower().startswith(arg.lower()) if insensitive else text.startswith(arg)
+        # A case-insensitive prefix query folds ASCII letters only (AutomatonQueries).
+        return ascii_lower(text).startswith(ascii_lower(arg)) if insensitive else text.startswith(arg)
     pattern = "*" + arg + ("*" if lname == "stringcontains" else "")
-    return lucene_wildcard_regex(pattern, insensitive).fullmatch(text) is not None
+    return compile_wildcard(pattern, insensitive, escapes=True)(text)
 
 
 # --- wildcards and regular expressions ---------------------------------------------
@@ -944,137 +931,27 @@ def has_wildcard(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern
 
 
-@lru_cache(maxsize=8192)
-def wildcard_regex(pattern: str, insensitive: bool) -> re.Pattern:
-    """``*`` any run of characters, ``?`` one character, newlines included; the
-    whole value must match. There is no escape character: ``\\`` is literal."""
-    out = []
-    for ch in pattern:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        else:
-            out.append(re.escape(ch))
-    flags = re.DOTALL | (re.IGNORECASE if insensitive else 0)
-    return re.compile("".join(out), flags)
-
-
 def wildcard_match(value: Any, pattern: str, insensitive: bool) -> bool | None:
-    """``value : pattern`` / ``like`` / ``like~`` for one value and one pattern."""
+    """``value : pattern`` / ``like`` / ``like~`` for one value and one pattern: ``*``
+    any run of characters, ``?`` one, newlines included, the whole value; no escape
+    character (``\\`` is literal); ASCII letters folded when insensitive, as ES's
+    case-insensitive wildcard and term queries do. Linear in the value."""
     if value is None:
         return None
     if not isinstance(value, str):
         value = to_string(value)
-    if insensitive:
-        value = value.lower()
-        pattern = pattern.lower()
-    if not has_wildcard(pattern):
-        return value == pattern
-    return wildcard_regex(pattern, False).fullmatch(value) is not None
+    return compile_wildcard(pattern, insensitive)(value)
 
 
-class RegexSyntaxError(ValueError):
-    pass
+RegexSyntaxError = RegexpError
 
 
-# Lucene's ALL-flags reserved characters outside a class; the others are literal.
-_SHORTHAND = {"d": r"\d", "D": r"\D", "s": r"\s", "S": r"\S", "w": r"\w", "W": r"\W"}
-
-
-@lru_cache(maxsize=4096)
-def lucene_regex(pattern: str, insensitive: bool) -> re.Pattern:
-    """Translate a Lucene regular expression (as ES's ``regexp`` query reads it)
-    into a Python pattern used with ``fullmatch``: anchored to the whole value,
-    ``.`` matching newlines, ``^``/``$`` plain characters, ``"..."`` literal text,
-    ``@`` any string, ``#`` nothing, ``<1-10>`` a number range.
-
-    Raises RegexSyntaxError for what Python cannot express (``~``, ``&``).
-    """
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "\\":
-            if i + 1 >= n:
-                raise RegexSyntaxError("regular expression ends with an escape character")
-            nxt = pattern[i + 1]
-            out.append(_SHORTHAND.get(nxt) or re.escape(nxt))
-            i += 2
-        elif ch == "[":
-            j, cls = _char_class(pattern, i)
-            out.append(cls)
-            i = j
-        elif ch == '"':
-            j = pattern.find('"', i + 1)
-            if j < 0:
-                raise RegexSyntaxError("unterminated string in regular expression")
-            out.append(re.escape(pattern[i + 1 : j]))
-            i = j + 1
-        elif ch == "<":
-            m = re.match(r"<(\d+)-(\d+)>", pattern[i:])
-            if m is None:
-                out.append(re.escape(ch))
-                i += 1
-                continue
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if lo > hi:
-                lo, hi = hi, lo
-            if hi - lo > 10000:
-                raise RegexSyntaxError("numeric interval too large")
-            out.append("0*(?:" + "|".join(str(k) for k in range(hi, lo - 1, -1)) + ")")
-            i += m.end()
-        elif ch == "@":
-            out.append(".*")
-            i += 1
-        elif ch == "#":
-            out.append("(?!)")
-            i += 1
-        elif ch in "~&":
-            raise RegexSyntaxError(f"the regular expression operator '{ch}' is not supported")
-        elif ch in ".()|*+?{}":
-            if ch == "{":
-                m = re.match(r"\{(\d+)(,(\d*))?\}", pattern[i:])
-                if m is None:
-                    raise RegexSyntaxError("invalid repetition in regular expression")
-                out.append(m.group(0))
-                i += m.end()
-                continue
-            out.append(ch)
-            i += 1
-        else:
-            out.append(re.escape(ch))
-            i += 1
-    flags = re.DOTALL | (re.IGNORECASE if insensitive else 0)
-    try:
-        return re.compile("".join(out), flags)
-    except re.error as exc:
-        raise RegexSyntaxError(f"invalid regular expression: {exc.msg}") from None
-
-
-def _char_class(pattern: str, start: int) -> tuple[int, str]:
-    i = start + 1
-    n = len(pattern)
-    parts = ["["]
-    if i < n and pattern[i] == "^":
-        parts.append("^")
-        i += 1
-    while i < n and pattern[i] != "]":
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < n:
-            nxt = pattern[i + 1]
-            parts.append(_SHORTHAND.get(nxt) or re.escape(nxt))
-            i += 2
-            continue
-        if ch == "-" and len(parts) > 1 and i + 1 < n and pattern[i + 1] != "]":
-            parts.append("-")
-        else:
-            parts.append(re.escape(ch))
-        i += 1
-    if i >= n:
-        raise RegexSyntaxError("unterminated character class in regular expression")
-    parts.append("]")
-    return i + 1, "".join(parts)
+def lucene_regex(pattern: str, insensitive: bool) -> Regexp:
+    """A Lucene regular expression as ES's ``regexp`` query reads it (whole value,
+    ``.`` matching newlines, ``@``, ``#``, ``<n-m>``, ...), run by an automaton in time
+    linear in the value (:mod:`vigil.lucene.regexp`). Raises RegexSyntaxError (with
+    the position) for what ES refuses, and for ``~`` and ``&``."""
+    return compile_regexp(pattern, insensitive)
 
 
 def regex_match(value: Any, pattern: str, insensitive: bool) -> bool | None:
@@ -1082,7 +959,7 @@ def regex_match(value: Any, pattern: str, insensitive: bool) -> bool | None:
         return None
     if not isinstance(value, str):
         value = to_string(value)
-    return lucene_regex(pattern, insensitive).fullmatch(value) is not None
+    return lucene_regex(pattern, insensitive).fullmatch(value)
 
 
 # --- arithmetic --------------------------------------------------------------------
