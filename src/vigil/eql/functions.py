@@ -171,7 +171,7 @@ def fn_substring(source, start=None, end=None, *, insensitive=False):
     return source[s:e]
 
 
-_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_NUMBER_RE = re.compile(r"^[+-]?(\d++(?:\.\d*+)?|\.\d++)([eE][+-]?\d++)?$")
 
 
 def fn_number(source, base=None, *, insensitive=False):

@@ -35,7 +35,7 @@ from vigil.eql import ast
 # Field types whose indexed value is the JSON string (or the number's text) as written.
 STRING_TYPES = frozenset({"keyword", "constant_keyword", "wildcard", "text", "match_only_text"})
 MIN_LITERAL = 3
-_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+_NUMBER = re.compile(r"^\s*[-+]?(\d++(?:\.\d*+)?|\.\d++)([eE][-+]?\d++)?\s*$")
 # Functions that are true only when their second argument occurs in their first.
 _CONTAINING_FUNCTIONS = frozenset({"startswith", "endswith", "stringcontains"})
 
