@@ -144,8 +144,7 @@ def test_ip_terms_and_cidr_blocks():
 
 
 def test_unsupported_constructs_are_reported_not_guessed():
-    assert "text field message" in unsupported("message: error")
-    assert "text field process.command_line.text" in unsupported("process.command_line.text: x")
+    assert "whitespace on message" in unsupported("message: *a b*")
     assert "wildcard in the field name" in unsupported("process.*: x")
     assert "no field" in unsupported("powershell")
     assert "nested" in unsupported("a: { b: 1 }")
@@ -160,8 +159,38 @@ def test_unsupported_constructs_are_reported_not_guessed():
     assert "double field" in unsupported("file.Ext.entropy: 1")
     err = kql.KqlUnsupported
     with pytest.raises(err) as info:
-        kql.compile("a: 1 and\n  message: x")
+        kql.compile("a: 1 and\n  process.*: x")
     assert (info.value.line, info.value.column) == (2, 3)
+
+
+# is.ts on an analysed field (text, match_only_text): `match` (any token), `match_phrase`
+# (tokens in a row), `query_string` wildcards on one token; the standard analyzer on both
+# sides (vigil.lucene.analysis).
+def test_text_fields_are_analysed():
+    doc = {"message": "kernel: sshd[42]: segfault at 0 ip 00007f error 4 in libc.so.6"}
+    assert matches("message: segfault", doc)
+    assert matches("message: SEGFAULT", doc)  # lower-cased on both sides
+    assert matches("message: segfault-nothing", doc)  # match: any token of the value
+    assert not matches('message: "segfault-nothing"', doc)  # match_phrase: all, in a row
+    assert matches('message: "SEGFAULT at 0"', doc)
+    assert not matches('message: "segfault 0"', doc)
+    assert not matches("message: segfaul", doc)  # a token is whole
+    assert matches("message: segf*", doc) and matches("message: *FAULT", doc)
+    assert not matches("message: *fault*at*", doc)  # a wildcard matches one token
+    # `libc.so.6` is `libc.so` and `6`: a full stop joins two letters or two digits only.
+    assert matches("message: libc.so*", doc) and not matches("message: libc.so.*", doc)
+    assert not matches("message: segfault", {"message": "segfaulted"})
+    cmd = {"process.command_line.text": "C:\\x\\whoami.exe /all"}
+    assert not matches("process.command_line.text: WHOAMI", cmd)  # the token is `whoami.exe`
+    assert matches("process.command_line.text: WhoAmI.exe", cmd)
+
+
+def test_text_queries_hold_on_any_value_and_not_is_their_complement():
+    assert matches('message: "a b"', {"message": ["x", "A, B"]})
+    assert not matches('message: "a b"', {"message": ["x a", "b y"]})  # no phrase across values
+    assert matches("not message: a", {"host": {"name": "h"}})
+    assert not matches("not message: a", {"message": ["b", "a"]})
+    assert matches("message: 42", {"message": 42})  # a number is indexed as its text
 
 
 def test_exists_works_on_any_field_type():

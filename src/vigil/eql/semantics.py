@@ -359,7 +359,7 @@ class Invalid:
 INVALID = Invalid()
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
-_FLOAT_RE = re.compile(r"^[+-]?(\d++(?:\.\d*+)?|\.\d++)([eE][+-]?\d++)?$")
+_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 def java_double_str(x: float) -> str:
@@ -900,6 +900,9 @@ def is_constant(expr: ast.Expr) -> bool:
 # Functions ES turns into a query on a field (prefix, wildcard, terms on an ip),
 # which therefore match when any value of a multi-valued field does.
 QUERY_FUNCTIONS = frozenset({"startswith", "endswith", "stringcontains", "cidrmatch"})
+# KQL's queries on an analysed (text) field, which no EQL text can name (vigil.kql.translate).
+TEXT_QUERY_FUNCTIONS = frozenset({"text.match", "text.match_phrase", "text.wildcard"})
+QUERY_FUNCTIONS |= TEXT_QUERY_FUNCTIONS
 
 
 def query_function_match(name: str, value: Any, args: list, insensitive: bool) -> bool | None:
@@ -911,6 +914,10 @@ def query_function_match(name: str, value: Any, args: list, insensitive: bool) -
     if value is None or any(a is None for a in args):
         return None
     lname = name.lower()
+    if lname in TEXT_QUERY_FUNCTIONS:
+        from vigil.eql.functions import call
+
+        return call(lname, [value, *args])
     if lname == "cidrmatch":
         from vigil.eql.functions import fn_cidr_match
 

@@ -29,8 +29,14 @@ keyword, as ECS and dynamic mapping make strings):
   or a CIDR block (``IpFieldMapper`` term queries take ``a.b.c.d/n``), here
   ``cidrMatch``, or a range of addresses, all on 16 bytes (``::ffff:10.1.2.3`` is
   ``10.1.2.3``); boolean: ``true``/``false``.
-- Everything whose exact meaning needs more (``text`` fields analysed by the
-  standard analyzer, dates and their time zone, floats, ranges on strings,
+- ``text`` and ``match_only_text`` (analysed by the ``standard`` analyzer): the
+  value is analysed too; ``match`` is any of its tokens, ``match_phrase`` its tokens
+  in a row, and a ``query_string`` wildcard is a prefix or wildcard query on one
+  token, its literal parts lower-cased and not tokenized
+  (:mod:`vigil.lucene.analysis`). Here: the internal query functions
+  ``text.match``, ``text.match_phrase`` and ``text.wildcard``, which test each value
+  of the field (a phrase never spans two values: ``position_increment_gap``).
+- Everything whose exact meaning needs more (dates and their time zone, floats, ranges on strings,
   ``nested`` mappings, wildcards in field names, a value with no field) raises
   :class:`KqlUnsupported`: the rule is reported and not run.
 
@@ -69,13 +75,18 @@ _INTEGER = re.compile(r"-?\d+\Z")
 _BOOL_TEXT = {"true": True, "false": False}
 
 
+_ANALYSED = frozenset({"text", "match_only_text"})
+
+
 def field_type(name: str) -> str:
-    """The mapping type a query on ``name`` meets: ``text``, an ECS type, or keyword."""
+    """The mapping type a query on ``name`` meets: ``text`` (any analysed type), an
+    ECS type, or keyword."""
     if name in TEXT_FIELDS or name.endswith(".text"):
         return "text"
     if name.endswith(".caseless"):
         return "caseless"
-    return ecs_type(name) or "keyword"
+    ftype = ecs_type(name) or "keyword"
+    return "text" if ftype in _ANALYSED else ftype
 
 
 def to_eql(node: T.Node, text: str = "") -> ast.Statement:
@@ -128,12 +139,10 @@ class _Translator:
             if value.parts == ("", ""):
                 # `f: *` is an `exists` query: the field has a value (is.ts isExistsQuery).
                 return ast.Comparison("!=", fld, ast.Literal(None), loc=node.loc)
-        if ftype == "text":
-            raise self.unsupported(
-                fld.loc, f"a query on the text field {fld.name} (analysed by the standard analyzer)"
-            )
         if value.constant is None:
             raise self.unsupported(loc, f"null as the value of {fld.name}")
+        if ftype == "text":
+            return self.analysed(fld, value, node.loc)
         if value.is_wildcard:
             return self.wildcard(fld, ftype, value)
         text = value.text
@@ -153,6 +162,19 @@ class _Translator:
             # ::ffff:10.1.2.3 is 10.1.2.3 (IpFieldMapper.termQuery, InetAddressPoint).
             return ast.FunctionCall("cidrMatch", (fld, ast.Literal(text, loc=loc)), loc=node.loc)
         raise self.unsupported(loc, f"the value {text!r} on the {ftype} field {fld.name}")
+
+    def analysed(self, fld: ast.Field, value: T.Value, loc: T.Loc) -> ast.Expr:
+        """A value on an analysed field: ``match``, ``match_phrase`` or ``query_string``
+        (is.ts), run by :mod:`vigil.lucene.analysis` on each value of the field."""
+        if value.is_wildcard:
+            if any(c.isspace() for p in value.parts for c in p):
+                # query_string splits unescaped whitespace into separate terms.
+                raise self.unsupported(value.loc, f"a wildcard value with whitespace on {fld.name}")
+            parts = tuple(ast.Literal(p, loc=value.loc) for p in value.parts)
+            return ast.FunctionCall("text.wildcard", (fld, *parts), loc=loc)
+        # `true`/`false` are sent as JSON booleans, which the analyzer reads as their text.
+        name = "text.match_phrase" if value.quoted else "text.match"
+        return ast.FunctionCall(name, (fld, ast.Literal(value.text, loc=value.loc)), loc=loc)
 
     def caseless(self, ftype: str, value: T.Value) -> bool:
         """Whether the query is case-insensitive (a lowercase-normalized field)."""
