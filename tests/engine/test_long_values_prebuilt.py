@@ -144,3 +144,28 @@ def test_prebuilt_rules_follow_ignore_above(prebuilt, cases, tmp_path):
         assert negated <= fired, "a long value is missing: the negated condition holds"
     loose = _scan(rules, docs, tmp_path, long_values=True, fast=True)
     assert positive <= loose and not negated & loose, "--match-long-values matches long values"
+
+
+def test_parquet_path_agrees_on_long_values(prebuilt, cases, tmp_path):
+    # Plain vs columnar over the same Parquet file: the SQL condition leaves long
+    # strings to the compiled matcher, so both give the same alerts.
+    duckdb = pytest.importorskip("duckdb")
+    from vigil.engine.columnar import ColumnarReport, scan_parquet
+    from vigil.events.parquet import read_parquet
+
+    docs = [doc for _, _, doc, _ in cases]
+    src = tmp_path / "long.ndjson"
+    src.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in docs))
+    out = tmp_path / "long.parquet"
+    duckdb.sql(f"COPY (SELECT * FROM read_json_auto('{src}', sample_size=-1)) TO '{out}' (FORMAT parquet)")
+    rules = [copy.copy(r) for r in prebuilt if r.runnable]
+    for r in rules:
+        r._compiled = None
+    report = ColumnarReport()
+    columnar = sorted(
+        a["kibana.alert.uuid"] for a in scan_parquet(Engine(rules, now=NOW), out, report=report)
+    )
+    alerts = list(Engine(rules, now=NOW).scan(read_parquet(out)))
+    assert columnar == sorted(a["kibana.alert.uuid"] for a in alerts) and report.sql_rules
+    negated = {c for _, c, _, fires in cases if fires}
+    assert negated & {(a.get("labels") or {}).get("vigil_case") for a in alerts}
