@@ -93,7 +93,10 @@ def _jobs(text: str) -> int:
 
 
 class _StrictStats(ReadStats):
-    """With --strict, the first skipped event or unreadable file ends the scan."""
+    """With --strict, every line is parsed and the first skipped event or unreadable
+    file ends the scan."""
+
+    strict = True
 
     def problem(self, message: str, file: str, line: int | None = None, column: int | None = None) -> None:
         raise VigilError(f"{message} (--strict)", file=file, line=line, column=column)
@@ -197,6 +200,12 @@ def _report(detection: Detection, stats: ReadStats, count: int, store, fmt: str)
     rules = f"{detection.runnable} rules run"
     if not_runnable:
         rules += ", " + ", ".join(f"{n} {kind} not runnable yet" for kind, n in sorted(not_runnable.items()))
+    if stats.unparsed:
+        # Lines no rule's literal is in are not parsed: a malformed one among them is not seen.
+        output.say(
+            f"vigil: {stats.unparsed} of {stats.events} events not parsed: no rule could match them "
+            "(--strict parses every line)"
+        )
     line = f"{stats.events} events read, {skipped}, {rules}, {count} alerts"
     if store is not None:
         line += f" ({store.new} new in {store.store.path})"

@@ -21,7 +21,6 @@ single process, in the same order.
 
 from __future__ import annotations
 
-import gzip
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -32,13 +31,26 @@ import orjson
 from vigil.engine.blockscan import BlockScanner
 from vigil.engine.engine import Engine
 from vigil.errors import VigilError
+from vigil.events import readers
 from vigil.events.model import Event
-from vigil.events.readers import Reader, ReadStats, _files, is_parquet, read_inputs
+from vigil.events.readers import (
+    Reader,
+    ReadStats,
+    _files,
+    few_brackets,
+    gzip_problem,
+    is_parquet,
+    open_events,
+    read_inputs,
+)
 
 PROGRESS_EVERY = 10_000
 BLOCK = 1 << 20
 # Above this many literals, finding each in every block costs more than parsing.
 MAX_SCAN_LITERALS = 24
+# From this many rules, one process runs the columnar core: per-event routing then
+# costs more than filtering batches (with few, the raw-line scan skips most lines).
+CORE_MIN = 64
 
 
 def scan_paths(
@@ -52,6 +64,7 @@ def scan_paths(
     jobs: int = 1,
     fast: bool = True,
     runner=None,
+    core: bool | None = None,
 ) -> Iterator[dict]:
     """Alerts of ``engine``'s rules over the events read from ``paths``.
 
@@ -61,8 +74,11 @@ def scan_paths(
     (:class:`ProcessRunner`, :class:`vigil.engine.spark.SparkRunner`) runs it elsewhere
     instead: byte ranges with few rules, shares of the rules with many. ``fast``
     False runs the plain path (every line parsed and offered to every rule).
-    A line the fast path rules out is counted as one event without being parsed,
-    so a malformed line that holds none of the rules' literals is not reported.
+    A line the fast path rules out is counted as one event without being parsed
+    (``stats.unparsed`` says how many), so a malformed line that holds none of the
+    rules' literals is not reported; with ``stats.strict`` every line is parsed.
+    In one process, ``core`` (default: from ``CORE_MIN`` rules on) runs the columnar
+    core of :mod:`vigil.engine.core` instead of the per-event routed path.
     """
     stats = stats if stats is not None else ReadStats()
     paths = [str(p) for p in paths]
@@ -72,7 +88,7 @@ def scan_paths(
             events = _counting(events, on_progress)
         yield from engine.scan(events)
         return
-    names = list(_files(paths))
+    names = list(_files(paths, stats))
     if any(is_parquet(n) for n in names):
         # Parquet files run their event rules as SQL inside DuckDB (vigil.events.parquet).
         from vigil.engine.columnar import scan_parquet
@@ -87,7 +103,8 @@ def scan_paths(
     if runner is not None and "-" in names:
         raise VigilError("standard input cannot be split into byte ranges: name files or folders")
     rescan = None if "-" in names else (lambda: read_inputs(names, index=index, source=source))
-    if runner is None and jobs > 1 and "-" not in names:
+    if runner is None and jobs > 1 and "-" not in names and not stats.strict:
+        # (--strict parses every line and stops at the first problem: one process.)
         runner = ProcessRunner(jobs)
     if runner is not None and len(engine.rules) >= RULE_SPLIT_MIN:
         yield from _rule_split(engine, names, index=index, source=source, stats=stats, runner=runner)
@@ -99,6 +116,15 @@ def scan_paths(
         if on_progress is not None:
             parts = _counting_items(parts, stats, on_progress)
         yield from engine.merge_batch(parts, rescan=rescan)
+        return
+    if core if core is not None else len(engine.rules) >= CORE_MIN:
+        # Many rules: the columnar core (vigil.engine.core) filters them over batches.
+        from vigil.engine.core import EveryLine, scan_items
+
+        items = _items(EveryLine, names, index=index, source=source, stats=stats)
+        if on_progress is not None:
+            items = _counting_items(items, stats, on_progress)
+        yield from scan_items(engine, items, rescan=rescan)
         return
     items = _items(engine, names, index=index, source=source, stats=stats)
     if on_progress is not None:
@@ -131,7 +157,7 @@ class LineScanner:
     def __init__(self, engine: Engine, index: str | None, source: str | None, stats: ReadStats) -> None:
         self.reader = Reader(index, source, stats)
         self.stats = stats
-        lits = engine.router.literals()
+        lits = None if stats.strict else engine.router.literals()
         self.literals = sorted(lits) if lits is not None and len(lits) <= MAX_SCAN_LITERALS else None
         self.scanner = BlockScanner(self.literals or (), vendor=source is None)
         self.newlines = 0
@@ -151,9 +177,11 @@ class LineScanner:
         for s, e, number in zip(lines.starts, lines.ends, lines.numbers, strict=True):
             raw = bytes(block[s:e])
             yield from self._parse(raw, None if s in unclean else raw.lower(), file, first_line + number)
-        # Lines ruled out count as one event each (blank ones too: telling them apart
-        # costs a scan); parsed ones are counted by the reader.
-        self.stats.events += max(0, lines.count - len(lines.starts) - lines.blank)
+        # Lines ruled out count as one event each, not parsed (blank ones are not
+        # counted); parsed ones are counted by the reader.
+        ruled_out = max(0, lines.count - len(lines.starts) - lines.blank)
+        self.stats.events += ruled_out
+        self.stats.unparsed += ruled_out
 
     def _every_line(self, block, low, unclean, file, first_line):
         s = 0
@@ -172,15 +200,8 @@ class LineScanner:
             return
         if type(value) is not dict or "_source" in value or "hits" in value:
             low = None  # hits, responses and arrays: read as the plain reader does
-        for event in self.reader.make(value, file, line):
+        for event in self.reader.make(value, file, line, not few_brackets(raw)):
             yield event, low
-
-
-def _open(name: str):
-    fh = open(name, "rb")  # noqa: SIM115 - closed by the caller
-    if fh.peek(2)[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=fh), True
-    return fh, False
 
 
 def _is_ndjson(head: bytes) -> bool:
@@ -195,13 +216,24 @@ def _is_ndjson(head: bytes) -> bool:
         return False
 
 
-def blocks(fh, start: int = 0, end: int | None = None, size: int = BLOCK) -> Iterator[bytes | memoryview]:
+# Handed on by :func:`blocks` in place of a line longer than the limit (skipped).
+TOO_LONG = memoryview(b"\n")
+
+
+def blocks(
+    fh, start: int = 0, end: int | None = None, size: int = BLOCK, limit: int | None = None
+) -> Iterator[bytes | memoryview]:
     """Blocks of whole lines from ``fh`` (already at ``start``), up to ``end`` bytes.
 
     Each read is handed on as a view, not copied: a line cut by the end of one read
-    is joined with its rest from the next and handed on alone."""
+    is joined with its rest from the next and handed on alone. A line longer than
+    ``limit`` (at least ``size``: a line inside one read is never held) is not
+    held: :data:`TOO_LONG` stands for it."""
+    limit = readers.MAX_LINE_BYTES if limit is None else limit
     # The pieces of a line the reads so far cut, joined once: a long line costs linear time.
     head: list[bytes] = []
+    held = 0
+    skipping = False
     remaining = None if end is None else end - start
     while True:
         want = size if remaining is None else min(size, remaining)
@@ -209,23 +241,39 @@ def blocks(fh, start: int = 0, end: int | None = None, size: int = BLOCK) -> Ite
         if remaining is not None:
             remaining -= len(chunk)
         if not chunk:
-            if head:
+            if skipping:
+                yield TOO_LONG
+            elif head:
                 yield b"".join(head)
             return
         first = 0
-        if head:
+        if skipping or head:
             nl = chunk.find(b"\n")
             if nl < 0:
-                head.append(chunk)
+                if not skipping:
+                    head.append(chunk)
+                    held += len(chunk)
+                    if held > limit:
+                        head, held, skipping = [], 0, True
                 continue
             first = nl + 1
-            head.append(chunk[:first])
-            yield b"".join(head)
+            if skipping:
+                skipping = False
+                yield TOO_LONG
+            elif held + first > limit:
+                yield TOO_LONG
+            else:
+                head.append(chunk[:first])
+                yield b"".join(head)
+            head, held = [], 0
         last = chunk.rfind(b"\n") + 1
         if last > first:
             yield memoryview(chunk)[first:last] if first or last < len(chunk) else chunk
         rest = chunk[max(first, last) :]
         head = [rest] if rest else []
+        held = len(rest)
+        if held > limit:
+            head, held, skipping = [], 0, True
 
 
 def _items(engine: Engine, names: list[str], *, index, source, stats: ReadStats):
@@ -241,7 +289,7 @@ def _items(engine: Engine, names: list[str], *, index, source, stats: ReadStats)
 def file_items(scanner: LineScanner, name: str, *, index, source, stats: ReadStats, start=0, end=None):
     """(event, low line) pairs of one file, or of its byte range [start, end) (line-aligned)."""
     try:
-        fh, _ = _open(name)
+        fh, gz = open_events(name)
     except OSError as exc:
         stats.file_failed(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", name)
         return
@@ -257,12 +305,21 @@ def file_items(scanner: LineScanner, name: str, *, index, source, stats: ReadSta
                 fh.seek(start)
                 first_line = None
             line = first_line or 1
-            for block in blocks(fh, start, end):
+            for block in blocks(fh, start, end, BLOCK):
+                if block is TOO_LONG:
+                    stats.problem(
+                        f"line longer than {readers.MAX_LINE_BYTES} bytes (the limit) skipped", name, line
+                    )
+                    line += 1
+                    scanner.newlines += 1
+                    continue
                 yield from scanner.block(block, name, line)
                 line += scanner.last_newlines
                 scanner.newlines += scanner.last_newlines
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except OSError as exc:
             stats.file_failed(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", name)
+            return
+    gzip_problem(gz, name, stats)
 
 
 CHUNK = 64 << 20
@@ -307,7 +364,8 @@ def _tasks(
 def range_result(engine: Engine, index: str | None, source: str | None, task: tuple[str, int, int | None]):
     """One byte range's share of the scan, in plain data that pickles: the event rules'
     alerts, the events sequences take, rule counts, events read, problems (line numbers
-    counted from the range's start), the range's newlines and its unreadable files."""
+    counted from the range's start), the range's newlines, its unreadable files and
+    its lines not parsed."""
     name, start, end = task
     stats = ReadStats()
     scanner = LineScanner(engine, index, source, stats)
@@ -318,7 +376,16 @@ def range_result(engine: Engine, index: str | None, source: str | None, task: tu
     taken_out = [(orjson.dumps(e.doc), e.index, e.id, e.origin, pos) for e, pos in taken]
     counts = {rid: dict(c) for rid, c in engine.stats.items() if c}
     problems = [(p.message, p.file, p.line, p.column) for p in stats.problems]
-    return alerts, taken_out, counts, stats.events, problems, scanner.newlines, stats.files_failed
+    return (
+        alerts,
+        taken_out,
+        counts,
+        stats.events,
+        problems,
+        scanner.newlines,
+        stats.files_failed,
+        stats.unparsed,
+    )
 
 
 class ProcessRunner:
@@ -380,8 +447,9 @@ def parallel_items(engine: Engine, names: list[str], *, index, source, stats: Re
     lines_before: dict[str, int] = {}
     results = runner.run(engine, tasks, index=index, source=source)
     for task, result in zip(tasks, results, strict=True):
-        alerts, taken, counts, events, problems, newlines, files_failed = result
+        alerts, taken, counts, events, problems, newlines, files_failed, unparsed = result
         stats.files_failed += files_failed
+        stats.unparsed += unparsed
         offset = lines_before.get(task[0], 0)
         lines_before[task[0]] = offset + newlines
         stats.events += events
@@ -429,11 +497,12 @@ def _rule_split(engine: Engine, names: list[str], *, index, source, stats: ReadS
 
     with tempfile.TemporaryDirectory(prefix="vigil-scan-") as tmp:
         results = runner.split_rules(engine, names, index=index, source=source, tmp=tmp)
-        for k, (_path, counts, events, problems, files_failed) in enumerate(results):
+        for k, (_path, counts, events, problems, files_failed, unparsed) in enumerate(results):
             for rid, c in counts.items():
                 engine.stats[rid].update(c)
             if k == 0:  # every worker read the same events
                 stats.events += events
+                stats.unparsed += unparsed
                 stats.files_failed += files_failed
                 for message, file, line, column in problems:
                     stats.problem(message, file, line, column)
@@ -452,7 +521,7 @@ def _rule_split(engine: Engine, names: list[str], *, index, source, stats: ReadS
 def rule_share(engine: Engine, names: list[str], index, source, position: dict[str, int], out):
     """``engine``'s rules over all of ``names``: alerts written to ``out`` as NDJSON, each
     with its merge tag (see :func:`_rule_split`). Returns the rule counts, events read,
-    problems and unreadable files, in plain data that pickles."""
+    problems, unreadable files and lines not parsed, in plain data that pickles."""
     stats = ReadStats()
     engine.stats = {r.rule_id: Counter() for r in engine.rules}
     engine._seen = set()  # an engine may serve several scans (a Spark worker keeps it)
@@ -476,7 +545,7 @@ def rule_share(engine: Engine, names: list[str], index, source, position: dict[s
         out.write(orjson.dumps([tag, alert], default=str) + b"\n")
     counts = {rid: dict(c) for rid, c in engine.stats.items() if c}
     problems = [(p.message, p.file, p.line, p.column) for p in stats.problems]
-    return counts, stats.events, problems, stats.files_failed
+    return counts, stats.events, problems, stats.files_failed, stats.unparsed
 
 
 def _exhausted(gen) -> bool:

@@ -19,8 +19,14 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from vigil.kql import tree as T
 from vigil.kql.errors import KqlSyntaxError
+
+# Parentheses and nested queries deeper than this are a syntax error, not a crash of
+# Python's stack (Kibana's parser is bounded by JavaScript's stack the same way).
+MAX_NESTING = 64
 
 _SPACE = " \t\r\n\u00a0"
 _SPECIAL = '\\():<>"*{}'
@@ -32,8 +38,13 @@ _ESCAPED_WS = {"t": "\t", "r": "\r", "n": "\n"}
 
 
 def parse(text: str) -> T.Node:
-    """Parse KQL text; raises :class:`KqlSyntaxError` with the line and column."""
-    return _Parser(text).query()
+    """Parse KQL text; raises :class:`KqlSyntaxError` with the line and column.
+    Time is linear in the text's length."""
+    parser = _Parser(text)
+    try:
+        return parser.query()
+    except RecursionError:  # a caller already deep in its stack: still an error, not a crash
+        raise parser.error("query nested too deeply", 0) from None
 
 
 class _Parser:
@@ -41,12 +52,17 @@ class _Parser:
         self.t = text
         self.n = len(text)
         self.i = 0
+        self.depth = 0
+        self._line_starts: list[int] | None = None
 
     # --- helpers --------------------------------------------------------------------
 
     def loc(self, offset: int) -> T.Loc:
-        line = self.t.count("\n", 0, offset) + 1
-        return line, offset - (self.t.rfind("\n", 0, offset) + 1) + 1
+        # Line starts found once: a location costs a bisection, not a scan of the text.
+        if self._line_starts is None:
+            self._line_starts = [0] + [k + 1 for k, c in enumerate(self.t) if c == "\n"]
+        line = bisect_right(self._line_starts, offset)
+        return line, offset - self._line_starts[line - 1] + 1
 
     def error(self, message: str, offset: int | None = None) -> KqlSyntaxError:
         line, col = self.loc(self.i if offset is None else offset)
@@ -138,11 +154,15 @@ class _Parser:
 
     def enclosed(self, inner, close: str) -> T.Node:
         """``inner`` between the opening character at the cursor and ``close``."""
+        if self.depth >= MAX_NESTING:
+            raise self.error(f"query nested deeper than {MAX_NESTING} levels")
+        self.depth += 1
         self.i += 1
         self.spaces()
         q = inner()
         self.spaces()
         self.expect(close, f"'{close}'")
+        self.depth -= 1
         return q
 
     def expression(self) -> T.Node:
@@ -251,21 +271,33 @@ class _Parser:
                 continue
             if ch in _SPECIAL or self.keyword_at(self.i):
                 break
+            if ch in _SPACE:
+                # Every space of a run sees the same keyword after it, or none: the run
+                # is taken at once, so a long run costs linear time.
+                end = self._spaces_at(self.i)
+                chars.extend(self.t[self.i : end])
+                self.i = end
+                continue
             chars.append(ch)
             self.i += 1
-        while chars and chars[0] is not _WILDCARD and chars[0] in _JS_TRIM:
-            chars.pop(0)
-        while chars and chars[-1] is not _WILDCARD and chars[-1] in _JS_TRIM:
-            chars.pop()
+        first, last = 0, len(chars)
+        while first < last and chars[first] is not _WILDCARD and chars[first] in _JS_TRIM:
+            first += 1
+        while last > first and chars[last - 1] is not _WILDCARD and chars[last - 1] in _JS_TRIM:
+            last -= 1
+        chars = chars[first:last]
         if not chars:
             self.i = start
             raise self.error(f"expected {what} but found {self.found()}")
-        parts: list[str] = [""]
+        parts: list[str] = []
+        run: list[str] = []
         for c in chars:
             if c is _WILDCARD:
-                parts.append("")
+                parts.append("".join(run))
+                run = []
             else:
-                parts[-1] += c
+                run.append(c)
+        parts.append("".join(run))
         constant: object = ...
         if len(parts) == 1:
             constant = {"true": True, "false": False, "null": None}.get(parts[0], ...)

@@ -15,6 +15,9 @@ from vigil.errors import VigilError
 from vigil.rules.model import Rule, rule_from_dict
 
 RULE_SUFFIXES = (".toml", ".ndjson", ".json")
+# Rules are shallow (a threat list of techniques of subtechniques is 5 levels); a rule
+# nested deeper could not be written into its alerts (orjson writes 254 levels).
+MAX_RULE_NESTING = 32
 
 
 @dataclass
@@ -63,6 +66,9 @@ def parse_toml(text: str, name: str) -> RuleSet:
         out.problems.append(VigilError("no [rule] table", file=name, line=1))
         return out
     data = dict(rule)
+    if _too_deep(data):
+        out.problems.append(VigilError(_TOO_DEEP, file=name, line=_rule_line(text)))
+        return out
     meta = doc.get("metadata") or {}
     if "version" not in data and isinstance(meta, dict) and "version" in meta:
         data["version"] = meta["version"]
@@ -124,6 +130,9 @@ def parse_json(text: str, name: str) -> RuleSet:
 
 
 def _add_dict(out: RuleSet, data: dict, name: str, line: int) -> None:
+    if _too_deep(data):
+        out.problems.append(VigilError(_TOO_DEEP, file=name, line=line))
+        return
     try:
         out._add(rule_from_dict(data, source=name, line=line))
     except ValueError as exc:
@@ -133,9 +142,27 @@ def _add_dict(out: RuleSet, data: dict, name: str, line: int) -> None:
 _PARSERS = {".toml": parse_toml, ".ndjson": parse_ndjson, ".json": parse_json}
 
 
+_TOO_DEEP = f"rule nested deeper than {MAX_RULE_NESTING} levels"
+
+
+def _too_deep(value: object) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_RULE_NESTING:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
 def _parse(text: str, name: str) -> RuleSet:
-    """The rules of one file's text, which the set keeps (see :attr:`RuleSet.texts`)."""
-    out = _PARSERS[Path(name).suffix](text, name)
+    """The rules of one file's text, which the set keeps (see :attr:`RuleSet.texts`).
+    A file that breaks its parser (nesting past Python's stack) costs that file only."""
+    try:
+        out = _PARSERS[Path(name).suffix](text, name)
+    except RecursionError:
+        out = RuleSet(problems=[VigilError("rule file nested too deeply to read", file=name)])
     out.texts.append((name, text))
     return out
 
