@@ -9,19 +9,13 @@ string makes it reject the document. Dates it can hold print with a sign past ye
 from __future__ import annotations
 
 import orjson
+from hostile_events import GOOD
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigil.eql.dates import MAX_MILLIS, MIN_MILLIS, iso_from_millis, to_epoch_millis
 from vigil.events.readers import ReadStats, read_inputs
 
-GOOD = {
-    "@timestamp": "2024-01-01T00:00:00Z",
-    "event": {"category": ["file"], "type": ["creation"]},
-    "host": {"os": {"type": "linux"}},
-    "process": {"executable": "/bin/cp", "name": "cp"},
-    "file": {"path": "/lib/dracut/modules.d/99x/a.sh"},
-}
 HOSTILE = [
     b"-62135596800001",
     b"253402300800000",

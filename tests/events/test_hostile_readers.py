@@ -14,6 +14,7 @@ import zlib
 
 import orjson
 import pytest
+from hostile_events import GOOD
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,13 +26,6 @@ from vigil.events import readers
 from vigil.events.readers import ReadStats, read_inputs
 from vigil.rules.loaders import bundled_rules
 
-GOOD = {
-    "@timestamp": "2024-01-01T00:00:00Z",
-    "event": {"category": ["file"], "type": ["creation"]},
-    "host": {"os": {"type": "linux"}},
-    "process": {"executable": "/bin/cp", "name": "cp"},
-    "file": {"path": "/lib/dracut/modules.d/99x/a.sh"},
-}
 QUIET = {"@timestamp": "2024-01-01T00:00:00Z", "event": {"category": ["process"]}, "process": {"name": "ls"}}
 RULES = bundled_rules().rules
 
