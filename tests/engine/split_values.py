@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import orjson
+
 from vigil.eql import ast
 from vigil.eql import semantics as S
 from vigil.eql.parser import parse
@@ -290,3 +292,15 @@ def _render(stages, tag: str, start: datetime) -> list[dict]:
             doc["@timestamp"] = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
             out.append(doc)
     return out
+
+
+def split_cases(rules) -> list[Case]:
+    """A case for every runnable EQL rule of ``rules`` in the class."""
+    affected = [r for r in rules if r.type == "eql" and r.runnable and rule_groups(r.query)]
+    return [case_for(rule, n) for n, rule in enumerate(affected)]
+
+
+def split_lines(rules) -> list[bytes]:
+    """The events and twins of every case, as NDJSON lines, for the data of the
+    equivalence tests (plain and fast paths, --jobs, Parquet, Spark)."""
+    return [orjson.dumps(e) for c in split_cases(rules) for e in c.events + c.twins]

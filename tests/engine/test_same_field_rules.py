@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from split_values import case_for, case_of, conjunction_groups, rule_groups
+from split_values import case_of, conjunction_groups, split_cases
 
 from vigil.engine import Engine
 from vigil.engine.batch import scan_paths
@@ -23,9 +23,8 @@ from vigil.eql.parser import parse_expression
 
 @pytest.fixture(scope="module")
 def cases(prebuilt_rules):
-    affected = [r for r in prebuilt_rules if r.type == "eql" and r.runnable and rule_groups(r.query)]
     # Every rule of the class is served: none is left out as too hard to build.
-    return [case_for(rule, n) for n, rule in enumerate(affected)]
+    return split_cases(prebuilt_rules)
 
 
 def test_groups_are_found_by_walking_the_query():
