@@ -1,0 +1,178 @@
+"""Record batches: the fields the loaded rules test, read once per event into columns.
+
+A :class:`Batch` holds, for each field path a superset filter reads (see
+:mod:`vigil.engine.vector`), the field's string values in one dictionary of
+distinct values (lower-cased in an Arrow array) with, per value, its row and its
+code in the dictionary; rows holding a value that is not a string are marked
+"odd" and pass every test of that field, so the filters stay supersets. A test is
+run once over the dictionary (Arrow's string kernels) and spread to the rows.
+
+Reading walks each document once, only down the keys some rule reads, the way
+:func:`vigil.eql.semantics.make_lookup` reads a field: nested objects and dotted
+keys alike (``{"file.path": ...}`` is ``{"file": {"path": ...}}``), arrays of
+objects walked, arrays of values kept as several values of one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vigil.engine.vector import ALL, AndF, FieldTest, OrF
+
+
+class Reader:
+    """Reads the given field paths of documents into :class:`Batch` columns."""
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self.paths = sorted(set(paths))
+        # A trie of path segments: segment -> [children, field number or -1].
+        self.trie: dict = {}
+        for fid, path in enumerate(self.paths):
+            node = None
+            children = self.trie
+            for seg in path.split("."):
+                node = children.get(seg)
+                if node is None:
+                    node = children[seg] = [{}, -1]
+                children = node[0]
+            node[1] = fid
+
+    def batch(self, docs: list) -> Batch:
+        n = len(self.paths)
+        values: list[list] = [[] for _ in range(n)]
+        rows: list[list[int]] = [[] for _ in range(n)]
+        odd: list[list[int]] = [[] for _ in range(n)]
+        walk = self._walk
+        trie = self.trie
+        for row, doc in enumerate(docs):
+            if type(doc) is dict:
+                walk(doc, trie, row, values, rows, odd)
+        return Batch(len(docs), self.paths, values, rows, odd)
+
+    def _walk(self, obj: dict, children: dict, row: int, values, rows, odd) -> None:
+        for key, v in obj.items():
+            node = children.get(key)
+            if node is None:
+                if "." in key:
+                    node = self._dotted(key, children)
+                if node is None:
+                    continue
+            self._value(v, node, row, values, rows, odd)
+
+    def _dotted(self, key: str, children: dict):
+        node = None
+        for seg in key.split("."):
+            node = children.get(seg)
+            if node is None:
+                return None
+            children = node[0]
+        return node
+
+    def _value(self, v, node, row: int, values, rows, odd) -> None:
+        sub, fid = node
+        t = type(v)
+        if t is str:
+            if fid >= 0:
+                values[fid].append(v)
+                rows[fid].append(row)
+        elif t is dict:
+            if sub:
+                self._walk(v, sub, row, values, rows, odd)
+        elif t is list:
+            for item in v:
+                if item is not None:
+                    self._value(item, node, row, values, rows, odd)
+        elif v is not None and fid >= 0:
+            odd[fid].append(row)
+
+
+class Column:
+    """One field over a batch: distinct values (lower-cased), and per value its row."""
+
+    __slots__ = ("uniques", "codes", "rows", "odd", "nonascii")
+
+    def __init__(self, values: list[str], rows: list[int], odd: list[int], n: int) -> None:
+        index: dict[str, int] = {}
+        codes = [index.setdefault(v, len(index)) for v in values]
+        distinct = list(index)
+        self.uniques = pc.utf8_lower(pa.array(distinct, pa.string()))
+        self.nonascii = np.fromiter((not s.isascii() for s in distinct), bool, len(distinct))
+        self.codes = np.asarray(codes, dtype=np.int32)
+        self.rows = np.asarray(rows, dtype=np.int32)
+        self.odd = np.asarray(odd, dtype=np.int32) if odd else None
+
+
+class Batch:
+    """Columns of the fields the filters read, over ``n`` rows; test results cached."""
+
+    def __init__(self, n: int, paths: list[str], values, rows, odd) -> None:
+        self.n = n
+        self._raw = {p: (values[i], rows[i], odd[i]) for i, p in enumerate(paths)}
+        self._columns: dict[str, Column | None] = {}
+        self._tests: dict[FieldTest, np.ndarray] = {}
+        self.tests_run = 0
+
+    def column(self, path: str) -> Column | None:
+        if path not in self._columns:
+            values, rows, odd = self._raw.get(path, ((), (), ()))
+            self._columns[path] = Column(values, rows, odd, self.n) if values or odd else None
+        return self._columns[path]
+
+    def test(self, t: FieldTest) -> np.ndarray:
+        """Rows that may pass ``t`` (a boolean mask)."""
+        found = self._tests.get(t)
+        if found is not None:
+            return found
+        self.tests_run += 1
+        out = np.zeros(self.n, dtype=bool)
+        col = self.column(t.path)
+        if col is not None:
+            if len(col.uniques):
+                hit = _dictionary_test(col.uniques, t) | col.nonascii
+                out[col.rows[hit[col.codes]]] = True
+            if col.odd is not None:
+                out[col.odd] = True
+        self._tests[t] = out
+        return out
+
+    def mask(self, node, start: np.ndarray) -> np.ndarray:
+        """Rows of ``start`` (a mask, not changed) that may pass the filter ``node``."""
+        if node is ALL:
+            return start
+        if isinstance(node, FieldTest):
+            return start & self.test(node)
+        if isinstance(node, AndF):
+            m = start
+            for term in node.terms:
+                m = self.mask(term, m)
+                if not m.any():
+                    break
+            return m
+        assert isinstance(node, OrF)
+        m = np.zeros(self.n, dtype=bool)
+        for term in node.terms:
+            m |= self.mask(term, start)
+        return m
+
+
+def _dictionary_test(uniques: pa.Array, t: FieldTest) -> np.ndarray:
+    kind, values = t.kind, t.values
+    if kind == "in":
+        hit = pc.is_in(uniques, value_set=pa.array(values, pa.string()))
+    else:
+        hit = None
+        for v in values:
+            if kind == "prefix":
+                h = pc.starts_with(uniques, pattern=v)
+            elif kind == "suffix":
+                h = pc.ends_with(uniques, pattern=v)
+            elif kind == "contains":
+                h = pc.match_substring(uniques, pattern=v)
+            else:
+                h = pc.match_substring_regex(uniques, pattern=v)
+            hit = h if hit is None else pc.or_(hit, h)
+    return hit.to_numpy(zero_copy_only=False)

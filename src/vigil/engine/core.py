@@ -1,0 +1,210 @@
+"""The columnar engine core: event rules over batches of events, sequences streamed.
+
+Events are gathered into batches; each event rule's superset filter
+(:mod:`vigil.engine.vector`) runs as masks over the batch's columns
+(:mod:`vigil.engine.batches`), starting from the rows whose index the rule reads,
+and only the rows that pass reach the rule's compiled matcher, which has the last
+word. Alerts come out in the order of the plain path: by event, then by rule;
+those of sequences and samples (run on the routed per-event path of
+:class:`vigil.engine.Engine`, which holds them to the end) after all events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+
+from vigil.engine.batches import Reader
+from vigil.engine.engine import Engine, _Sequences
+from vigil.engine.routing import RulePlan, _stage_filters
+from vigil.engine.vector import event_filter, fields_of
+from vigil.events.model import Event
+
+BATCH = 8192
+
+
+class EventRules:
+    """The event rules of an engine, compiled to superset filters."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.plans = []
+        for pos, rule in enumerate(engine.rules):
+            query = rule.compiled()
+            if query.kind == "event":
+                filt = event_filter(query.statement.query, query.options.event_category_field)
+                self.plans.append((pos, rule, query, filt))
+        self.paths: set[str] = set()
+        for *_, filt in self.plans:
+            self.paths |= fields_of(filt)
+        self.candidates = 0  # rows that reached a compiled matcher
+
+    def alerts(self, batch, starts, events: list[Event]) -> list[dict]:
+        """The alerts of the event rules over ``events``, by event then by rule."""
+        stats = self.engine.stats
+        found: list[tuple[int, int, int]] = []
+        for k, (pos, rule, query, filt) in enumerate(self.plans):
+            start = starts(rule)
+            if start is None:
+                continue
+            stats[rule.rule_id]["events"] += int(start.sum())
+            rows = np.flatnonzero(batch.mask(filt, start))
+            self.candidates += len(rows)
+            for row in rows.tolist():
+                if query.matches(events[row].doc):
+                    found.append((row, pos, k))
+        found.sort()
+        out: list[dict] = []
+        for row, _, k in found:
+            out.extend(self.engine._alerts(self.plans[k][1], [events[row]]))
+        return out
+
+
+class Starts:
+    """Per rule, the rows of a batch whose index the rule reads (None: no row)."""
+
+    def __init__(self) -> None:
+        self._reads: dict[tuple, bool] = {}  # (index patterns, index): rules share patterns
+
+    def reads(self, rule, index: str | None) -> bool:
+        key = (tuple(rule.index or ()), index)
+        found = self._reads.get(key)
+        if found is None:
+            found = self._reads[key] = rule.matches_index(index)
+        return found
+
+    def of(self, events: list[Event]):
+        n = len(events)
+        by_index: dict[str | None, list[int]] = {}
+        for row, e in enumerate(events):
+            by_index.setdefault(e.index, []).append(row)
+        groups = [(idx, np.asarray(rows, dtype=np.int32)) for idx, rows in by_index.items()]
+        every = np.ones(n, dtype=bool)
+        masks: dict[tuple, np.ndarray | None] = {}
+
+        def start(rule) -> np.ndarray | None:
+            key = tuple(i for i, (idx, _) in enumerate(groups) if self.reads(rule, idx))
+            found = masks.get(key, False)
+            if found is False:
+                if not key:
+                    found = None
+                elif len(key) == len(groups):
+                    found = every
+                else:
+                    found = np.zeros(n, dtype=bool)
+                    for i in key:
+                        found[groups[i][1]] = True
+                masks[key] = found
+            return found
+
+        return start
+
+
+class EveryLine:
+    """Stands for the engine in :class:`vigil.engine.batch.LineScanner`: every line is
+    parsed (the batch filters narrow later), so no router of every rule is built for it."""
+
+    class router:  # noqa: N801 - the attribute LineScanner reads
+        @staticmethod
+        def literals() -> None:
+            return None
+
+
+class StageRules:
+    """The sequence and sample rules of an engine, each stage (and until) compiled to
+    a superset filter: a row reaches a rule only for the stages whose filter it passes,
+    and the rule's exact stage filters (:meth:`RulePlan.hit_stages`) then decide."""
+
+    def __init__(self, engine: Engine) -> None:
+        rules = [r for r in engine.rules if r.compiled().kind != "event"]
+        sub = Engine(
+            rules, exceptions=engine.exceptions, exceptions_all=engine.exceptions_all, now=engine.now
+        )
+        # One record of counts and alerts given with the engine of the event rules.
+        sub.stats = engine.stats
+        sub._seen = engine._seen
+        self.engine = sub
+        self.plans: list[RulePlan] = []
+        self.filters: list[tuple] = []
+        paths: set[str] = set()
+        for rule in rules:
+            query = rule.compiled()
+            stmt = query.statement
+            q = stmt.query
+            stages = [s.query for s in q.stages] + ([q.until.query] if getattr(q, "until", None) else [])
+            cat = query.options.event_category_field
+            filters = tuple(event_filter(eq, cat) for eq in stages)
+            for f in filters:
+                paths |= fields_of(f)
+            self.filters.append(filters)
+            self.plans.append(
+                RulePlan(
+                    rule=rule,
+                    query=query,
+                    categories=None,
+                    category_field=cat,
+                    requirement=None,
+                    streamable=not stmt.pipes and query.options.size is None,
+                    filters=_stage_filters(query),
+                )
+            )
+        # _Sequences reads the plans from the engine's router: these, without routing.
+        sub._router = _Plans(self.plans)
+        self.paths = paths
+
+    def taken(self, batch, starts: dict[str | None, np.ndarray], events: list[Event]) -> list[list]:
+        """Per row of the batch: (plan, stages that may match) of each rule, in rule order."""
+        per_row: list[list] = [[] for _ in events]
+        for p, filters in zip(self.plans, self.filters, strict=True):
+            start = starts(p.rule)
+            if start is None:
+                continue
+            masks = [batch.mask(f, start) for f in filters]
+            for row in np.flatnonzero(np.logical_or.reduce(masks)).tolist():
+                per_row[row].append((p, tuple(i for i, m in enumerate(masks) if m[row])))
+        return per_row
+
+
+class _Plans:
+    def __init__(self, plans: list[RulePlan]) -> None:
+        self.plans = plans
+
+
+def scan_items(
+    engine: Engine,
+    items: Iterable[tuple[Event, bytes | None]],
+    rescan: Callable[[], Iterable[Event]] | None = None,
+    size: int = BATCH,
+) -> Iterator[dict]:
+    """The alerts of :meth:`Engine.batch` over the same ``items``, in batches of ``size``."""
+    rules = EventRules(engine)
+    stages = StageRules(engine) if len(rules.plans) < len(engine.rules) else None
+    reader = Reader(rules.paths | (stages.paths if stages is not None else set()))
+    seqs = _Sequences(stages.engine, rescan) if stages is not None else None
+    starts = Starts()
+    pending: list[Event] = []
+
+    def run() -> list[dict]:
+        batch = reader.batch([e.doc for e in pending])
+        start = starts.of(pending)
+        out = rules.alerts(batch, start, pending)
+        if stages is not None:
+            seq = stages.engine
+            for event, taken in zip(pending, stages.taken(batch, start, pending), strict=True):
+                for p, hit in taken:
+                    seq.stats[p.rule.rule_id]["events"] += 1
+                    hit = p.hit_stages(event.doc, hit)
+                    if hit and seq._takes(p.rule, event):
+                        seqs.feed(p, event, hit)
+        return out
+
+    for event, _ in items:
+        pending.append(event)
+        if len(pending) >= size:
+            yield from run()
+            pending = []
+    if pending:
+        yield from run()
+    if seqs is not None:
+        yield from seqs.finish()

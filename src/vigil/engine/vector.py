@@ -1,0 +1,185 @@
+"""Vectorized superset filters: an EQL condition as masks over a batch of events.
+
+A rule's filter here is built so that every event its compiled query matches
+passes it (a *superset* of the exact matches, by construction); the rows that
+pass are then confirmed one by one by the compiled matcher, so Elasticsearch's
+semantics stay in :mod:`vigil.eql.semantics` alone. The translation only ever
+widens:
+
+- ``and`` is the AND of its terms' masks, ``or`` the OR; a term that cannot be
+  translated is "every row" (:data:`ALL`), so an ``or`` holding one is ALL;
+- ``not`` (and ``!=``, ``not in``) is ALL: a negation of a widened filter would narrow;
+- a string field compared with string constants (``==``, ``in``, ``:``, ``like``,
+  ``like~``, ``in~``, ``startsWith``, ``endsWith``, ``stringContains``) is a test
+  over the field's values lower-cased, any value of an array sufficing. Comparing
+  lower-cased ASCII is exactly the case-insensitive form and wider than the
+  case-sensitive one; a row whose value is not an ASCII string (a number, a
+  boolean, non-ASCII text, whose folding or keyword form could differ) passes.
+- anything else (numbers, dates, ips, regexes, functions of fields, fields with a
+  ``null_value``) is ALL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from vigil.eql import ast
+from vigil.eql import semantics as S
+
+# Field types whose values are compared as the strings the event holds (no schema:
+# None; with one, a keyword family). Any other type is left to the exact matcher.
+_STRING_TYPES = (None, "keyword", "wildcard", "constant_keyword")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldTest:
+    """One vectorizable test of a field's lower-cased string values.
+
+    ``kind``: ``in`` (a value is one of ``values``), ``prefix``, ``suffix``,
+    ``contains`` (a value starts with, ends with, holds one of ``values``) or
+    ``like`` (a value matches one of the RE2 patterns in ``values``)."""
+
+    path: str
+    kind: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AndF:
+    terms: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class OrF:
+    terms: tuple
+
+
+ALL = None  # every row: the filter says nothing
+
+
+def conj(terms) -> object:
+    kept = tuple(t for t in terms if t is not ALL)
+    if not kept:
+        return ALL
+    return kept[0] if len(kept) == 1 else AndF(kept)
+
+
+def disj(terms) -> object:
+    terms = tuple(terms)
+    if not terms or any(t is ALL for t in terms):
+        return ALL
+    return terms[0] if len(terms) == 1 else OrF(terms)
+
+
+def event_filter(eq: ast.EventQuery, category_field: str = "event.category", schema=None) -> object:
+    """The superset filter of an event query (its category and condition)."""
+    cat = ALL
+    if eq.category is not None and eq.category.isascii():
+        cat = FieldTest(".".join(S.path_of(category_field)), "in", (eq.category.lower(),))
+    return conj([cat, condition_filter(eq.condition, schema)])
+
+
+def condition_filter(expr: ast.Expr, schema=None) -> object:
+    """The superset filter of a condition (see the module docstring)."""
+    match expr:
+        case ast.And(terms=terms):
+            return conj(condition_filter(t, schema) for t in terms)
+        case ast.Or(terms=terms):
+            return disj(condition_filter(t, schema) for t in terms)
+        case ast.Comparison(op="==", left=left, right=right):
+            if isinstance(right, ast.Field):
+                left, right = right, left
+            path = _string_field(left, schema)
+            text = _text(right)
+            if path is None or text is None:
+                return ALL
+            return FieldTest(path, "in", (text,))
+        case ast.In(value=value, items=items, negated=False):
+            path = _string_field(value, schema)
+            texts = [_text(i) for i in items]
+            if path is None or not texts or any(t is None for t in texts):
+                return ALL
+            return FieldTest(path, "in", tuple(sorted(set(texts))))
+        case ast.Pattern(op=op, value=value, patterns=patterns) if op in (":", "like", "like~"):
+            path = _string_field(value, schema)
+            texts = [_text(p) for p in patterns]
+            if path is None or not texts or any(t is None for t in texts):
+                return ALL
+            return _patterns(path, texts)
+        case ast.FunctionCall(name=name, args=(first, arg)):
+            lname = name.lower()
+            path = _string_field(first, schema)
+            text = _text(arg)
+            if path is None or text is None:
+                return ALL
+            if lname == "startswith":
+                return FieldTest(path, "prefix", (text,))
+            # endsWith and stringContains are wildcard queries: their argument's *, ?
+            # and \ are wildcard syntax, left to the exact matcher.
+            if any(c in text for c in "*?\\"):
+                return ALL
+            if lname == "endswith":
+                return FieldTest(path, "suffix", (text,))
+            if lname == "stringcontains":
+                return FieldTest(path, "contains", (text,))
+            return ALL
+    return ALL
+
+
+def _string_field(expr: ast.Expr, schema) -> str | None:
+    """The dotted path of a field read as strings as it comes, else None."""
+    if not isinstance(expr, ast.Field):
+        return None
+    spec = S.field_spec(expr, schema)
+    if spec.absent or spec.null_value is not None or spec.ftype not in _STRING_TYPES:
+        return None
+    return ".".join(spec.path)
+
+
+def _text(expr: ast.Expr) -> str | None:
+    """A string constant, lower-cased, when ASCII (folding non-ASCII could differ)."""
+    if isinstance(expr, ast.Literal) and type(expr.value) is str and expr.value.isascii():
+        return expr.value.lower()
+    return None
+
+
+def _patterns(path: str, texts: list[str]) -> object:
+    """``:`` / ``like`` patterns: ``*`` any run, ``?`` one character, nothing else special."""
+    exact, tests = [], []
+    for t in texts:
+        if "*" not in t and "?" not in t:
+            exact.append(t)
+            continue
+        inner = t.strip("*")
+        if "?" not in inner and "*" not in inner and inner:
+            lead, trail = t.startswith("*"), t.endswith("*")
+            kind = "contains" if lead and trail else "suffix" if lead else "prefix"
+            tests.append(FieldTest(path, kind, (inner,)))
+        elif not t.strip("*"):
+            return ALL  # "*" alone: any value (present) matches
+        else:
+            tests.append(FieldTest(path, "like", (_regex(t),)))
+    if exact:
+        tests.insert(0, FieldTest(path, "in", tuple(sorted(set(exact)))))
+    return disj(tests)
+
+
+def _regex(pattern: str) -> str:
+    """An RE2 pattern matching the whole value as the wildcard does, newlines included."""
+    out = []
+    for c in pattern:
+        out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
+    return "(?s)^" + "".join(out) + "$"
+
+
+def fields_of(node) -> set[str]:
+    """The field paths a filter reads."""
+    if node is ALL:
+        return set()
+    if isinstance(node, FieldTest):
+        return {node.path}
+    out: set[str] = set()
+    for t in node.terms:
+        out |= fields_of(t)
+    return out

@@ -1,0 +1,162 @@
+"""The columnar core's superset filters never lose an event the exact matcher takes.
+
+For every runnable prebuilt rule (event rules and each stage of sequences), events
+built from the rule's own query (``rule_events.py``) and rewritten in the shapes a
+filter could misread (dotted keys, arrays, upper case, numbers, non-ASCII text) are
+read into one batch; each shape the compiled matcher accepts must pass the rule's
+vectorized filter. End to end equality with the plain path is in test_fast_path.py.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from rule_events import Unsupported, _stage_doc, put
+from test_fast_path import _flatten
+
+from vigil.engine import Engine
+from vigil.engine.batches import Reader
+from vigil.engine.vector import ALL, AndF, FieldTest, OrF, condition_filter, event_filter, fields_of
+from vigil.eql import ast, parse
+from vigil.rules.loaders import load_rules
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _map_leaves(doc, fn):
+    if isinstance(doc, dict):
+        return {k: _map_leaves(v, fn) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_map_leaves(v, fn) for v in doc]
+    return fn(doc)
+
+
+def _shapes(doc: dict) -> list[dict]:
+    """The document and rewritings of it that the exact matcher may still accept."""
+    half = {k: v for k, v in doc.items() if k != "event"}
+    half["event"] = _flatten({"x": doc.get("event", {})})  # some keys dotted, some not
+    nested_list = copy.deepcopy(doc)
+    for k, v in list(nested_list.items()):
+        if isinstance(v, dict):
+            nested_list[k] = [v, {"other": "x"}]  # an array of objects on the way
+    return [
+        doc,
+        _flatten(doc),
+        half,
+        nested_list,
+        _map_leaves(doc, lambda v: [v, "vigil-other"] if isinstance(v, str) else v),
+        _map_leaves(doc, lambda v: v.upper() if isinstance(v, str) else v),
+        _map_leaves(doc, lambda v: int(v) if isinstance(v, str) and v.isdigit() else v),
+        _map_leaves(doc, lambda v: v.replace("e", "\u00e9", 1) if isinstance(v, str) else v),
+        _map_leaves(doc, lambda v: v.replace("k", "\u212a") if isinstance(v, str) else v),
+    ]
+
+
+@pytest.fixture(scope="module")
+def prebuilt(shared):
+    base = shared / "detection-rules"
+    return [r for r in load_rules([base / "rules", base / "rules_building_block"]).rules if r.runnable]
+
+
+def _stage_queries(query) -> list[tuple[ast.EventQuery, object]]:
+    """(event query, exact filter) of each stage of a compiled query (the query itself
+    for an event query)."""
+    q = query.statement.query
+    if isinstance(q, ast.EventQuery):
+        return [(q, query.matches)]
+    stages = [s.query for s in q.stages] + ([q.until.query] if getattr(q, "until", None) else [])
+    exact = [s.filter for s in query._stages] + ([query._until.filter] if query._until else [])
+    return list(zip(stages, exact, strict=True))
+
+
+def test_every_prebuilt_filter_passes_what_its_rule_matches(prebuilt):
+    cases = []  # (rule name, filter, exact test, docs)
+    built = 0
+    for rule in prebuilt:
+        query = rule.compiled()
+        field = query.options.event_category_field
+        for eq, exact in _stage_queries(query):
+            try:
+                docs = [_stage_doc(eq, (), "")]
+            except Unsupported:  # a condition the builder cannot meet
+                docs = []
+            shaped = []
+            for doc in docs:
+                if eq.category is not None:
+                    put(doc, field, eq.category)
+                shaped.extend(_shapes(doc))
+            cases.append((rule.name, event_filter(eq, field), exact, shaped))
+            built += bool(docs)
+    assert built > 1000, "the builder must serve most rules for the test to mean something"
+    paths = set().union(*(fields_of(f) for _, f, _, _ in cases))
+    reader = Reader(paths)
+    docs = [d for *_, ds in cases for d in ds]
+    batch = reader.batch(docs)
+    every = np.ones(len(docs), dtype=bool)
+    row = 0
+    accepted = 0
+    for name, filt, exact, ds in cases:
+        mask = batch.mask(filt, every)
+        for k, d in enumerate(ds):
+            try:
+                hit = bool(exact(d))
+            except Exception:  # noqa: BLE001 - an error is no match, as in Query.matches
+                hit = False
+            if hit:
+                accepted += 1
+                assert mask[row + k], (name, d)
+        row += len(ds)
+    assert accepted > 5000
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ('process.name == "Bash"', FieldTest("process.name", "in", ("bash",))),
+        ('process.name in ("b", "A")', FieldTest("process.name", "in", ("a", "b"))),
+        ('process.name : "*sh"', FieldTest("process.name", "suffix", ("sh",))),
+        ('process.name like~ "ba*"', FieldTest("process.name", "prefix", ("ba",))),
+        ('process.name : "*as*"', FieldTest("process.name", "contains", ("as",))),
+        ('startsWith~(process.name, "BA")', FieldTest("process.name", "prefix", ("ba",))),
+        ('not process.name == "bash"', ALL),
+        ('process.name != "bash"', ALL),
+        ('process.name not in ("bash")', ALL),
+        ('process.name regex "ba.*"', ALL),
+        ("process.pid == 4", ALL),
+        ('destination.ip == "10.0.0.1"', ALL),  # an ip field compares as an address
+        ('process.name == "cr\u00e9"', ALL),  # non-ASCII folding is the matcher's
+        ('endsWith(process.name, "a*b")', ALL),  # a wildcard query's own syntax
+        ('process.name == "a" or process.pid > 3', ALL),
+    ],
+)
+def test_translation(condition, expected):
+    assert condition_filter(parse(f"any where {condition}").query.condition) == expected
+
+
+def test_and_or_and_wildcards_with_question_marks():
+    cond = parse('any where a.b == "x" and (c : "d?e" or c : ("f", "g*"))').query.condition
+    f = condition_filter(cond)
+    assert isinstance(f, AndF) and isinstance(f.terms[1], OrF)
+    reader = Reader(fields_of(f))
+    docs = [
+        {"a": {"b": "X"}, "c": "DzE"},
+        {"a.b": ["y", "x"], "c": "gone"},
+        {"a": {"b": "x"}, "c": "d\ne"},  # ? matches a newline
+        {"a": {"b": "x"}, "c": "dze!"},
+        {"a": {"b": "z"}, "c": "f"},
+        {"a": [{"b": "x"}], "c": 7},  # a number: the matcher decides
+    ]
+    batch = reader.batch(docs)
+    assert batch.mask(f, np.ones(len(docs), dtype=bool)).tolist() == [True, True, True, False, False, True]
+
+
+def test_engine_rule_split_keeps_every_rule(prebuilt):
+    from vigil.engine.core import EventRules, StageRules
+
+    engine = Engine(prebuilt, now=NOW)
+    events, stages = EventRules(engine), StageRules(engine)
+    assert len(events.plans) + len(stages.plans) == len(engine.rules)
+    assert stages.plans and all(p.query.kind != "event" for p in stages.plans)
