@@ -1,7 +1,7 @@
 """Hostile event files: a bad input costs what it holds, never the scan, and is reported.
 
-Nesting past Elasticsearch's ``index.mapping.depth.limit`` (20) or past what orjson
-writes (254), corrupt and truncated gzip, unreadable and linked folders, overlong lines,
+Nesting past Elasticsearch's ``index.mapping.depth.limit`` (20) or past 128 levels
+(orjson writes 254), corrupt and truncated gzip, unreadable and linked folders, overlong lines,
 malformed lines the fast path does not parse: each is read as far as it goes, located,
 counted, and said in the exit status; the plain and fast paths agree.
 """
@@ -64,7 +64,7 @@ def test_a_matching_event_nested_past_the_limits_is_skipped_not_a_crash(tmp_path
     arrays = good(0)[:-1] + b',"deep":' + b"[" * 300 + b"]" * 300 + b"}"
     f.write_bytes(arrays + b"\n" + good(1) + b"\n")
     code, found, err = scan(capsys, f)
-    assert code == 1 and len(found) == 1 and "254 levels" in err
+    assert code == 1 and len(found) == 1 and "128 levels" in err
     code = main(["query", "--format", "ndjson", "file where true", str(f)])
     out, err = capsys.readouterr()
     assert code == 1 and len(out.splitlines()) == 1 and "Traceback" not in err

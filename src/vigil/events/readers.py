@@ -9,8 +9,8 @@ could not be read at all.
 Limits (see docs/security.md): a line or a whole JSON document longer than
 :data:`MAX_LINE_BYTES` is skipped and reported, as Elasticsearch refuses a body over
 ``http.max_content_length`` (100mb); an event nested deeper than Elasticsearch's
-``index.mapping.depth.limit`` (20 objects) or than Vigil can write back (254 levels)
-is skipped; a gzip file is read as far as its data goes, and a truncated or corrupt
+``index.mapping.depth.limit`` (20 objects) or than 128 levels of objects and arrays
+(Vigil's own limit, as ``vigil serve`` keeps it) is skipped; a gzip file is read as far as its data goes, and a truncated or corrupt
 end is reported with the lines before it kept (as ``zcat`` keeps them).
 """
 
@@ -36,8 +36,10 @@ from vigil.events.model import Event
 MAX_LINE_BYTES = 100 * 1024 * 1024
 # index.mapping.depth.limit: Elasticsearch rejects a document with objects deeper than this.
 MAX_OBJECT_DEPTH = 20
-# orjson writes at most 254 levels: a deeper event could not be written as an alert.
-MAX_NESTING = 254
+# Objects and arrays together: a limit of Vigil's own, as ``vigil serve`` keeps it
+# (vigil.server.documents), well inside the 254 levels orjson writes, so an event
+# read can always be written again inside its alert.
+MAX_NESTING = 128
 
 
 @dataclass
