@@ -105,8 +105,10 @@ class Query:
         tb = None
         if self.options.tiebreaker_field:
             tb = _first(lookup(doc, self.options.tiebreaker_field))
-        # Missing timestamps sort last; None tiebreakers after present ones.
-        return (ts is None, ts or 0, tb is None, tb if tb is not None else 0, order)
+        # Missing timestamps sort last; None tiebreakers after present ones. A tiebreaker
+        # is one mapped type in Elasticsearch; here values of mixed types (an attacker's
+        # string beside numbers) sort by kind first, so they never fail to compare.
+        return (ts is None, ts or 0, tb is None, _tiebreak(tb), order)
 
     def _pipes(self, results: list) -> list:
         for p in self.statement.pipes:
@@ -229,3 +231,14 @@ def compile_query(text_or_statement, schema=None, options: QueryOptions | None =
         schema = Schema(untyped=True) if schema is None else schema
         schema = schema.matching_long_values()
     return Query(stmt, schema, options)
+
+
+def _tiebreak(value: Any) -> tuple:
+    """A sort key for any tiebreaker value: numbers, then strings, then anything else."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value)
+    if isinstance(value, str):
+        return (1, value)
+    return (2, repr(value))
