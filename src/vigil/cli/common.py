@@ -106,5 +106,7 @@ def load_detection(args: argparse.Namespace) -> Detection:
 def _report(problems: list[VigilError], what: str, strict: bool) -> None:
     if problems and strict:
         raise VigilError(f"{what} problem (--strict): {problems[0].render()}")
+    from vigil.sinks.terminal import visible
+
     for problem in problems:
-        print(f"vigil: skipped {what}: {problem.render()}", file=sys.stderr)
+        print(f"vigil: skipped {what}: {visible(problem.render(), lines=True)}", file=sys.stderr)
