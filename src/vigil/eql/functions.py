@@ -209,23 +209,24 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) or value is None else to_string(value)
 
 
-def fn_text_match(value, query, *, insensitive=False):
-    """KQL ``f: v`` on an analysed field: Elasticsearch's ``match`` (vigil.lucene.analysis)."""
+def fn_text_match(value, analyzer, query, *, insensitive=False):
+    """KQL ``f: v`` on an analysed field: Elasticsearch's ``match`` with the field's
+    analyzer (vigil.lucene.analysis)."""
     from vigil.lucene.analysis import match
 
     value, query = _text(value), _text(query)
-    return None if value is None or query is None else match(value, query)
+    return None if value is None or query is None else match(value, query, analyzer)
 
 
-def fn_text_match_phrase(value, query, *, insensitive=False):
+def fn_text_match_phrase(value, analyzer, query, *, insensitive=False):
     """KQL ``f: "v"`` on an analysed field: Elasticsearch's ``match_phrase``."""
     from vigil.lucene.analysis import match_phrase
 
     value, query = _text(value), _text(query)
-    return None if value is None or query is None else match_phrase(value, query)
+    return None if value is None or query is None else match_phrase(value, query, analyzer)
 
 
-def fn_text_wildcard(value, *parts, insensitive=False):
+def fn_text_wildcard(value, analyzer, *parts, insensitive=False):
     """KQL ``f: a*b`` on an analysed field (``parts`` the literal text between the
     ``*``): the ``query_string`` prefix or wildcard query on one token."""
     from vigil.lucene.analysis import wildcard
@@ -233,7 +234,7 @@ def fn_text_wildcard(value, *parts, insensitive=False):
     value = _text(value)
     if value is None or any(p is None for p in parts):
         return None
-    return wildcard(value, [_text(p) for p in parts])
+    return wildcard(value, [_text(p) for p in parts], analyzer)
 
 
 def _arith(op: str):
@@ -263,9 +264,10 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         FunctionSpec("substring", fn_substring, 2, 3, (STR, NUM, NUM), returns=STR),
         FunctionSpec("subtract", _arith("-"), 2, 2, (NUM,), returns=NUM),
         # KQL's queries on analysed fields: a name with a dot, which EQL text cannot call.
-        FunctionSpec("text.match", fn_text_match, 2, 2, (STR,), returns=BOOL),
-        FunctionSpec("text.match_phrase", fn_text_match_phrase, 2, 2, (STR,), returns=BOOL),
-        FunctionSpec("text.wildcard", fn_text_wildcard, 3, None, (STR,), returns=BOOL),
+        # (field, analyzer name, query text or the literal parts of a wildcard)
+        FunctionSpec("text.match", fn_text_match, 3, 3, (STR,), returns=BOOL),
+        FunctionSpec("text.match_phrase", fn_text_match_phrase, 3, 3, (STR,), returns=BOOL),
+        FunctionSpec("text.wildcard", fn_text_wildcard, 4, None, (STR,), returns=BOOL),
     )
 }
 

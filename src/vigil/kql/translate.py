@@ -58,6 +58,7 @@ from vigil.eql.ecs import ecs_type
 from vigil.eql.fields import split_path
 from vigil.kql import tree as T
 from vigil.kql.errors import KqlUnsupported
+from vigil.lucene.analysis import field_analyzer
 
 # Fields mapped as `text` (analysed by the standard analyzer) in ECS and in the
 # integrations the prebuilt rules read; `*.text` are ECS multi-fields.
@@ -165,16 +166,19 @@ class _Translator:
 
     def analysed(self, fld: ast.Field, value: T.Value, loc: T.Loc) -> ast.Expr:
         """A value on an analysed field: ``match``, ``match_phrase`` or ``query_string``
-        (is.ts), run by :mod:`vigil.lucene.analysis` on each value of the field."""
+        (is.ts), run by :mod:`vigil.lucene.analysis` on each value of the field with
+        the analyzer its mapping names."""
+        analyzer = ast.Literal(field_analyzer(fld.name), loc=loc)
         if value.is_wildcard:
             if any(c.isspace() for p in value.parts for c in p):
                 # query_string splits unescaped whitespace into separate terms.
                 raise self.unsupported(value.loc, f"a wildcard value with whitespace on {fld.name}")
             parts = tuple(ast.Literal(p, loc=value.loc) for p in value.parts)
-            return ast.FunctionCall("text.wildcard", (fld, *parts), loc=loc)
+            return ast.FunctionCall("text.wildcard", (fld, analyzer, *parts), loc=loc)
         # `true`/`false` are sent as JSON booleans, which the analyzer reads as their text.
         name = "text.match_phrase" if value.quoted else "text.match"
-        return ast.FunctionCall(name, (fld, ast.Literal(value.text, loc=value.loc)), loc=loc)
+        query = ast.Literal(value.text, loc=value.loc)
+        return ast.FunctionCall(name, (fld, analyzer, query), loc=loc)
 
     def caseless(self, ftype: str, value: T.Value) -> bool:
         """Whether the query is case-insensitive (a lowercase-normalized field)."""

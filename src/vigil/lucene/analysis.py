@@ -37,7 +37,12 @@ The queries, as Kibana builds them for a KQL value on a field (``kbn-es-query``
   ``StringFieldType.normalizedWildcardQuery``) lower-cases the literal parts with the
   analyzer's ``normalize`` and does not tokenize them: the pattern matches one token
   (``*mimikatz*`` finds ``invoke-mimikatz``; ``invoke-mimi*`` finds nothing, no
-  token holds a hyphen).
+  standard token holds a hyphen).
+
+A field's mapping may name another analyzer, and then both the value and the query
+use it: Elastic's Windows package maps ``powershell.file.script_block_text`` with its
+``powershell_script_analyzer`` (:func:`analyze_powershell`), so a script is split
+differently from prose and ``Invoke-Mimikatz`` is one token there.
 
 A multi-valued field is indexed with a position gap (``position_increment_gap``
 100) between values, so a phrase never spans two values: each value is tested alone.
@@ -456,27 +461,65 @@ def normalize(text: str) -> str:
     return lowercase(text)
 
 
+# Elastic's Windows package (packages/windows/data_stream/powershell*/manifest.yml)
+# defines `powershell_script_analyzer` as `type: pattern, pattern: '[\W&&[^-]]+'`.
+# Elasticsearch's pattern analyzer (analysis-common PatternAnalyzer) is a
+# PatternTokenizer emitting the non-empty text between matches, then LowerCaseFilter
+# (`lowercase` defaults to true) and no stop words. Java's \W without
+# UNICODE_CHARACTER_CLASS is [^a-zA-Z_0-9], so a token is a run of ASCII letters,
+# digits, `_` and `-`, and every other character (non-ASCII letters included) splits.
+_POWERSHELL_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@lru_cache(maxsize=256)
+def analyze_powershell(text: str) -> tuple[str, ...]:
+    """``powershell_script_analyzer``: lower-cased runs of ``[A-Za-z0-9_-]``."""
+    return tuple(t.lower() for t in _POWERSHELL_TOKEN.findall(text))
+
+
+# The analyzers a field's mapping may name, each with its `normalize` (the pattern
+# analyzer's only multi-term-aware filter is LowerCaseFilter, as the standard one's).
+ANALYZERS: dict[str, tuple[Callable[[str], tuple[str, ...]], Callable[[str], str]]] = {
+    "standard": (analyze, normalize),
+    "powershell_script": (analyze_powershell, lowercase),
+}
+
+# Fields whose mapping names an analyzer other than `standard`: the Windows
+# package's fields.yml gives powershell.file.script_block_text
+# `analyzer: powershell_script_analyzer` (powershell and powershell_operational).
+FIELD_ANALYZERS: dict[str, str] = {
+    "powershell.file.script_block_text": "powershell_script",
+}
+
+
+def field_analyzer(field: str) -> str:
+    """The name of the analyzer a ``text`` field's mapping gives it."""
+    return FIELD_ANALYZERS.get(field, "standard")
+
+
 # --- the queries ----------------------------------------------------------------------------
 
 
-def match(value: str, query: str) -> bool:
+def match(value: str, query: str, analyzer: str = "standard") -> bool:
     """``match`` with operator OR: a token of the query is a token of the value."""
-    terms = analyze(query)
+    tokens_of = ANALYZERS[analyzer][0]
+    terms = tokens_of(query)
     if not terms:
         return False
-    tokens = analyze(value)
+    tokens = tokens_of(value)
     if len(terms) == 1:
         return terms[0] in tokens
     have = set(tokens)
     return any(t in have for t in terms)
 
 
-def match_phrase(value: str, query: str) -> bool:
+def match_phrase(value: str, query: str, analyzer: str = "standard") -> bool:
     """``match_phrase``: the query's tokens occur in a row among the value's tokens."""
-    terms = analyze(query)
+    tokens_of = ANALYZERS[analyzer][0]
+    terms = tokens_of(query)
     if not terms:
         return False
-    tokens = analyze(value)
+    tokens = tokens_of(value)
     k = len(terms)
     first = terms[0]
     for i in range(len(tokens) - k + 1):
@@ -485,11 +528,12 @@ def match_phrase(value: str, query: str) -> bool:
     return False
 
 
-def wildcard(value: str, parts: Sequence[str]) -> bool:
+def wildcard(value: str, parts: Sequence[str], analyzer: str = "standard") -> bool:
     """A KQL wildcard value (its literal ``parts`` between ``*``) as ``query_string``
     runs it on an analysed field: the normalized pattern matches one whole token."""
-    pattern = [normalize(p) for p in parts]
-    return any(_glob(t, pattern) for t in analyze(value))
+    tokens_of, norm = ANALYZERS[analyzer]
+    pattern = [norm(p) for p in parts]
+    return any(_glob(t, pattern) for t in tokens_of(value))
 
 
 def _glob(token: str, parts: Sequence[str]) -> bool:
