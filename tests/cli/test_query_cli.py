@@ -223,7 +223,7 @@ def test_kql_query_with_custom_query_rule_meaning(capsys, events_file):
     ("argv", "message"),
     [
         (["process.name: (sh or"], "line 1, column 21: expected ')'"),
-        (["message: error"], "unsupported KQL"),
+        (["error"], "unsupported KQL"),
         (["--mapping", "m.json", "process.name: sh"], "--mapping applies to EQL queries"),
     ],
     ids=["syntax", "unsupported", "mapping"],

@@ -149,7 +149,7 @@ def _query_rule(folder, rule_id: str, language: str, query: str):
 
 def test_other_rule_types_are_counted_not_dropped(capsys, tmp_path):
     kql = _query_rule(tmp_path, "kql-1", "kuery", "event.category:file")
-    text_field = _query_rule(tmp_path, "kql-2", "kuery", "message:error")  # text field: not run
+    text_field = _query_rule(tmp_path, "kql-2", "kuery", "error")  # a search of every field: not run
     lucene = _query_rule(tmp_path, "lucene-1", "lucene", "event.category:file")
     seed = resources.files("vigil") / "data" / "rules"
     with resources.as_file(seed) as folder:
