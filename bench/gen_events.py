@@ -151,16 +151,24 @@ def _user(os_type: str, rng: random.Random) -> dict:
     return {"name": rng.choice(["root", "ubuntu", "lena"]), "id": rng.choice([0, 1000, 501])}
 
 
-def make_event(rng: random.Random, ts: datetime, n: int) -> dict:
+# Shares of (process, file, network) events by mix; the rest is registry or library.
+MIXES = {"default": (0.40, 0.75, 0.88), "linux": (0.30, 0.90, 1.0)}
+
+
+def make_event(rng: random.Random, ts: datetime, n: int, mix: str = "default") -> dict:
     roll = rng.random()
-    os_type = rng.choices(["linux", "windows", "macos"], weights=[5, 4, 1])[0]
+    if mix == "linux":
+        os_type = "linux"
+    else:
+        os_type = rng.choices(["linux", "windows", "macos"], weights=[5, 4, 1])[0]
     if roll < 0.002:
         return _dracut_event(rng, ts, n)
-    if roll < 0.40:
+    process_share, file_share, network_share = MIXES[mix]
+    if roll < process_share:
         kind = "process"
-    elif roll < 0.75:
+    elif roll < file_share:
         kind = "file"
-    elif roll < 0.88:
+    elif roll < network_share:
         kind = "network"
     elif roll < 0.95 and os_type == "windows":
         kind = "registry"
@@ -280,18 +288,38 @@ def _dracut_event(rng: random.Random, ts: datetime, n: int) -> dict:
     return ev
 
 
-def generate(count: int, seed: int = 7, start: datetime | None = None):
+def generate(count: int, seed: int = 7, start: datetime | None = None, mix: str = "default"):
+    """Events in time order. The ``linux`` mix is Linux endpoints only (30% process,
+    60% file, 10% network) whose processes descend from recent ones on their host
+    (``process.parent.entity_id``) and whose file and network events come from them,
+    as the prebuilt sequence rules join them."""
     rng = random.Random(seed)
     ts = start or datetime(2026, 11, 1, tzinfo=UTC)
+    recent: dict[str, list[str]] = {}
     for n in range(count):
         ts += timedelta(milliseconds=rng.randint(0, 40))
-        yield make_event(rng, ts, n)
+        ev = make_event(rng, ts, n, mix)
+        if mix == "linux" and "process" in ev:
+            _lineage(rng, ev, recent.setdefault(ev["host"]["id"], []))
+        yield ev
 
 
-def write(path: str, count: int, seed: int = 7) -> None:
+def _lineage(rng: random.Random, ev: dict, recent: list[str]) -> None:
+    proc = ev["process"]
+    if "process" in ev["event"]["category"]:
+        if recent:
+            proc.setdefault("parent", {})["entity_id"] = rng.choice(recent)
+        if "entity_id" in proc:
+            recent.append(proc["entity_id"])
+            del recent[:-64]
+    elif recent:
+        proc["entity_id"] = rng.choice(recent)
+
+
+def write(path: str, count: int, seed: int = 7, mix: str = "default") -> None:
     out = sys.stdout.buffer if path == "-" else open(path, "wb")  # noqa: SIM115
     try:
-        for ev in generate(count, seed):
+        for ev in generate(count, seed, mix=mix):
             out.write(orjson.dumps(ev) + b"\n")
     finally:
         if out is not sys.stdout.buffer:
@@ -303,8 +331,11 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--output", default="-")
+    ap.add_argument(
+        "--mix", choices=sorted(MIXES), default="default", help="default: the mixed endpoint fleet"
+    )
     args = ap.parse_args()
-    write(args.output, args.count, args.seed)
+    write(args.output, args.count, args.seed, args.mix)
 
 
 if __name__ == "__main__":
