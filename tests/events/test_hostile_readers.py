@@ -60,7 +60,7 @@ def test_a_matching_event_nested_past_the_limits_is_skipped_not_a_crash(tmp_path
             assert code == 0 and len(found) == 2
         else:
             assert code == 1 and [a["file"]["path"] for a in found] == ["/lib/dracut/modules.d/99x/1.sh"]
-            assert f"{f}:1" in err and "index.mapping.depth.limit" in err
+            assert f"{f}:1" in err and "Limit of mapping depth [20]" in err
     arrays = good(0)[:-1] + b',"deep":' + b"[" * 300 + b"]" * 300 + b"}"
     f.write_bytes(arrays + b"\n" + good(1) + b"\n")
     code, found, err = scan(capsys, f)

@@ -70,7 +70,7 @@ def test_not_runnable_or_disabled_rules_never_run(tmp_path):
     clock = ManualClock(T)
     off = rule("off", enabled=False)
     lucene = rule("lucene", type="query", language="lucene", query="event.action:x")
-    kql_text = rule("kql-text", type="query", language="kuery", query="message: x")  # a text field
+    kql_text = rule("kql-text", type="query", language="kuery", query="x")  # a value with no field
     broken = rule("broken", query="any where (")
     s = make(tmp_path, [off, lucene, kql_text, broken], clock)
     assert s.tick() == []

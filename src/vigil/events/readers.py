@@ -28,18 +28,12 @@ from typing import IO, Any
 
 import orjson
 
-from vigil.eql.dates import to_epoch_millis
 from vigil.errors import VigilError
+from vigil.events.documents import MAX_OBJECT_DEPTH, DocumentError, check_dates, check_shape
 from vigil.events.model import Event
 
 # Elasticsearch's http.max_content_length default (100mb): no line or document is larger.
 MAX_LINE_BYTES = 100 * 1024 * 1024
-# index.mapping.depth.limit: Elasticsearch rejects a document with objects deeper than this.
-MAX_OBJECT_DEPTH = 20
-# Objects and arrays together: a limit of Vigil's own, as ``vigil serve`` keeps it
-# (vigil.server.documents), well inside the 254 levels orjson writes, so an event
-# read can always be written again inside its alert.
-MAX_NESTING = 128
 
 
 @dataclass
@@ -85,53 +79,6 @@ def few_brackets(raw: bytes) -> bool:
     return raw.count(b"{") + raw.count(b"[") <= MAX_OBJECT_DEPTH
 
 
-def nesting_problem(value: Any) -> str | None:
-    """Why ``value`` is nested too deep to be an event, or None.
-
-    A field's depth is counted as Elasticsearch counts it for
-    ``index.mapping.depth.limit``: 1 at the root, one more for each object above it
-    (a dotted key ``a.b`` is an object too)."""
-    stack: list[tuple[Any, int, int]] = [(value, 0, 0)]
-    while stack:
-        node, objects, levels = stack.pop()
-        if levels > MAX_NESTING:
-            return f"event nested deeper than {MAX_NESTING} levels"
-        if isinstance(node, dict):
-            for key, child in node.items():
-                depth = objects + 1 + (key.count(".") if isinstance(key, str) else 0)
-                if depth > MAX_OBJECT_DEPTH:
-                    return f"field deeper than index.mapping.depth.limit ({MAX_OBJECT_DEPTH}): {key[:40]}"
-                if isinstance(child, (dict, list)):
-                    stack.append((child, depth, levels + 1))
-        elif isinstance(node, list):
-            for child in node:
-                if isinstance(child, (dict, list)):
-                    stack.append((child, objects, levels + 1))
-    return None
-
-
-def timestamp_problem(doc: dict) -> str | None:
-    """Why Elasticsearch would reject ``doc`` for its ``@timestamp``, or None.
-
-    Every ECS index and data stream maps ``@timestamp`` as ``date``: a value that
-    field cannot parse (past a Java long, ``1e30``, an object, text that is no date)
-    makes Elasticsearch reject the whole document, so Vigil skips the event.
-    """
-    value = doc.get("@timestamp")
-    if value is None:
-        return None
-    for one in value if isinstance(value, list) else (value,):
-        if one is not None and to_epoch_millis(one) is None:
-            shown = (
-                orjson.dumps(one, option=orjson.OPT_NON_STR_KEYS) if not isinstance(one, float) else repr(one)
-            )
-            text = shown.decode() if isinstance(shown, bytes) else shown
-            if len(text) > 80:
-                text = text[:77] + "..."
-            return f"failed to parse field [@timestamp] of type [date]: {text}"
-    return None
-
-
 def _normalize(doc: dict, source: str | None) -> tuple[dict, str | None]:
     try:
         from vigil.events import vendors
@@ -156,9 +103,10 @@ class Reader:
         ``deep`` False says the value's text holds too few brackets to be nested past
         the limits, which spares the walk that checks them."""
         if deep:
-            why = nesting_problem(value)
-            if why is not None:
-                self.stats.problem(why, file, line)
+            try:
+                check_shape(value)
+            except DocumentError as exc:
+                self.stats.problem(exc.reason, file, line)
                 return
         if isinstance(value, list):
             for item in value:
@@ -192,9 +140,12 @@ class Reader:
         except Exception as exc:  # a vendor record we cannot read is one skipped event
             self.stats.problem(f"cannot normalize event: {exc}", file, line)
             return
-        bad = timestamp_problem(doc)
-        if bad is not None:
-            self.stats.problem(bad, file, line)
+        try:
+            # Every ECS index and data stream maps @timestamp as a date: a value that
+            # is no date makes Elasticsearch reject the whole document.
+            check_dates(doc)
+        except DocumentError as exc:
+            self.stats.problem(exc.reason, file, line)
             return
         index = self.index or hit_index or vendor_index or _event_index(doc)
         self.stats.events += 1

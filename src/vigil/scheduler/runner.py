@@ -27,13 +27,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any
 
+from vigil.eql.dates import to_millis
 from vigil.eql.fields import lookup
 from vigil.errors import VigilError
 from vigil.events.model import Event
 from vigil.scheduler.clock import Clock, default_clock
 from vigil.scheduler.windows import duration_ms, plan
 from vigil.store.alerts import AlertStore
-from vigil.store.dates import to_millis
 from vigil.store.events import EventStore
 from vigil.store.runs import Run, RunStore
 

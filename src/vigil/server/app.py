@@ -22,9 +22,9 @@ import orjson
 
 from vigil import __version__
 from vigil.errors import VigilError
+from vigil.events.documents import TIME_FIELDS
 from vigil.scheduler.runner import Scheduler, rule_id
 from vigil.server.bulk import BulkRequestError, Item, bulk_response, parse_bulk, parse_ndjson, source_item
-from vigil.server.documents import TIME_FIELDS
 from vigil.server.guard import authorized, cross_site, host_allowed, json_content_type
 from vigil.server.names import InvalidIndexName
 from vigil.server.transport import BoundedHTTPServer, HttpError, Limits, body_length, inflate, read_body

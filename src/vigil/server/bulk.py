@@ -15,7 +15,7 @@ import orjson
 
 from vigil.errors import VigilError
 from vigil.events import vendors
-from vigil.server.documents import TIME_FIELDS, DocumentError, check_document
+from vigil.events.documents import TIME_FIELDS, DocumentError, check_document
 from vigil.server.names import InvalidIndexName, validate_index_name
 from vigil.store.events import Write, WriteResult
 

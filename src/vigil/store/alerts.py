@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
+from vigil.eql.dates import to_millis
 from vigil.eql.fields import lookup
 from vigil.errors import VigilError
-from vigil.store.dates import to_millis
 from vigil.store.db import connect
 
 __all__ = ["STATUSES", "AlertStore", "to_millis"]

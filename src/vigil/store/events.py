@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
+from vigil.eql.dates import to_millis
 from vigil.eql.fields import lookup
-from vigil.store.dates import to_millis
 from vigil.store.db import connect
 
 _SCHEMA = """

@@ -1,7 +1,8 @@
-"""What a document must be for ``vigil serve`` to store it, checked as Elasticsearch maps one.
+"""What a document must be to be an event, checked as Elasticsearch maps one.
 
-A document Elasticsearch would refuse is refused here too, with the error its bulk
-API gives that item; the other documents of the request are stored. The checks are:
+A document Elasticsearch would refuse is refused here too: ``vigil serve`` answers
+that bulk item with the error Elasticsearch gives it and stores the others, and a
+scan skips that event with its file and line and goes on. The checks are:
 
 - object depth: ``index.mapping.depth.limit`` (default 20, ``MapperService``) counts the
   objects on a field's path, dotted keys expanded (``{"a.b": {"c": 1}}`` is depth 2);
@@ -10,14 +11,14 @@ API gives that item; the other documents of the request are stored. The checks a
   stored event can always be written out again;
 - dates: the fields read as time (``@timestamp``, and the ``timestamp_override`` and
   ``timestamp_field`` of the loaded rules) must parse as Elasticsearch's default date
-  format does (see :mod:`vigil.store.dates`).
+  format does (:func:`vigil.eql.dates.parse_date`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from vigil.store.dates import BadDate, parse_date
+from vigil.eql.dates import BadDate, parse_date
 
 MAX_OBJECT_DEPTH = 20
 MAX_NESTING = 128
@@ -38,7 +39,12 @@ class DocumentError(Exception):
 
 def check_document(doc: dict, time_fields: Iterable[str] = TIME_FIELDS) -> None:
     """Raise :class:`DocumentError` if Elasticsearch (or Vigil's store) would not keep ``doc``."""
-    _check_shape(doc)
+    check_shape(doc)
+    check_dates(doc, time_fields)
+
+
+def check_dates(doc: dict, time_fields: Iterable[str] = TIME_FIELDS) -> None:
+    """Raise :class:`DocumentError` if a time field of ``doc`` holds a value that is no date."""
     for field in time_fields:
         for value in _values(doc, tuple(field.split("."))):
             if value is None:
@@ -49,7 +55,8 @@ def check_document(doc: dict, time_fields: Iterable[str] = TIME_FIELDS) -> None:
                 raise DocumentError(f"failed to parse field [{field}] of type [date]: {exc}") from None
 
 
-def _check_shape(doc: dict) -> None:
+def check_shape(doc: object) -> None:
+    """Raise :class:`DocumentError` if ``doc`` (any JSON value) nests past the limits."""
     # Iterative walk: a hostile document must not reach Python's recursion limit.
     stack: list[tuple[object, int, int, str]] = [(doc, 0, 1, "")]
     while stack:
