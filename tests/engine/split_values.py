@@ -303,4 +303,28 @@ def split_cases(rules) -> list[Case]:
 def split_lines(rules) -> list[bytes]:
     """The events and twins of every case, as NDJSON lines, for the data of the
     equivalence tests (plain and fast paths, --jobs, Parquet, Spark)."""
-    return [orjson.dumps(e) for c in split_cases(rules) for e in c.events + c.twins]
+    return [orjson.dumps(e) for e in split_docs(rules)]
+
+
+def split_docs(rules, *, lists: bool = False) -> list[dict]:
+    """The events and twins of every case; with ``lists`` every value is an array
+    (Elasticsearch reads ``[v]`` as ``v``), so that a columnar file has one type per
+    column, but for the time, the event id, the join keys and ``data_stream.*``,
+    which stay text."""
+    docs = [e for c in split_cases(rules) for e in c.events + c.twins]
+    return [_as_lists(d) for d in docs] if lists else docs
+
+
+def _as_lists(doc: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in doc.items():
+        name = prefix + k
+        if isinstance(v, dict):
+            out[k] = _as_lists(v, name + ".")
+        elif isinstance(v, list) or name.startswith(("@timestamp", "event.id", "data_stream.")):
+            out[k] = v
+        elif isinstance(v, str) and v.startswith("vigil-"):
+            out[k] = v  # a join key or a filler
+        else:
+            out[k] = [v]
+    return out

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from split_values import rule_groups, split_docs
 
 from vigil.engine import Engine
 from vigil.events.readers import ReadStats
@@ -101,6 +102,12 @@ def _trap_docs(rng: random.Random) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
+def event_rules(shared) -> list:
+    loaded = load_rules([shared / "detection-rules" / "rules"])
+    return [r for r in loaded.rules if r.type == "eql" and r.runnable]
+
+
+@pytest.fixture(scope="module")
 def events_file(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("parquet")
     rng = random.Random(5)
@@ -163,16 +170,37 @@ def test_index_given_routes_every_row(events_file):
     assert _plain(rules, events_file, index="logs-other-default") == []
 
 
-def test_prebuilt_event_rules_same_alerts(events_file, shared):
-    loaded = load_rules([shared / "detection-rules" / "rules"])
-    eql_rules = [r for r in loaded.rules if r.type == "eql" and r.runnable]
-    ids, report, engine = _columnar(eql_rules, events_file)
+def test_prebuilt_event_rules_same_alerts(events_file, event_rules):
+    ids, report, engine = _columnar(event_rules, events_file)
     assert report.unconfirmed == 0
     # A good share of the prebuilt event rules has a SQL form; the rest ran in Python.
     assert len(report.sql_rules) >= 200, len(report.sql_rules)
-    plain = _plain(eql_rules, events_file)
+    plain = _plain(event_rules, events_file)
     assert sorted(ids) == sorted(plain)
     assert len(plain) > 0
+
+
+def test_same_field_conjunctions_on_split_arrays(event_rules, tmp_path):
+    # The prebuilt rules that compare one field twice in an `and`, over their events
+    # with the values split across arrays (every value a list, as Parquet needs one type
+    # per column), and a trap of the same shape that must run as SQL.
+    src, out = tmp_path / "split.ndjson", tmp_path / "split.parquet"
+    src.write_bytes(b"".join(orjson.dumps(doc) + b"\n" for doc in split_docs(event_rules, lists=True)))
+    duckdb.sql(f"COPY (SELECT * FROM read_json_auto('{src}')) TO '{out}' (FORMAT parquet)")
+    query = 'iam where event.type == "user" and event.type == "creation"'
+    body = TRAP_RULES.format(
+        name="same-field-and", rule_id="00000000-0000-4000-8000-100000000000", query=query
+    )
+    (tmp_path / "trap.toml").write_text(body)
+    trap = load_rules([tmp_path / "trap.toml"]).rules[0]
+    rules = [*event_rules, trap]
+    ids, report, engine = _columnar(rules, out)
+    assert report.unconfirmed == 0
+    assert trap.rule_id in report.sql_rules and engine.stats[trap.rule_id]["alerts"] > 0
+    in_sql = [r for r in event_rules if r.rule_id in report.sql_rules and rule_groups(r.query)]
+    assert len(in_sql) >= 15 and sum(engine.stats[r.rule_id]["alerts"] for r in in_sql) >= 15
+    assert sorted(ids) == sorted(_plain(rules, out))
+    assert len(ids) > 20
 
 
 def test_bad_file_is_one_counted_problem(tmp_path):
