@@ -526,6 +526,25 @@ def test_function_equals_boolean_is_the_function():
     assert not both(cmp("==", ast.FunctionCall("string", (F("ip"),)), L(True)), doc)
 
 
+def test_condition_equals_boolean_is_the_condition():
+    # QL's BooleanFunctionEqualsElimination takes any Function on the left, and every
+    # operator is one (BinaryComparison, RegexMatch, In, Not, And, Or): (x == 1) == false
+    # is not (x == 1), the must_not of a term query, true on a missing field.
+    eq = cmp("==", F("x"), L(1))
+    for expr in (cmp("==", eq, L(False)), cmp("!=", eq, L(True)), cmp("==", L(False), eq)):
+        assert both(expr, {})
+        assert not both(expr, {"x": [2, 1]})
+        assert both(expr, {"x": [2, 3]})
+    wild = ast.Pattern(":", F("x"), (L("a*"),))
+    assert both(cmp("!=", wild, L(True)), {})
+    assert both(cmp("==", ast.In(F("x"), (L("b"),)), L(True)), {"x": ["a", "b"]})
+    assert both(ast.Not(cmp("==", eq, L(True))), {})
+    # a boolean field is no Function: b == false stays a term query, false when missing
+    assert not both(cmp("==", F("b"), L(False)), {})
+    # a script stays three-valued: (length(x) > 1) == false is null on a missing x
+    assert not both(cmp("==", cmp(">", ast.FunctionCall("length", (F("x"),)), L(1)), L(False)), {})
+
+
 def test_same_field_comparisons_in_an_and_each_take_any_value():
     # ES's EQL optimizer runs neither PropagateEquals nor CombineBinaryComparisons
     # (Optimizer.java, "Operator Optimization" batch; removed with multi-value

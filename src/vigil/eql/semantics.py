@@ -818,6 +818,8 @@ def is_query_condition(expr: ast.Expr, schema=None) -> bool:
             return is_query_condition(e, schema)
         case ast.Literal() | ast.Field():
             return True
+        case ast.Comparison() if (simpler := simplify_bool_equals(expr)) is not None:
+            return is_query_condition(simpler, schema)
         case ast.Comparison(left=l, right=r):
             fld, other = (l, r) if isinstance(l, ast.Field) else (r, l)
             return _queried(fld, schema) and is_constant(other)
@@ -859,18 +861,26 @@ def flatten_and(terms) -> list[ast.Expr]:
     return out
 
 
+# What QL calls a Function: calls, and every operator (BinaryComparison, RegexMatch,
+# In, Not, And, Or are ScalarFunctions); not a field or a literal.
+_QL_FUNCTIONS = (ast.FunctionCall, ast.Comparison, ast.Pattern, ast.In, ast.Not, ast.And, ast.Or)
+
+
 def simplify_bool_equals(cmp: ast.Comparison) -> ast.Expr | None:
     """``f(...) == true`` is ``f(...)``, ``f(...) == false`` is ``not f(...)``
-    (and ``!=`` the other way round), for a function call on either side: ES's
-    BooleanFunctionEqualsElimination, after LiteralsOnTheRight. So
-    ``cidrMatch(ip, "10.0.0.0/8") == true`` runs as the query on every value."""
+    (and ``!=`` the other way round), for a function or a condition on either
+    side: QL's BooleanFunctionEqualsElimination (any ``Function`` on the left),
+    after LiteralsOnTheRight, both in EQL's operator batch (Optimizer.java). So
+    ``cidrMatch(ip, "10.0.0.0/8") == true`` runs as the query on every value and
+    ``(x == 1) == false`` is the ``must_not`` of the term query; ``b == true`` on
+    a boolean field stays a term query."""
     if cmp.op not in ("==", "!="):
         return None
     fn, lit = cmp.left, cmp.right
     if isinstance(fn, ast.Literal):
         fn, lit = lit, fn
     if (
-        not isinstance(fn, ast.FunctionCall)
+        not isinstance(fn, _QL_FUNCTIONS)
         or not isinstance(lit, ast.Literal)
         or not isinstance(lit.value, bool)
     ):
