@@ -157,7 +157,7 @@ class LineScanner:
     def __init__(self, engine: Engine, index: str | None, source: str | None, stats: ReadStats) -> None:
         self.reader = Reader(index, source, stats)
         self.stats = stats
-        lits = None if stats.strict else engine.router.literals()
+        lits = None if stats.strict else engine.line_literals()
         self.literals = sorted(lits) if lits is not None and len(lits) <= MAX_SCAN_LITERALS else None
         self.scanner = BlockScanner(self.literals or (), vendor=source is None)
         self.newlines = 0
@@ -475,13 +475,16 @@ def rule_positions(engine: Engine) -> dict[str, int]:
 
 
 def rule_share_engine(engine: Engine, share: int, shares: int) -> Engine:
-    """An engine over every ``shares``-th rule of ``engine``, from the ``share``-th on."""
-    return Engine(
+    """An engine over every ``shares``-th rule of ``engine``, from the ``share``-th on,
+    reading the lines the whole set reads (:meth:`Engine.line_literals`)."""
+    sub = Engine(
         engine.rules[share::shares],
         exceptions=engine.exceptions,
         exceptions_all=engine.exceptions_all,
         now=engine.now,
     )
+    sub.whole_set_literals = engine.line_literals()
+    return sub
 
 
 def _rule_split(engine: Engine, names: list[str], *, index, source, stats: ReadStats, runner):
