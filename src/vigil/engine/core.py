@@ -105,7 +105,11 @@ class EveryLine:
     """Stands for the engine in :class:`vigil.engine.batch.LineScanner`: every line is
     parsed (the batch filters narrow later), so no router of every rule is built for it."""
 
-    class router:  # noqa: N801 - the attribute LineScanner reads
+    @staticmethod
+    def line_literals() -> None:
+        return None
+
+    class router:  # noqa: N801 - what LineScanner read before line_literals
         @staticmethod
         def literals() -> None:
             return None
