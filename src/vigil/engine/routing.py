@@ -13,11 +13,12 @@ read misses) reaches every rule of that field.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vigil.eql import ast
 from vigil.eql.fields import lookup
 from vigil.eql.literals import FieldAnchor, Requirement, anchor_conjuncts, field_anchors, requirement
+from vigil.eql.multifields import multi_field
 from vigil.eql.schema import Schema
 from vigil.eql.semantics import make_lookup
 from vigil.events.model import Event
@@ -170,6 +171,8 @@ def plan(rule) -> RulePlan:
     query = rule.compiled()
     stmt = query.statement
     typer = _ecs_typer()
+    anchors = query_anchors(stmt, typer)
+    narrow = query_narrowing(stmt, typer)
     return RulePlan(
         rule=rule,
         query=query,
@@ -177,10 +180,19 @@ def plan(rule) -> RulePlan:
         category_field=query.options.event_category_field,
         requirement=requirement(stmt, typer),
         streamable=query.kind != "event" and not stmt.pipes and query.options.size is None,
-        anchors=query_anchors(stmt, typer),
+        anchors=None if anchors is None else tuple((s, _indexed(a)) for s, a in anchors),
         filters=_stage_filters(query),
-        narrow=query_narrowing(stmt, typer),
+        narrow={s: tuple(tuple(_indexed(a) for a in o) for o in opts) for s, opts in narrow.items()},
     )
+
+
+def _indexed(a: FieldAnchor) -> FieldAnchor:
+    """An anchor on a multi-field (``process.name.caseless``) reads its parent, the only
+    field a document holds (vigil.eql.multifields). Its values stay a superset: the
+    anchor compares ASCII values lower-cased, and the ``lowercase`` normalizer folds no
+    more than that on ASCII, while a non-ASCII value admits the event."""
+    found = multi_field(".".join(a.path), None)
+    return a if found is None else replace(a, path=tuple(found[0].split(".")))
 
 
 def _stage_filters(query) -> tuple:

@@ -22,7 +22,7 @@ from typing import Any
 from vigil.eql import ast
 from vigil.eql import semantics as S
 from vigil.eql.functions import lookup_function
-from vigil.lucene.wildcard import any_wildcard
+from vigil.lucene.wildcard import any_wildcard, ascii_lower
 
 Doc = Any
 Pred = Callable[[Doc], bool]
@@ -30,6 +30,8 @@ Tri = Callable[[Doc], "bool | None"]
 Val = Callable[[Doc], Any]
 
 _STRINGY = (None, "keyword", "text")
+# Types read as strings (a caseless field's values come lower-cased from its reader).
+_TEXTS = (*_STRINGY, S.CASELESS)
 _NUMERIC_OPS = {
     "==": operator.eq,
     "<": operator.lt,
@@ -252,7 +254,7 @@ class _Compiler:
         lit = S.literal_as(lit, ftype)
         if lit is None:
             return _FALSE
-        if ftype in ("keyword", "text") and isinstance(lit, str):
+        if ftype in ("keyword", "text", S.CASELESS) and isinstance(lit, str):
             if op == "==":
                 return lambda doc: lit in read(doc)
             if op == "!=":
@@ -270,7 +272,7 @@ class _Compiler:
         read, ftype = self.field(fld)
         if S.is_null_literal(fld, self.schema):
             return _FALSE
-        pats = [p for p in pats if p is not None]
+        pats = [S.normalize_pattern(p, ftype) for p in pats if p is not None]
         generic = S.pattern_match
         if op in ("regex", "regex~"):
             regs = [S.lucene_regex(S.to_string(p), op == "regex~") for p in pats]
@@ -285,7 +287,7 @@ class _Compiler:
                 return False
 
             return regex_pred
-        if ftype not in _STRINGY or not all(isinstance(p, str) for p in pats):
+        if ftype not in _TEXTS or not all(isinstance(p, str) for p in pats):
             return lambda doc: any(generic(op, v, p) is True for v in read(doc) for p in pats)
         test = string_matcher(pats, insensitive=op != "like")
 
@@ -306,13 +308,14 @@ class _Compiler:
         read, ftype = self.field(fld)
         items = [S.literal_as(i, ftype) for i in items if i is not None]
         in_match = S.in_match
-        if ftype in _STRINGY and all(isinstance(i, str) for i in items):
-            keys = frozenset(i.lower() for i in items) if ins else frozenset(items)
+        if ftype in _TEXTS and all(isinstance(i, str) for i in items):
+            # in~ on a field: term queries with case_insensitive, ASCII letters folded.
+            keys = frozenset(ascii_lower(i) for i in items) if ins else frozenset(items)
 
             def in_pred(doc: Doc) -> bool:
                 for v in read(doc):
                     if type(v) is str:
-                        if (v.lower() if ins else v) in keys:
+                        if (ascii_lower(v) if ins else v) in keys:
                             return True
                     elif any(in_match(v, i, ins) is True for i in items):
                         return True
@@ -379,18 +382,21 @@ class _Compiler:
                         if S.is_constant(p):
                             S.lucene_regex(S.to_string(self.const(p)) or "", op == "regex~")
                 pats = [self.val(p) for p in ps]
-                pm = S.pattern_match
-                return self._over(v, lambda x, doc: S.any_true(pm(op, x, p(doc)) for p in pats))
+                pm, norm, script = S.pattern_match, S.normalize_pattern, not isinstance(v, ast.Field)
+                ftype = None if script else S.field_spec(v, self.schema).ftype
+                return self._over(
+                    v, lambda x, doc: S.any_true(pm(op, x, norm(p(doc), ftype), script) for p in pats)
+                )
             case ast.In(value=v, items=items, insensitive=ins):
                 ftype = S.field_spec(v, self.schema).ftype if isinstance(v, ast.Field) else None
                 vals = [self.val(i) for i in items]
-                im, lit_as = S.in_match, S.literal_as
+                im, lit_as, script = S.in_match, S.literal_as, not isinstance(v, ast.Field)
                 return self._over(
-                    v, lambda x, doc: S.any_true(im(x, lit_as(i(doc), ftype), ins) for i in vals)
+                    v, lambda x, doc: S.any_true(im(x, lit_as(i(doc), ftype), ins, script) for i in vals)
                 )
             case ast.FunctionCall(name=name, args=args, insensitive=ins) if S.is_query_function(expr):
-                rest = [self.const(a) for a in args[1:]]
-                read, _ = self.field(args[0])
+                read, ftype = self.field(args[0])
+                rest = [S.normalize_pattern(self.const(a), ftype) for a in args[1:]]
                 any_true, qmatch = S.any_true, S.query_function_match
                 return lambda doc: any_true(qmatch(name, x, rest, ins) for x in read(doc))
         f = self.val(expr)
@@ -567,7 +573,7 @@ class _Gen:
             case ast.In(value=ast.Field() as fld, items=items, insensitive=ins, negated=neg):
                 var = self.read(fld)
                 used.append(var)
-                keys = frozenset(i.value.lower() if ins else i.value for i in items)
+                keys = frozenset(ascii_lower(i.value) if ins else i.value for i in items)
                 call = f"{self.bind(_any_lower_in if ins else _any_in)}({var}, {self.bind(keys)})"
                 return f"not {call}" if neg else call
         raise AssertionError(f"not inlinable: {term!r}")
@@ -598,7 +604,7 @@ def _any_in(values, keys) -> bool:
 
 def _any_lower_in(values, keys) -> bool:
     for v in values:
-        if v.lower() in keys:
+        if ascii_lower(v) in keys:
             return True
     return False
 

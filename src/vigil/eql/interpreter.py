@@ -97,16 +97,20 @@ def truth(expr: ast.Expr, doc: Any, schema=None) -> bool | None:
         case ast.Comparison():
             return _comparison(expr, doc, schema)
         case ast.Pattern(op=op, value=v, patterns=ps):
-            pats = [evaluate(p, doc, schema) for p in ps]
-            return _over(v, doc, schema, lambda x: S.any_true(S.pattern_match(op, x, p) for p in pats))
+            script = not isinstance(v, ast.Field)
+            ftype = None if script else S.field_spec(v, schema).ftype
+            pats = [S.normalize_pattern(evaluate(p, doc, schema), ftype) for p in ps]
+            return _over(
+                v, doc, schema, lambda x: S.any_true(S.pattern_match(op, x, p, script) for p in pats)
+            )
         case ast.In(value=v, items=items, insensitive=ins, negated=neg):
             res = _in(v, items, ins, doc, schema)
             if neg:
                 return _negate(ast.In(v, items, ins, False), res, schema)
             return res
         case ast.FunctionCall(name=name, args=args, insensitive=ins) if S.is_query_function(expr):
-            rest = [evaluate(a, doc, schema) for a in args[1:]]
-            vals, _ = _field_values(args[0], doc, schema)
+            vals, ftype = _field_values(args[0], doc, schema)
+            rest = [S.normalize_pattern(evaluate(a, doc, schema), ftype) for a in args[1:]]
             return S.any_true(S.query_function_match(name, x, rest, ins) for x in vals)
     v = evaluate(expr, doc, schema)
     return v if isinstance(v, bool) else None
@@ -130,7 +134,8 @@ def _over(v: ast.Expr, doc: Any, schema, test) -> bool | None:
 def _in(v: ast.Expr, items, ins: bool, doc: Any, schema) -> bool | None:
     ftype = S.field_spec(v, schema).ftype if isinstance(v, ast.Field) else None
     vals = [S.literal_as(evaluate(i, doc, schema), ftype) for i in items]
-    return _over(v, doc, schema, lambda x: S.any_true(S.in_match(x, i, ins) for i in vals))
+    script = not isinstance(v, ast.Field)
+    return _over(v, doc, schema, lambda x: S.any_true(S.in_match(x, i, ins, script) for i in vals))
 
 
 def _comparison(expr: ast.Comparison, doc: Any, schema) -> bool | None:

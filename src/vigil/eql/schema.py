@@ -57,6 +57,8 @@ class Schema:
     long_values: bool = False
     # Types as the values come, as with no schema at all (see semantics.field_spec).
     untyped: bool = False
+    # multi-field name -> (parent field, normalizer): see vigil.eql.multifields.
+    multi_fields: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
     @classmethod
     def ecs(cls) -> Schema:
@@ -123,6 +125,8 @@ class Schema:
                     continue
                 subtype = normalize_type(subspec.get("type", "keyword"))
                 self.types[f"{full}.{sub}"] = subtype
+                normalizer = subspec.get("normalizer")
+                self.multi_fields[f"{full}.{sub}"] = (full, normalizer if isinstance(normalizer, str) else None)
                 if subtype == "keyword" and isinstance(subspec.get("ignore_above"), int):
                     self.limits[f"{full}.{sub}"] = subspec["ignore_above"]
                     if typ == "text":
@@ -197,6 +201,10 @@ class Schema:
     def matching_long_values(self) -> Schema:
         """This schema, but strings past ``ignore_above`` are matched as any other."""
         return replace(self, long_values=True)
+
+    def multi_field(self, name: str) -> tuple[str, str | None] | None:
+        """(parent field, normalizer) when the mapping indexes ``name`` as a multi-field."""
+        return self.multi_fields.get(self.resolve(name))
 
     def knows(self, name: str) -> bool:
         """True when the field exists for this schema (always, when it is not strict)."""

@@ -41,6 +41,8 @@ from vigil.eql import ast, ecs
 from vigil.eql.dates import iso_from_millis, to_epoch_millis
 from vigil.eql.ecs import ecs_type
 from vigil.eql.fields import split_path
+from vigil.eql.multifields import multi_field
+from vigil.lucene.analysis import lowercase
 from vigil.lucene.regexp import Regexp, RegexpError, compile_regexp
 from vigil.lucene.wildcard import ascii_lower, compile_wildcard
 
@@ -358,6 +360,11 @@ class Invalid:
 
 INVALID = Invalid()
 
+# A keyword field with Elasticsearch's ``lowercase`` normalizer (a ``caseless``
+# multi-field): its values and every query term on it go through Lucene's
+# LowerCaseFilter (:func:`vigil.lucene.analysis.lowercase`), then compare exactly.
+CASELESS = "keyword:lowercase"
+
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -410,6 +417,9 @@ def convert(value: Any, ftype: str | None) -> Any:
     """
     if ftype is None:
         return value
+    if ftype == CASELESS:
+        c = convert(value, "keyword")
+        return c if c is INVALID else lowercase(c)
     if ftype in ("keyword", "text"):
         if isinstance(value, str):
             return value
@@ -628,6 +638,9 @@ def literal_as(value: Any, ftype: str | None) -> Any:
     if ftype in ("keyword", "text"):
         # A term query on a keyword field searches the literal's text: 123 is "123".
         return value if isinstance(value, str) else to_string(value)
+    if ftype == CASELESS:
+        # The normalizer runs on the query's term too (KeywordFieldType.indexedValueForSearch).
+        return lowercase(value if isinstance(value, str) else to_string(value))
     if ftype in ("long", "double"):
         if isinstance(value, str):
             c = convert(value, "double" if not _INT_RE.match(value.strip()) else "long")
@@ -753,12 +766,40 @@ def _compare_range(op: str, a: Any, b: Any) -> bool | None:
 
 
 def equals_insensitive(a: Any, b: Any) -> bool | None:
-    """Case-insensitive equality (``:``, ``in~``): strings compare lowercased."""
+    """Case-insensitive equality of a field's value with a constant (``:``, ``in~``):
+    EQL's QueryTranslator makes it a ``term`` query with ``case_insensitive``, an
+    automaton that folds ASCII letters only (AutomatonQueries.toCaseInsensitiveChar,
+    ES 7.10 to 9.x; Elasticsearch's main branch folds all of Unicode since
+    elastic/elasticsearch#153513, not yet released)."""
     if a is None or b is None:
         return None
     if isinstance(a, str) and isinstance(b, str):
-        return a.lower() == b.lower()
+        return ascii_lower(a) == ascii_lower(b)
     return compare("==", a, b)
+
+
+def script_equals_insensitive(a: Any, b: Any) -> bool | None:
+    """``:`` and ``in~`` on a computed value, a script: EQL's StringComparisons.
+    insensitiveEquals, Java's ``String.compareToIgnoreCase`` (code point by code
+    point, equal when their upper cases or the lower cases of those are)."""
+    if a is None or b is None:
+        return None
+    if isinstance(a, str) and isinstance(b, str):
+        if a == b:
+            return True
+        if len(a) != len(b):
+            return False
+        return all(x == y or _ci_char(x) == _ci_char(y) for x, y in zip(a, b, strict=True))
+    return compare("==", a, b)
+
+
+@lru_cache(maxsize=4096)
+def _ci_char(c: str) -> str:
+    """A code point as compareToIgnoreCase compares it: Character.toLowerCase of
+    Character.toUpperCase (simple, one-to-one mappings)."""
+    up = c.upper()
+    up = up if len(up) == 1 else c  # ß -> SS is no simple mapping: ß stays
+    return lowercase(up)
 
 
 def any_true(results) -> bool | None:
@@ -1064,8 +1105,12 @@ class FieldSpec(tuple):
 
 
 def field_spec(fld: ast.Field, schema) -> FieldSpec:
-    """Resolve a field reference: aliases followed, type and null value found."""
+    """Resolve a field reference: aliases followed, type and null value found; a
+    multi-field reads its parent's values (:mod:`vigil.eql.multifields`)."""
     name = fld.name
+    multi = multi_field(name, schema)
+    if multi is not None:
+        return _multi_field_spec(fld, multi[0], multi[1], schema)
     if schema is None or getattr(schema, "untyped", False):
         # Untyped, but an address is an address: a field every Elastic mapping types
         # ip (ECS, the integrations) compares on 16 bytes, as Elasticsearch indexes it.
@@ -1085,6 +1130,29 @@ def field_spec(fld: ast.Field, schema) -> FieldSpec:
     return FieldSpec(path, ftype, schema.null_value(name), absent, limit)
 
 
+def _multi_field_spec(fld: ast.Field, parent: str, normalizer: str | None, schema) -> FieldSpec:
+    """A multi-field: its parent's values (the document never holds the sub-field's
+    own key), read as the sub-field's type (``keyword``, :data:`CASELESS`, ``text``)
+    with the sub-field's ``ignore_above``, never the parent's: ES runs the multi-fields
+    on every value the parent reads, indexed by the parent or not."""
+    name = fld.name
+    if schema is None or getattr(schema, "untyped", False):
+        ftype = ecs_type(name)
+        limit = None if getattr(schema, "long_values", False) else ecs.ignore_above(name)
+        real = parent
+        absent = False
+    else:
+        ftype = schema.field_type(name)
+        limit = getattr(schema, "ignore_above", lambda n: None)(name)
+        real = schema.resolve(parent)
+        absent = fld.optional and not schema.knows(name)
+    if ftype not in ("keyword", "text"):
+        ftype = "keyword"  # a string type the table does not name: exact text
+    if ftype == "keyword" and normalizer == "lowercase":
+        ftype = CASELESS
+    return FieldSpec(split_path(real), ftype, None, absent, limit)
+
+
 def is_null_literal(expr: ast.Expr, schema) -> bool:
     """Null as ES's optimizer sees it: a null literal, a constant expression
     that folds to null (``concat("a", null)``), or an optional field the mapping
@@ -1100,25 +1168,41 @@ def is_null_literal(expr: ast.Expr, schema) -> bool:
     return False
 
 
-def pattern_match(op: str, value: Any, pattern: Any) -> bool | None:
-    """One value against one pattern of ``:``, ``like``, ``like~``, ``regex``, ``regex~``."""
+def pattern_match(op: str, value: Any, pattern: Any, script: bool = False) -> bool | None:
+    """One value against one pattern of ``:``, ``like``, ``like~``, ``regex``, ``regex~``.
+
+    On a field (a query: wildcard, term or regexp with ``case_insensitive``) letters
+    fold as ASCII; ``script`` is a computed value, where ``:`` without wildcards is
+    :func:`script_equals_insensitive`."""
     if value is None or pattern is None:
         return None
     if op in ("regex", "regex~"):
         return regex_match(value, to_string(pattern), op == "regex~")
     insensitive = op != "like"
     if isinstance(pattern, str):
+        if script and insensitive and isinstance(value, str) and not has_wildcard(pattern):
+            return script_equals_insensitive(value, pattern)
         if isinstance(value, str) or has_wildcard(pattern):
             return wildcard_match(value, pattern, insensitive)
         return equals_insensitive(value, pattern) if insensitive else compare("==", value, pattern)
     return compare("==", value, pattern)
 
 
-def in_match(value: Any, item: Any, insensitive: bool) -> bool | None:
-    """One value against one item of ``in`` / ``in~`` (no wildcards)."""
+def in_match(value: Any, item: Any, insensitive: bool, script: bool = False) -> bool | None:
+    """One value against one item of ``in`` / ``in~`` (no wildcards); ``script``: a
+    computed value (see :func:`pattern_match`)."""
     if insensitive:
-        return equals_insensitive(value, item)
+        return script_equals_insensitive(value, item) if script else equals_insensitive(value, item)
     return compare("==", value, item)
+
+
+def normalize_pattern(pattern: Any, ftype: str | None) -> Any:
+    """A constant of a pattern or query function on a field of type ``ftype``: the
+    normalizer of a ``caseless`` field runs on it too (StringFieldType.wildcardQuery
+    normalizes a pattern's text, prefix and regexp queries take indexedValueForSearch)."""
+    if ftype == CASELESS and isinstance(pattern, str):
+        return lowercase(pattern)
+    return pattern
 
 
 def is_cidr(text: str) -> bool:

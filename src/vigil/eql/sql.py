@@ -238,11 +238,14 @@ class Generator:
         lit = _const(other)
         if lit is None:
             return "FALSE"
+        caseless = _caseless(fld)
+        if caseless:
+            lit = S.literal_as(lit, S.CASELESS)
         if op == "!=":
             # Elasticsearch's must_not term: true on a missing field, false when any value is equal.
-            eq = self._any(fld, lambda v, t: self._element_compare(v, t, "==", lit))
+            eq = self._any(fld, lambda v, t: self._element_compare(v, t, "==", lit), caseless=caseless)
             return "TRUE" if eq == "FALSE" else "FALSE" if eq == "TRUE" else f"NOT ({eq})"
-        return self._any(fld, lambda v, t: self._element_compare(v, t, op, lit))
+        return self._any(fld, lambda v, t: self._element_compare(v, t, op, lit), caseless=caseless)
 
     def _element_compare(self, v: str, t: SqlType, op: str, lit: Any) -> str:
         """``value op literal`` for one value of type ``t`` (semantics.compare)."""
@@ -271,7 +274,8 @@ class Generator:
         _not_ip(fld)
         if op in ("regex", "regex~"):
             raise Unsupported("Lucene regular expressions")
-        pats = [p for p in pats if p is not None]
+        caseless = _caseless(fld)
+        pats = [S.normalize_pattern(p, S.CASELESS if caseless else None) for p in pats if p is not None]
         if not pats:
             return "FALSE"
         insensitive = op != "like"
@@ -294,11 +298,12 @@ class Generator:
 
         if insensitive:
             _ascii_only(pats)
-        return self._any(fld, test, unknown_off_ascii=insensitive)
+        return self._any(fld, test, unknown_off_ascii=insensitive, caseless=caseless)
 
     def _in(self, fld: ast.Field, items: list, insensitive: bool) -> str:
         _not_ip(fld)
-        items = [i for i in items if i is not None]
+        caseless = _caseless(fld)
+        items = [S.literal_as(i, S.CASELESS) if caseless else i for i in items if i is not None]
         if not items:
             return "FALSE"
 
@@ -311,7 +316,7 @@ class Generator:
 
         if insensitive:
             _ascii_only(items)
-        return self._any(fld, test, unknown_off_ascii=insensitive)
+        return self._any(fld, test, unknown_off_ascii=insensitive, caseless=caseless)
 
     def _in_list(self, v: str, texts: list[str]) -> str:
         uniq = list(dict.fromkeys(texts))
@@ -325,7 +330,8 @@ class Generator:
         """Every way the field reaches the table (fields.lookup: nested objects, dotted
         keys at any level, arrays of objects), each a scalar or a flat list."""
         out: list[Route] = []
-        parts = fld.path
+        # A multi-field reads its parent (vigil.eql.multifields).
+        parts = S.field_spec(fld, None).path
         self._walk(None, SqlType.struct(self.columns), parts, 0, False, out)
         return out
 
@@ -354,7 +360,9 @@ class Generator:
                 sub = self.member(expr, key)
             self._walk(sub, child, parts, j, many, out)
 
-    def _any(self, fld: ast.Field, test: ElementTest, *, unknown_off_ascii: bool = False) -> str:
+    def _any(
+        self, fld: ast.Field, test: ElementTest, *, unknown_off_ascii: bool = False, caseless: bool = False
+    ) -> str:
         """True when any value of the field passes ``test`` (given a SQL value and its type).
 
         With ``unknown_off_ascii`` (case-insensitive tests: the database's lower-casing
@@ -362,7 +370,18 @@ class Generator:
         NULL, "unknown", unless an ASCII value already passes. SQL's three-valued AND, OR
         and NOT carry the unknown up, and the caller keeps every row whose condition is
         not FALSE for the Python matcher to decide: a row is never dropped on a guess.
+
+        With ``caseless`` (a field with the ``lowercase`` normalizer), text values are
+        tested lower-cased, exact on ASCII and "unknown" outside it (LowerCaseFilter is
+        Java's per-code-point lower-casing, which the database's need not be).
         """
+        if caseless:
+            unknown_off_ascii = True
+            plain = test
+
+            def test(v: str, t: SqlType) -> str:
+                return plain(self.lower(v), t) if t.kind == "string" else plain(v, t)
+
         parts = []
         # A string longer than half its ignore_above may be unindexed (UTF-16 length):
         # "unknown" too, for the compiled matcher to judge (semantics.too_long).
@@ -424,6 +443,11 @@ def _not_ip(fld: ast.Field) -> None:
     ranges order 16-byte addresses (semantics.ip_key), so such a test runs in Python."""
     if S.field_spec(fld, None).ftype == "ip":
         raise Unsupported(f"a value test on the ip field {fld.name}")
+
+
+def _caseless(fld: ast.Field) -> bool:
+    """A keyword field with the lowercase normalizer (a ``caseless`` multi-field)."""
+    return S.field_spec(fld, None).ftype == S.CASELESS
 
 
 def _ascii_only(values: list) -> None:

@@ -21,10 +21,12 @@ keyword, as ECS and dynamic mapping make strings):
   wildcards on keyword are case-sensitive too (no normalizer in ECS). Here: a
   one-item ``in`` (exact, case-sensitive, any value of an array) and ``like``
   (or an anchored ``regex`` when the text holds a literal ``*`` or ``?``).
-- ``*.caseless`` (Elastic Defend's keyword multi-fields with the ``lowercase``
-  normalizer, which ``match`` and ``query_string`` apply to the value too): the
-  same, case-insensitive (``in~``, ``like~``, ``regex~``), for ASCII values only
-  (Python's and Java's lower-casing agree there).
+- a multi-field (``process.name.caseless``, ``process.command_line.text``) is its
+  parent's values indexed as the sub-field (:mod:`vigil.eql.multifields`);
+  ``*.caseless`` (Elastic Defend's keyword multi-fields with the ``lowercase``
+  normalizer, which ``match`` and ``query_string`` apply to the value too) compares
+  exactly after Lucene's LowerCaseFilter on both sides, which the field's reader
+  and the literal's reading do (:data:`vigil.eql.semantics.CASELESS`).
 - long: the value must be an integer (a term query on the number); ip: an address
   or a CIDR block (``IpFieldMapper`` term queries take ``a.b.c.d/n``), here
   ``cidrMatch``, or a range of addresses, all on 16 bytes (``::ffff:10.1.2.3`` is
@@ -150,8 +152,7 @@ class _Translator:
         if ftype in ("keyword", "caseless"):
             # A `true`/`false` word is sent as a JSON boolean; a keyword field searches its text.
             lit = text if value.constant is ... else ("true" if value.constant else "false")
-            insensitive = self.caseless(ftype, value)
-            return ast.In(fld, (ast.Literal(lit, loc=loc),), insensitive=insensitive, loc=node.loc)
+            return ast.In(fld, (ast.Literal(lit, loc=loc),), loc=node.loc)
         if ftype == "long" and value.constant is ... and _INTEGER.match(text.strip()):
             return ast.In(fld, (ast.Literal(int(text)),), loc=node.loc)
         if ftype == "boolean":
@@ -180,12 +181,6 @@ class _Translator:
         query = ast.Literal(value.text, loc=value.loc)
         return ast.FunctionCall(name, (fld, analyzer, query), loc=loc)
 
-    def caseless(self, ftype: str, value: T.Value) -> bool:
-        """Whether the query is case-insensitive (a lowercase-normalized field)."""
-        if ftype == "caseless" and not value.text.isascii():
-            raise self.unsupported(value.loc, f"the non-ASCII value {value.text!r} on a caseless field")
-        return ftype == "caseless"
-
     def wildcard(self, fld: ast.Field, ftype: str, value: T.Value) -> ast.Expr:
         if ftype not in ("keyword", "caseless"):
             raise self.unsupported(value.loc, f"a wildcard on the {ftype} field {fld.name}")
@@ -193,13 +188,12 @@ class _Translator:
             # query_string splits unescaped whitespace into separate terms.
             raise self.unsupported(value.loc, f"a wildcard value with whitespace on {fld.name}")
         loc = value.loc
-        tilde = "~" if self.caseless(ftype, value) else ""
         if not any("*" in p or "?" in p for p in value.parts):
-            return ast.Pattern(f"like{tilde}", fld, (ast.Literal(value.text, loc=loc),), loc=fld.loc)
+            return ast.Pattern("like", fld, (ast.Literal(value.text, loc=loc),), loc=fld.loc)
         # A literal `*` or `?` next to a wildcard: an anchored Lucene regex, every
         # character but letters and digits escaped.
         regex = ".*".join("".join(c if c.isalnum() else "\\" + c for c in p) for p in value.parts)
-        return ast.Pattern(f"regex{tilde}", fld, (ast.Literal(regex, loc=loc),), loc=fld.loc)
+        return ast.Pattern("regex", fld, (ast.Literal(regex, loc=loc),), loc=fld.loc)
 
     def range(self, node: T.Range) -> ast.Expr:
         fld, ftype = self.field(node.field, node.loc)
