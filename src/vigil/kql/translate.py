@@ -27,7 +27,9 @@ keyword, as ECS and dynamic mapping make strings):
   normalizer, which ``match`` and ``query_string`` apply to the value too) compares
   exactly after Lucene's LowerCaseFilter on both sides, which the field's reader
   and the literal's reading do (:data:`vigil.eql.semantics.CASELESS`).
-- long: the value must be an integer (a term query on the number); ip: an address
+- an unquoted number stays text (grammar.peggy: only ``true``/``false``/``null`` are
+  constants): on keyword the exact text (``1.50`` is not ``1.5``); on long the number
+  ES reads from it (``007`` is 7, ``1e3`` 1000, a decimal part matches nothing); ip: an address
   or a CIDR block (``IpFieldMapper`` term queries take ``a.b.c.d/n``), here
   ``cidrMatch``, or a range of addresses, all on 16 bytes (``::ffff:10.1.2.3`` is
   ``10.1.2.3``); boolean: ``true``/``false``.
@@ -53,6 +55,7 @@ written as ``in`` and a range as a one-term ``or``, which neither rewrite touche
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from vigil.eql import ast
 from vigil.eql import semantics as S
@@ -75,6 +78,9 @@ TEXT_FIELDS = frozenset(
     }
 )
 _INTEGER = re.compile(r"-?\d+\Z")
+# What Java's BigDecimal (and Double.parseDouble) read as a decimal number.
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _BOOL_TEXT = {"true": True, "false": False}
 
 
@@ -153,8 +159,8 @@ class _Translator:
             # A `true`/`false` word is sent as a JSON boolean; a keyword field searches its text.
             lit = text if value.constant is ... else ("true" if value.constant else "false")
             return ast.In(fld, (ast.Literal(lit, loc=loc),), loc=node.loc)
-        if ftype == "long" and value.constant is ... and _INTEGER.match(text.strip()):
-            return ast.In(fld, (ast.Literal(int(text)),), loc=node.loc)
+        if ftype == "long" and value.constant is ... and _DECIMAL.match(text.strip()):
+            return self.long_term(fld, text.strip(), node.loc)
         if ftype == "boolean":
             b = value.constant if isinstance(value.constant, bool) else _BOOL_TEXT.get(text)
             if b is not None:
@@ -164,6 +170,20 @@ class _Translator:
             # ::ffff:10.1.2.3 is 10.1.2.3 (IpFieldMapper.termQuery, InetAddressPoint).
             return ast.FunctionCall("cidrMatch", (fld, ast.Literal(text, loc=loc)), loc=node.loc)
         raise self.unsupported(loc, f"the value {text!r} on the {ftype} field {fld.name}")
+
+    def long_term(self, fld: ast.Field, text: str, loc: T.Loc) -> ast.Expr:
+        """A number's text against a long field. Kibana's grammar keeps an unquoted
+        number as text (grammar.peggy UnquotedLiteral: only null/true/false become
+        constants), and Elasticsearch's long term query reads it: a decimal part
+        matches nothing (NumberFieldMapper LONG.termQuery, hasDecimalPart), else the
+        value as BigDecimal (Numbers.toLong: ``007`` is 7, ``1e3`` 1000, ``2.0`` 2)."""
+        number = Decimal(text)
+        if not _LONG_MIN - 1 < number < _LONG_MAX + 1:
+            # ES fails the query ("out of range for a long"), or matches nothing past a double.
+            raise self.unsupported(loc, f"the value {text!r} out of range for the long field {fld.name}")
+        if number % 1 != 0:
+            return ast.Literal(False, loc=loc)
+        return ast.In(fld, (ast.Literal(int(number)),), loc=loc)
 
     def analysed(self, fld: ast.Field, value: T.Value, loc: T.Loc) -> ast.Expr:
         """A value on an analysed field: ``match``, ``match_phrase`` or ``query_string``
