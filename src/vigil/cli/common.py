@@ -51,7 +51,7 @@ class Detection:
 
     @property
     def runnable(self) -> int:
-        return len(self.engine.rules)
+        return len(self.engine.rules) + len(self.engine.scheduled)
 
     def not_runnable(self) -> dict[str, int]:
         """Loaded rules the engine cannot run yet, counted by type (never dropped silently)."""
@@ -94,7 +94,7 @@ def load_detection(args: argparse.Namespace) -> Detection:
         exceptions = load_exceptions(args.exceptions)
         _report(exceptions.problems, "exception", args.strict)
     engine = Engine(ruleset.rules, exceptions=exceptions, exceptions_all=args.exceptions_all)
-    if not engine.rules:
+    if not engine.rules and not engine.scheduled:
         raise VigilError(
             "no runnable rule loaded (see the problems above)"
             if ruleset.problems

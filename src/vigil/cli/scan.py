@@ -11,6 +11,7 @@ from typing import Any
 from vigil.cli import output
 from vigil.cli.common import Detection, add_rule_options, load_detection
 from vigil.engine.batch import scan_paths
+from vigil.engine.replay import keep_stdin, replay_paths
 from vigil.errors import VigilError
 from vigil.events.readers import ReadStats
 from vigil.sinks import AlertTable, NdjsonSink, StoreSink
@@ -41,11 +42,34 @@ on Spark:
   executor sees (local mode, or a shared one). Not for standard input.
   Needs Java 17+ and pip install 'vigil[spark]'.
 
+threshold and new terms rules (a replayed schedule):
+  A file has no schedule, so these rules run as Kibana would have run them
+  had they been enabled when the data begins: a run every interval (5m by
+  default) over its look-back window (from, e.g. now-9m), from the first
+  event to the last, each on the time of the rule's timestamp_override
+  (event.ingested for Elastic's rules) with @timestamp as the fallback.
+  A threshold rule counts each window, and an alerted group's events are not
+  counted again by later runs. A new terms rule reads its history window
+  (history_window_start, e.g. now-7d) from the same data: at the beginning
+  of a file there is no history, so every term of the first runs is new.
+  --replay-start TIME enables the rules at TIME instead: the events before
+  it are history only (a new terms rule learns them, no rule alerts on
+  them). The same data gives the same alerts and ids; an alert's @timestamp
+  is the time of the replayed run.
+  Machine learning rules need Elastic's anomaly detection jobs (their
+  scores come from models trained in Elasticsearch) and cannot run here.
+
 exit status: 0 when every input was read whole (alerts or not); 1 when
 some lines or events were skipped (each reported with file, line and
 column); 2 when an input could not be read at all or an option is wrong.
 --strict stops at the first problem.
 """
+
+
+# Why machine learning rules never run in Vigil (said where rule counts are shown).
+ML_REASON = (
+    "they read the anomaly scores of Elastic's machine learning jobs, which only Elasticsearch computes"
+)
 
 
 def register(subparsers) -> None:
@@ -78,8 +102,26 @@ def register(subparsers) -> None:
         metavar="MASTER",
         help="read the inputs on Apache Spark at this master URL, e.g. local[*] (see below)",
     )
+    p.add_argument(
+        "--replay-start",
+        metavar="TIME",
+        type=_replay_time,
+        help="enable threshold and new terms rules at this time (ISO 8601) in the replay: "
+        "earlier events are history only (default: the first event; see below)",
+    )
     output.add_format_option(p)
     p.set_defaults(func=run)
+
+
+def _replay_time(text: str) -> int:
+    from vigil.eql.dates import to_millis
+
+    ms = to_millis(text)
+    if ms is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a date and time such as 2024-05-01T12:00:00Z, got {text!r}"
+        )
+    return ms
 
 
 def _jobs(text: str) -> int:
@@ -156,10 +198,30 @@ def _scan(detection: Detection, inputs: list[str], args, stats: ReadStats, sinks
             bar.advance(n - seen)
             seen = n
 
+        copy = keep_stdin(stack) if detection.engine.scheduled and "-" in inputs else None
         for alert in scan_paths(detection.engine, inputs, on_progress=advance, **kwargs):
             count += 1
             for sink in sinks:
                 sink.write(alert)
+        if detection.engine.scheduled:
+            # Threshold and new terms rules: their schedule replayed over the same events.
+            bar.update(description="replaying threshold and new terms rules")
+            if copy is not None:
+                copy.flush()
+                inputs = [copy.name if name == "-" else name for name in inputs]
+            start = getattr(args, "replay_start", None)
+            for alert in replay_paths(
+                detection.engine,
+                inputs,
+                index=args.index,
+                source=args.source,
+                start_ms=start,
+                stats=stats,
+                names={copy.name: "<stdin>"} if copy is not None else None,
+            ):
+                count += 1
+                for sink in sinks:
+                    sink.write(alert)
     return count
 
 
@@ -198,8 +260,11 @@ def _report(detection: Detection, stats: ReadStats, count: int, store, fmt: str)
         skipped += " (" + ", ".join(f"{n} {why}" for why, n in reasons.most_common()) + ")"
     not_runnable = detection.not_runnable()
     rules = f"{detection.runnable} rules run"
+    ml = not_runnable.pop("machine_learning", 0)
     if not_runnable:
         rules += ", " + ", ".join(f"{n} {kind} not runnable yet" for kind, n in sorted(not_runnable.items()))
+    if ml:
+        rules += f", {ml} machine_learning not runnable ({ML_REASON})"
     if stats.unparsed:
         # Lines no rule's literal is in are not parsed: a malformed one among them is not seen.
         output.say(

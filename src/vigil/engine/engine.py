@@ -12,17 +12,22 @@ import orjson
 from vigil.engine.alerts import build_alert, build_sequence_alerts
 from vigil.engine.routing import Router
 from vigil.events.model import Event
+from vigil.rules.model import SCHEDULED_TYPES
 
 
 class Engine:
     def __init__(
         self, rules, *, exceptions=None, exceptions_all: bool = False, now: datetime | None = None
     ) -> None:
-        self.rules = [r for r in rules if r.runnable]
+        rules = [r for r in rules if r.runnable]
+        self.rules = [r for r in rules if r.type not in SCHEDULED_TYPES]
+        # Threshold and new terms rules run over time ranges, not event by event
+        # (vigil.engine.replay in a scan).
+        self.scheduled = [r for r in rules if r.type in SCHEDULED_TYPES]
         self.exceptions = exceptions
         self.exceptions_all = exceptions_all
         self.now = now
-        self.stats: dict[str, Counter] = {r.rule_id: Counter() for r in self.rules}
+        self.stats: dict[str, Counter] = {r.rule_id: Counter() for r in rules}
         self._streams = {}
         self._routes: dict[str | None, list] = {}
         self._seen: set[str] = set()

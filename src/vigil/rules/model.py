@@ -22,6 +22,9 @@ DEFAULT_TO = "now"
 DEFAULT_INTERVAL = "5m"
 DEFAULT_MAX_SIGNALS = 100
 DEFAULT_ENABLED = True
+# Rule types Vigil runs on a schedule over a time range (aggregations, first-seen times),
+# not event by event: see vigil.engine.replay.
+SCHEDULED_TYPES = ("threshold", "new_terms")
 
 
 @dataclass
@@ -70,7 +73,7 @@ class Rule:
 
     @property
     def runnable(self) -> bool:
-        """An EQL rule, or a custom query rule in KQL, whose query compiles."""
+        """An EQL rule, or a custom query, threshold or new terms rule in KQL, whose query compiles."""
         return self.why_not_runnable is None
 
     @property
@@ -82,6 +85,10 @@ class Rule:
             return f"{self.type} rules do not run yet"
         if not self.query:
             return "the rule has no query"
+        if self.type in SCHEDULED_TYPES:
+            problem = self.scheduled_problem()
+            if problem:
+                return problem
         if self.query_language == "eql":
             # Elasticsearch refuses an EQL search whose event_category_field or
             # timestamp_field is empty (EqlSearchRequest.validate).
@@ -102,8 +109,24 @@ class Rule:
         (a rule type or language Vigil does not run, such as Lucene queries)."""
         if self.type == "eql":
             return "eql"
-        if self.type == "query" and self.language == "kuery":
+        if self.type in ("query", *SCHEDULED_TYPES) and self.language == "kuery":
             return "kuery"
+        return None
+
+    def scheduled_problem(self) -> str | None:
+        """Why a threshold or new terms rule cannot run as Kibana runs it (None: it can)."""
+        from vigil.rules.params import new_terms_params, threshold_params
+
+        if self.raw.get("filters"):
+            # Query DSL filters beside the query are not compiled yet.
+            return f"{self.type} rules with query DSL filters do not run yet"
+        try:
+            if self.type == "threshold":
+                threshold_params(self.raw)
+            else:
+                new_terms_params(self.raw, self.from_)
+        except ValueError as exc:
+            return str(exc)
         return None
 
     def compiled(self) -> Any:
@@ -184,7 +207,36 @@ class Rule:
             params["timestamp_field"] = self.timestamp_field
             params["event_category_override"] = self.event_category_override
             params["tiebreaker_field"] = self.tiebreaker_field
+        params.update(self._scheduled_parameters())
         return {k: v for k, v in params.items() if v is not None}
+
+    def _scheduled_parameters(self) -> dict[str, Any]:
+        """Threshold and new terms params as Kibana keeps them (threshold normalized to a
+        field list, new terms as new_terms_fields and history_window_start)."""
+        from vigil.rules.params import new_terms_params, threshold_params
+
+        try:
+            if self.type == "threshold":
+                t = threshold_params(self.raw)
+                card = (
+                    [{"field": t.cardinality_field, "value": t.cardinality_value}]
+                    if t.cardinality_field
+                    else []
+                )
+                return {"threshold": {"field": list(t.fields), "value": t.value, "cardinality": card}}
+            if self.type == "new_terms":
+                n = new_terms_params(self.raw, self.from_)
+                spec = self.raw.get("new_terms") or {}
+                start = spec.get("history_window_start") if isinstance(spec, dict) else None
+                if isinstance(start, list) and start and isinstance(start[0], dict):
+                    start = start[0].get("value")
+                return {
+                    "new_terms_fields": list(n.fields),
+                    "history_window_start": start or self.raw.get("history_window_start"),
+                }
+        except ValueError:
+            pass
+        return {}
 
     def summary(self) -> dict[str, Any]:
         return {

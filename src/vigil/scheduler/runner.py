@@ -31,6 +31,7 @@ from vigil.eql.dates import to_millis
 from vigil.eql.fields import lookup
 from vigil.errors import VigilError
 from vigil.events.model import Event
+from vigil.rules.model import SCHEDULED_TYPES
 from vigil.scheduler.clock import Clock, default_clock
 from vigil.scheduler.windows import duration_ms, plan
 from vigil.store.alerts import AlertStore
@@ -151,7 +152,9 @@ class Scheduler:
         self.running: dict[str, tuple[int, int, int]] = {}
 
     def runnable(self, rule: Any) -> bool:
-        return bool(getattr(rule, "runnable", True))
+        # Threshold and new terms rules keep state between runs that the store does not hold
+        # yet: they run in scans (vigil.engine.replay), not here.
+        return bool(getattr(rule, "runnable", True)) and getattr(rule, "type", None) not in SCHEDULED_TYPES
 
     def enabled(self, rule: Any) -> bool:
         override = self.runs.state(rule_id(rule)).enabled

@@ -70,18 +70,20 @@ def serve(
     host, port = parse_listen(listen)
     check_exposure(host, token)
     from vigil.rules import bundled_rules, load_rules
+    from vigil.rules.model import SCHEDULED_TYPES
 
     ruleset = load_rules(rule_paths) if rule_paths else bundled_rules()
     for rule in ruleset.rules:
         rule.match_long_values = match_long_values
     for problem in ruleset.problems:
         print(f"vigil: {problem.render()}", file=sys.stderr)
-    runnable = sum(1 for r in ruleset.rules if r.runnable)
+    runnable = sum(1 for r in ruleset.rules if r.runnable and r.type not in SCHEDULED_TYPES)
     skipped = len(ruleset.rules) - runnable
     if ruleset.problems or skipped:
         print(
             f"vigil: {len(ruleset.rules)} rules loaded, {runnable} runnable, {skipped} not runnable "
-            f"(only EQL runs), {len(ruleset.problems)} files or rules skipped",
+            f"(EQL and KQL custom query rules run; threshold and new terms rules run in vigil scan only), "
+            f"{len(ruleset.problems)} files or rules skipped",
             file=sys.stderr,
         )
     exceptions = None

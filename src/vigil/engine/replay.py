@@ -1,0 +1,219 @@
+"""Replaying a schedule over a file: threshold and new terms rules in ``vigil scan``.
+
+A file has no schedule, so a scan replays one. Each rule runs as Kibana would have
+run it had it been enabled when the data begins (or at ``start_ms``): a first run
+at that time, then one every ``interval``, until a run has reached the last event.
+Run ``k`` searches ``[t_k - from, t_k]`` where ``t_k = start + k * interval``, with
+``t_k`` as the run's start (alert ``@timestamp``, threshold ids). History is read
+from the same data: a new terms rule's first run looks back ``history_window_start``
+into the file, so at the beginning of a file every term is new.
+
+Event times are the rule's ``timestamp_override`` with ``@timestamp`` as the fallback
+(Kibana's ``kibana.combined_timestamp``); an event without either is never searched.
+Runs whose window holds no event raise nothing and are skipped. The same data gives
+the same runs, so the same alerts and ids.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from vigil.engine import new_terms, threshold
+from vigil.engine.routing import Router
+from vigil.eql.dates import to_millis
+from vigil.eql.fields import lookup
+from vigil.events.model import Event
+from vigil.scheduler.windows import duration_ms
+
+TIMESTAMP = "@timestamp"
+
+
+def event_time(doc: dict, override: str | None) -> int | None:
+    """The combined timestamp: the override field's value when it has one, else ``@timestamp``."""
+    for name in (override, TIMESTAMP) if override else (TIMESTAMP,):
+        values = lookup(doc, name)
+        if values:
+            ms = to_millis(values[0])
+            if ms is not None:
+                return ms
+    return None
+
+
+@dataclass
+class _Replayed:
+    """One rule's matching events, in ascending time, with what its runs need."""
+
+    rule: Any
+    params: Any
+    items: list = field(default_factory=list)  # (ts, arrival, item)
+
+    def add(self, event: Event, ts: int, arrival: int) -> None:
+        if self.rule.type == "threshold":
+            item = threshold.counted(self.params, event.doc, ts)
+        else:
+            item = new_terms.seen(self.params, event, ts)
+        self.items.append((ts, arrival, item))
+
+
+def schedule(rule, times: list[int], start_ms: int | None = None) -> Iterator[tuple[int, int]]:
+    """``(from, to)`` of each run whose window holds one of ``times`` (ascending), from the
+    run at ``start_ms`` (default: the first time) to the first run at or past the last time."""
+    if not times:
+        return
+    interval = duration_ms(rule.interval, what="interval")
+    span = duration_ms(rule.from_, what="from")
+    begin = times[0] if start_ms is None else start_ms
+    last = times[-1]
+    t = begin
+    while True:
+        # The next event this run or a later one can see: skip the empty runs before it.
+        i = bisect.bisect_left(times, t - span)
+        if i == len(times):
+            return
+        if times[i] > t:
+            t += -(-(times[i] - t) // interval) * interval
+        yield t - span, t
+        if t >= last:
+            return
+        t += interval
+
+
+class Replay:
+    """Threshold and new terms rules over a stream of events, replayed on their schedules."""
+
+    def __init__(self, rules: Iterable[Any], *, engine=None, start_ms: int | None = None) -> None:
+        self.engine = engine
+        self.start_ms = start_ms
+        self.rules = list(rules)
+        self._router = Router(self.rules)
+        self._replayed: dict[str, _Replayed] = {}
+        for rule in self.rules:
+            module = threshold if rule.type == "threshold" else new_terms
+            self._replayed[rule.rule_id] = _Replayed(rule, module.params_of(rule))
+        self._arrival = 0
+        self.stats: dict[str, dict[str, int]] = {r.rule_id: {"runs": 0, "alerts": 0} for r in self.rules}
+
+    def feed(self, event: Event) -> None:
+        """Keep ``event`` for every rule whose index, query and exceptions take it."""
+        self._arrival += 1
+        for p in self._router.route(event):
+            rule = p.rule
+            if not p.query.matches(event.doc):
+                continue
+            if self.engine is not None and self.engine._suppressed(rule, event.doc):
+                continue
+            ts = event_time(event.doc, rule.timestamp_override)
+            if ts is not None:
+                self._replayed[rule.rule_id].add(event, ts, self._arrival)
+
+    def alerts(self) -> Iterator[dict]:
+        """Every rule's alerts, rule by rule, run by run."""
+        for rule in self.rules:
+            replayed = self._replayed.pop(rule.rule_id)
+            # Sorted on time, then arrival: events of one time keep the input's order.
+            replayed.items.sort(key=lambda t: (t[0], t[1]))
+            times = [t[0] for t in replayed.items]
+            items = [t[2] for t in replayed.items]
+            yield from self._runs(rule, replayed.params, times, items)
+
+    def _runs(self, rule, params, times: list[int], items: list) -> Iterator[dict]:
+        stats = self.stats[rule.rule_id]
+        if rule.type == "threshold":
+            state = threshold.ThresholdState()
+        else:
+            index = new_terms.NewTermsIndex()
+            for item in items:
+                index.add(item)
+            seen_ids: set[str] = set()
+        for from_ms, to_ms in schedule(rule, times, self.start_ms):
+            window = items[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
+            if rule.type == "threshold":
+                found = threshold.run_threshold(rule, params, window, state, from_ms=from_ms, to_ms=to_ms)
+            else:
+                found = new_terms.run_new_terms(
+                    rule, params, window, index, seen_ids, from_ms=from_ms, to_ms=to_ms
+                )
+            stats["runs"] += 1
+            stats["alerts"] += len(found)
+            yield from found
+
+
+def replay(
+    rules: Iterable[Any], events: Iterable[Event], *, engine=None, start_ms: int | None = None
+) -> Iterator[dict]:
+    """The alerts of ``rules`` (threshold and new terms) replayed over ``events``."""
+    r = Replay(rules, engine=engine, start_ms=start_ms)
+    for event in events:
+        r.feed(event)
+    yield from r.alerts()
+
+
+def replay_paths(
+    engine,
+    paths: list[str],
+    *,
+    index: str | None = None,
+    source: str | None = None,
+    start_ms: int | None = None,
+    stats=None,
+    names: dict[str, str] | None = None,
+) -> Iterator[dict]:
+    """The alerts of ``engine``'s threshold and new terms rules replayed over the events of
+    ``paths``, read again. ``stats`` are the first read's: the lines it left unparsed are
+    parsed now, so their problems join it (``names`` renames files in them)."""
+    from vigil.events.readers import ReadStats, read_inputs
+
+    if not engine.scheduled:
+        return
+    mine = ReadStats()
+    r = Replay(engine.scheduled, engine=engine, start_ms=start_ms)
+    for event in read_inputs(paths, index=index, source=source, stats=mine):
+        r.feed(event)
+    if stats is not None and stats.unparsed:
+        known = {(p.file, p.line) for p in stats.problems}
+        for p in mine.problems:
+            p.file = (names or {}).get(p.file, p.file)
+            if (p.file, p.line) not in known:
+                stats.problems.append(p)
+                stats.skipped += 1
+        stats.unparsed = 0
+    for alert in r.alerts():
+        if alert["kibana.alert.uuid"] not in engine._seen:
+            engine._seen.add(alert["kibana.alert.uuid"])
+            engine.stats[alert["kibana.alert.rule.rule_id"]]["alerts"] += 1
+            yield alert
+
+
+class StdinCopy(io.RawIOBase):
+    """Standard input that keeps a copy of what is read, so a replay can read it again."""
+
+    def __init__(self, raw, copy) -> None:
+        self.raw = raw
+        self.copy = copy
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.raw.read(len(buffer))
+        if not data:
+            return 0
+        self.copy.write(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def keep_stdin(stack):
+    """Route ``sys.stdin`` through a copy in a temporary file (removed with ``stack``); the file
+    (flush it before reading it by name)."""
+    copy = stack.enter_context(tempfile.NamedTemporaryFile(prefix="vigil-stdin-", suffix=".ndjson"))
+    original = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(StdinCopy(original.buffer, copy)))
+    stack.callback(setattr, sys, "stdin", original)
+    return copy
