@@ -21,7 +21,8 @@ def test_function_names_are_not_case_sensitive():
     assert lookup_function("CONCAT") is lookup_function("concat")
     assert lookup_function("startswith").name == "startsWith"
     assert lookup_function("nope") is None
-    assert len(FUNCTIONS) == 16
+    # EQL's sixteen; names with a dot are KQL's internal text queries, which no EQL text can call.
+    assert len([n for n in FUNCTIONS if "." not in n]) == 16
 
 
 @pytest.mark.parametrize(

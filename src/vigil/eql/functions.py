@@ -212,27 +212,31 @@ def _text(value) -> str | None:
 def fn_text_match(value, analyzer, query, *, insensitive=False):
     """KQL ``f: v`` on an analysed field: Elasticsearch's ``match`` with the field's
     analyzer (vigil.lucene.analysis)."""
-    from vigil.lucene.analysis import match
+    from vigil.lucene.analysis import ANALYZERS, match
 
     value, query = _text(value), _text(query)
-    return None if value is None or query is None else match(value, query, analyzer)
+    if value is None or query is None or analyzer not in ANALYZERS:
+        return None
+    return match(value, query, analyzer)
 
 
 def fn_text_match_phrase(value, analyzer, query, *, insensitive=False):
     """KQL ``f: "v"`` on an analysed field: Elasticsearch's ``match_phrase``."""
-    from vigil.lucene.analysis import match_phrase
+    from vigil.lucene.analysis import ANALYZERS, match_phrase
 
     value, query = _text(value), _text(query)
-    return None if value is None or query is None else match_phrase(value, query, analyzer)
+    if value is None or query is None or analyzer not in ANALYZERS:
+        return None
+    return match_phrase(value, query, analyzer)
 
 
 def fn_text_wildcard(value, analyzer, *parts, insensitive=False):
     """KQL ``f: a*b`` on an analysed field (``parts`` the literal text between the
     ``*``): the ``query_string`` prefix or wildcard query on one token."""
-    from vigil.lucene.analysis import wildcard
+    from vigil.lucene.analysis import ANALYZERS, wildcard
 
     value = _text(value)
-    if value is None or any(p is None for p in parts):
+    if value is None or any(p is None for p in parts) or analyzer not in ANALYZERS:
         return None
     return wildcard(value, [_text(p) for p in parts], analyzer)
 
