@@ -88,6 +88,13 @@ def counted(params: ThresholdParams, doc: dict, ts: int) -> Counted:
     return Counted(ts, values, card)
 
 
+def threshold_uuid(rule_id: str, started_ms: int, fields: tuple[str, ...] | list[str], key: tuple) -> str:
+    """calculateThresholdSignalUuid: uuid v5 of the rule id, the run's start (ISO), the fields
+    and the bucket's key values sorted as strings."""
+    text = f"{rule_id}{iso_from_millis(started_ms)}{','.join(fields)}{','.join(sorted(js_string(v) for v in key))}"
+    return str(uuid.uuid5(NAMESPACE, text))
+
+
 def terms_hash(terms: list[tuple[str, Any]]) -> str:
     """getThresholdTermsHash: sha256 of ``field:value`` pairs sorted by field."""
     text = ",".join(f"{f}:{js_string(v)}" for f, v in sorted(terms, key=lambda t: t[0]))
@@ -194,9 +201,7 @@ def _buckets(params: ThresholdParams, events: list[Counted]) -> list[_Bucket]:
 
 
 def _alert(rule, params: ThresholdParams, b: _Bucket, started: datetime, from_ms: int, to_ms: int) -> dict:
-    key_text = ",".join(sorted(js_string(v) for v in b.key))
-    started_iso = iso_from_millis(to_ms)
-    alert_id = str(uuid.uuid5(NAMESPACE, f"{rule.rule_id}{started_iso}{','.join(params.fields)}{key_text}"))
+    alert_id = threshold_uuid(rule.rule_id, to_ms, params.fields, b.key)
     result: dict[str, Any] = {
         "terms": [{"field": f, "value": v} for f, v in zip(params.fields, b.key, strict=True)],
         "count": b.count,
