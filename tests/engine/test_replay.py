@@ -359,3 +359,18 @@ def test_scan_help_says_what_a_replay_is():
     )
     assert "every term of the first runs is new" in " ".join(out.stdout.split())
     assert "--replay-start" in out.stdout
+
+
+def test_rules_list_counts_threshold_and_new_terms_and_says_why_ml_cannot_run(shared):
+    from vigil.cli.rules import summary_line
+    from vigil.rules.loaders import load_rules
+
+    ruleset = load_rules([shared / "detection-rules"])
+    rows = [{"type": r.type, "runnable": r.runnable, "why": r.why_not_runnable} for r in ruleset.rules]
+    runnable = [r for r in rows if r["runnable"]]
+    assert sum(r["type"] == "threshold" for r in runnable) >= 30
+    assert sum(r["type"] == "new_terms" for r in runnable) >= 237
+    assert len(runnable) >= 1810
+    ml = [r for r in rows if r["type"] == "machine_learning"]
+    assert ml and all("anomaly detection jobs" in r["why"] for r in ml)
+    assert "anomaly detection jobs" in summary_line(rows, 0)

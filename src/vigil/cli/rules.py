@@ -9,6 +9,7 @@ from typing import Any
 
 from vigil.cli import output
 from vigil.errors import VigilError
+from vigil.rules.model import ML_REASON
 
 
 def _rules_option(p: argparse.ArgumentParser) -> None:
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rules",
         help="list, show and validate detection rules",
         description="Elastic detection rules as Vigil loads them: every type is loaded and counted; "
-        "EQL rules and KQL query rules whose query compiles are runnable.",
+        "EQL rules, and KQL custom query, threshold and new terms rules whose query compiles, are runnable.",
     )
     sub = p.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
 
@@ -104,7 +105,10 @@ def summary_line(rows: list[dict], problems: int) -> str:
     text += f"; {runnable} runnable, {len(rows) - runnable} not yet runnable"
     if waiting and any(r.get("type") for r in rows):
         text += f" ({_counts(waiting)})"
-    return text + f"; {problems} problem{'s' if problems != 1 else ''}"
+    text += f"; {problems} problem{'s' if problems != 1 else ''}"
+    if waiting.get("machine_learning"):
+        text += f"; {ML_REASON}"
+    return text
 
 
 # --- list ----------------------------------------------------------------------------------

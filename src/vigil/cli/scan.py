@@ -14,6 +14,7 @@ from vigil.engine.batch import scan_paths
 from vigil.engine.replay import keep_stdin, replay_paths
 from vigil.errors import VigilError
 from vigil.events.readers import ReadStats
+from vigil.rules.model import ML_REASON
 from vigil.sinks import AlertTable, NdjsonSink, StoreSink
 
 SOURCES_HELP = """\
@@ -64,12 +65,6 @@ some lines or events were skipped (each reported with file, line and
 column); 2 when an input could not be read at all or an option is wrong.
 --strict stops at the first problem.
 """
-
-
-# Why machine learning rules never run in Vigil (said where rule counts are shown).
-ML_REASON = (
-    "they read the anomaly scores of Elastic's machine learning jobs, which only Elasticsearch computes"
-)
 
 
 def register(subparsers) -> None:
@@ -264,7 +259,7 @@ def _report(detection: Detection, stats: ReadStats, count: int, store, fmt: str)
     if not_runnable:
         rules += ", " + ", ".join(f"{n} {kind} not runnable yet" for kind, n in sorted(not_runnable.items()))
     if ml:
-        rules += f", {ml} machine_learning not runnable ({ML_REASON})"
+        rules += f", {ml} not runnable ({ML_REASON})"
     if stats.unparsed:
         # Lines no rule's literal is in are not parsed: a malformed one among them is not seen.
         output.say(

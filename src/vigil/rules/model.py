@@ -25,6 +25,12 @@ DEFAULT_ENABLED = True
 # Rule types Vigil runs on a schedule over a time range (aggregations, first-seen times),
 # not event by event: see vigil.engine.replay.
 SCHEDULED_TYPES = ("threshold", "new_terms")
+# Why machine learning rules never run in Vigil: they read anomaly records (record_score)
+# that Elastic's ML jobs write, from models trained inside Elasticsearch (rule_types/ml/).
+ML_REASON = (
+    "machine_learning rules read the anomaly scores of Elastic's anomaly detection jobs, "
+    "which only Elasticsearch computes: they cannot run outside Elastic"
+)
 
 
 @dataclass
@@ -82,6 +88,8 @@ class Rule:
         if self.query_language is None:
             if self.type == "query":
                 return f"{self.language or 'this'} queries do not run yet (KQL and EQL do)"
+            if self.type == "machine_learning":
+                return ML_REASON
             return f"{self.type} rules do not run yet"
         if not self.query:
             return "the rule has no query"
