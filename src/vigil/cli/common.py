@@ -69,13 +69,16 @@ def _not_runnable_kind(rule) -> str:
     if rule.query_language == "eql":
         return "eql (query does not compile)"
     if rule.query_language == "kuery":
+        kind = rule.type
+        if kind != "query" and rule.scheduled_problem():
+            return f"{kind} (parameters or filters)"
         try:
             rule.compiled()
         except KqlUnsupported:
-            return "query (KQL construct not supported)"
+            return f"{kind} (KQL construct not supported)"
         except Exception:  # noqa: BLE001 - any other failure is a query that does not compile
             pass
-        return "query (KQL does not compile)"
+        return f"{kind} (KQL does not compile)"
     if rule.type == "query" and rule.language:
         return f"query ({rule.language})"
     return rule.type
