@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from split_values import split_lines
 
 from vigil.engine import Engine
 from vigil.engine.batch import scan_paths
@@ -36,10 +37,13 @@ def sc():
         yield context
 
 
-def _write(path: Path, count: int, seed: int) -> Path:
-    """Generated endpoint events with broken lines among them, a stretch out of time order."""
+def _write(path: Path, count: int, seed: int, extra: list[bytes] | None = None) -> Path:
+    """Generated endpoint events with broken lines among them, a stretch out of time order
+    (and ``extra`` lines among them)."""
     rng = random.Random(seed)
     lines = [orjson.dumps(d) for d in gen_events.generate(count, seed=seed)]
+    for line in extra or []:
+        lines.insert(rng.randrange(len(lines)), line)
     for bad in (b"not json", b'{"file": {"path": "/lib/dracut/modules.d/x', b"", b"[1, 2]"):
         lines.insert(rng.randrange(len(lines)), bad)
     lines[10:10] = lines[-40:]
@@ -82,7 +86,8 @@ def test_prebuilt_rules_on_spark_give_the_alerts_of_one_process(sc, prebuilt, tm
     monkeypatch.setattr(spark, "WAVE", 1)  # results fetched in many waves
     if split == "byte-ranges":
         monkeypatch.setattr(batch, "RULE_SPLIT_MIN", 10**6)
-    data = _write(tmp_path / "events.ndjson", 1500, seed=31)
+    # With the prebuilt rules' events whose same-field comparisons are split across arrays.
+    data = _write(tmp_path / "events.ndjson", 1500, seed=31, extra=split_lines(prebuilt.rules))
     one = _scan(prebuilt, data)
     seen = []
     runner = _runner(sc, prebuilt)
