@@ -50,6 +50,9 @@ def _shapes(doc: dict) -> list[dict]:
         _map_leaves(doc, lambda v: [v, "vigil-other"] if isinstance(v, str) else v),
         _map_leaves(doc, lambda v: v.upper() if isinstance(v, str) else v),
         _map_leaves(doc, lambda v: int(v) if isinstance(v, str) and v.isdigit() else v),
+        _map_leaves(doc, lambda v: str(v) if type(v) in (int, float) else v),
+        _map_leaves(doc, lambda v: [v] if type(v) in (int, float) else v),
+        _map_leaves(doc, lambda v: float(v) if type(v) is int else v),
         _map_leaves(doc, lambda v: v.replace("e", "\u00e9", 1) if isinstance(v, str) else v),
         _map_leaves(doc, lambda v: v.replace("k", "\u212a") if isinstance(v, str) else v),
     ]
@@ -81,7 +84,7 @@ def test_every_prebuilt_filter_passes_what_its_rule_matches(prebuilt):
         for eq, exact in _stage_queries(query):
             try:
                 docs = [_stage_doc(eq, (), "")]
-            except Unsupported:  # a condition the builder cannot meet
+            except (Unsupported, TypeError):  # a condition the builder cannot meet
                 docs = []
             shaped = []
             for doc in docs:
@@ -124,12 +127,21 @@ def test_every_prebuilt_filter_passes_what_its_rule_matches(prebuilt):
         ('not process.name == "bash"', ALL),
         ('process.name != "bash"', ALL),
         ('process.name not in ("bash")', ALL),
-        ('process.name regex "ba.*"', ALL),
-        ("process.pid == 4", ALL),
-        ('destination.ip == "10.0.0.1"', ALL),  # an ip field compares as an address
-        ('process.name == "cr\u00e9"', ALL),  # non-ASCII folding is the matcher's
-        ('endsWith(process.name, "a*b")', ALL),  # a wildcard query's own syntax
-        ('process.name == "a" or process.pid > 3', ALL),
+        ("process.pid == 4", FieldTest("process.pid", "num", (4,))),
+        ("process.pid in (4, 2.5)", FieldTest("process.pid", "num", (2.5, 4))),
+        ('process.pid in (4, "a")', FieldTest("process.pid", "exists", ())),
+        ("process.pid >= 4", FieldTest("process.pid", "exists", ())),
+        ('destination.ip == "10.0.0.1"', FieldTest("destination.ip", "exists", ())),  # as an address
+        ('cidrMatch(destination.ip, "10.0.0.0/8")', FieldTest("destination.ip", "exists", ())),
+        ('process.name regex~ "ba.*"', FieldTest("process.name", "regex", ("^(?:[Bb][Aa](?:(?s:.))*)$",))),
+        ('process.name regex "a&b"', FieldTest("process.name", "exists", ())),  # refused by ES
+        ("process.pid == null", ALL),  # true on a missing field
+        ("process.pid == process.ppid", ALL),
+        ("length(process.name) > 3", ALL),
+        # Non-ASCII folding and a wildcard query's own syntax are the matcher's.
+        ('process.name == "cr\u00e9"', FieldTest("process.name", "exists", ())),
+        ('endsWith(process.name, "a*b")', FieldTest("process.name", "exists", ())),
+        ('process.name == "a" or length(process.pid) > 3', ALL),
     ],
 )
 def test_translation(condition, expected):
@@ -160,3 +172,17 @@ def test_engine_rule_split_keeps_every_rule(prebuilt):
     events, stages = EventRules(engine), StageRules(engine)
     assert len(events.plans) + len(stages.plans) == len(engine.rules)
     assert stages.plans and all(p.query.kind != "event" for p in stages.plans)
+
+
+def test_regular_expressions_read_values_in_their_own_case():
+    f = condition_filter(parse('any where a regex "[A-Z][a-z]+" or b regex~ "x[0-9]"').query.condition)
+    docs = [{"a": "Bash"}, {"a": "bash"}, {"b": "X7"}, {"b": "y7"}, {"a": "Z\u00e9"}, {"a": ["q", "Qq"]}]
+    batch = Reader(fields_of(f)).batch(docs)
+    assert batch.mask(f, np.ones(len(docs), dtype=bool)).tolist() == [True, False, True, False, True, True]
+
+
+def test_numbers_pass_when_equal_or_when_a_string_may_read_as_one():
+    f = condition_filter(parse("any where port in (20, 21)").query.condition)
+    docs = [{"port": 20}, {"port": 22}, {"port": "21"}, {"port": 21.0}, {"port": [22, 21]}, {"port": True}]
+    batch = Reader(fields_of(f)).batch(docs)
+    assert batch.mask(f, np.ones(len(docs), dtype=bool)).tolist() == [True, False, True, True, True, True]

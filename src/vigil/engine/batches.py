@@ -87,23 +87,35 @@ class Reader:
                 if item is not None:
                     self._value(item, node, row, values, rows, odd)
         elif v is not None and fid >= 0:
-            odd[fid].append(row)
+            odd[fid].append((row, v))
 
 
 class Column:
     """One field over a batch: distinct values (lower-cased), and per value its row."""
 
-    __slots__ = ("uniques", "codes", "rows", "odd", "nonascii")
+    __slots__ = ("uniques", "distinct", "_originals", "codes", "rows", "odd", "odd_values", "nonascii")
 
     def __init__(self, values: list[str], rows: list[int], odd: list[int], n: int) -> None:
         index: dict[str, int] = {}
         codes = [index.setdefault(v, len(index)) for v in values]
-        distinct = list(index)
+        distinct = self.distinct = list(index)
+        self._originals = None
         self.uniques = pc.utf8_lower(pa.array(distinct, pa.string()))
         self.nonascii = np.fromiter((not s.isascii() for s in distinct), bool, len(distinct))
         self.codes = np.asarray(codes, dtype=np.int32)
         self.rows = np.asarray(rows, dtype=np.int32)
-        self.odd = np.asarray(odd, dtype=np.int32) if odd else None
+        # Rows holding a value that is not a string (numbers, booleans), with the value.
+        self.odd = np.asarray([r for r, _ in odd], dtype=np.int32) if odd else None
+        self.odd_values = odd
+
+    def values(self, kind: str) -> pa.Array:
+        """The distinct values a test of ``kind`` reads: as they are for a regular
+        expression (whose case rules are its own), else lower-cased."""
+        if kind != "regex":
+            return self.uniques
+        if self._originals is None:
+            self._originals = pa.array(self.distinct, pa.string())
+        return self._originals
 
 
 class Batch:
@@ -130,9 +142,23 @@ class Batch:
         self.tests_run += 1
         out = np.zeros(self.n, dtype=bool)
         col = self.column(t.path)
-        if col is not None:
+        if col is not None and t.kind == "num":
+            # Strings may read as numbers, and booleans are the matcher's: they pass.
+            out[col.rows] = True
+            wanted = set(t.values)
+            for row, v in col.odd_values:
+                if type(v) not in (int, float) or v in wanted:
+                    out[row] = True
+        elif col is not None and t.kind == "exists":
+            out[col.rows] = True
+            if col.odd is not None:
+                out[col.odd] = True
+        elif col is not None:
             if len(col.uniques):
-                hit = _dictionary_test(col.uniques, t) | col.nonascii
+                try:
+                    hit = _dictionary_test(col.values(t.kind), t) | col.nonascii
+                except (pa.ArrowException, ValueError):
+                    hit = np.ones(len(col.uniques), dtype=bool)  # a pattern RE2 refuses: every value
                 out[col.rows[hit[col.codes]]] = True
             if col.odd is not None:
                 out[col.odd] = True

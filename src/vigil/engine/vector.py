@@ -15,8 +15,10 @@ widens:
   lower-cased ASCII is exactly the case-insensitive form and wider than the
   case-sensitive one; a row whose value is not an ASCII string (a number, a
   boolean, non-ASCII text, whose folding or keyword form could differ) passes.
-- anything else (numbers, dates, ips, regexes, functions of fields, fields with a
-  ``null_value``) is ALL.
+- ``regex``/``regex~`` is the same Lucene expression in RE2 (:mod:`vigil.lucene.regexp`),
+  run on the values as they are (ASCII rows; others pass);
+- a field compared with other non-null constants (numbers, dates, ips, ``cidrMatch``) is "the field has a value", since such a test is false on a missing field;
+- anything else (functions of fields, fields with a ``null_value``) is ALL.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 
 from vigil.eql import ast
 from vigil.eql import semantics as S
+from vigil.lucene.regexp import parse as parse_regexp
+from vigil.lucene.regexp import to_re2
 
 # Field types whose values are compared as the strings the event holds (no schema:
 # None; with one, a keyword family). Any other type is left to the exact matcher.
@@ -37,8 +41,10 @@ class FieldTest:
     """One vectorizable test of a field's lower-cased string values.
 
     ``kind``: ``in`` (a value is one of ``values``), ``prefix``, ``suffix``,
-    ``contains`` (a value starts with, ends with, holds one of ``values``) or
-    ``like`` (a value matches one of the RE2 patterns in ``values``)."""
+    ``contains`` (a value starts with, ends with, holds one of ``values``), ``like``
+    (a value matches one of the RE2 patterns in ``values``), ``regex`` (the same, on the
+    values not lower-cased), ``num`` (a value is one of the numbers ``values``, or is
+    not a number) or ``exists`` (the field has a value of any kind)."""
 
     path: str
     kind: str
@@ -93,38 +99,82 @@ def condition_filter(expr: ast.Expr, schema=None) -> object:
             path = _string_field(left, schema)
             text = _text(right)
             if path is None or text is None:
-                return ALL
+                return _numbers(left, (right,), schema) or _exists(left, right, schema=schema)
             return FieldTest(path, "in", (text,))
+        case ast.Comparison(op="<" | "<=" | ">" | ">=", left=left, right=right):
+            if isinstance(right, ast.Field):
+                left, right = right, left
+            return _exists(left, right, schema=schema)
         case ast.In(value=value, items=items, negated=False):
             path = _string_field(value, schema)
             texts = [_text(i) for i in items]
             if path is None or not texts or any(t is None for t in texts):
-                return ALL
+                return _numbers(value, items, schema) or _exists(value, *items, schema=schema)
             return FieldTest(path, "in", tuple(sorted(set(texts))))
-        case ast.Pattern(op=op, value=value, patterns=patterns) if op in (":", "like", "like~"):
+        case ast.Pattern(op="regex" | "regex~" as op, value=value, patterns=patterns):
             path = _string_field(value, schema)
+            texts = [p.value for p in patterns if isinstance(p, ast.Literal) and type(p.value) is str]
+            ok = path is not None and len(texts) == len(patterns)
+            found = _regexes(texts, op == "regex~") if ok else None
+            if found is None:
+                return _exists(value, *patterns, schema=schema)
+            return FieldTest(path, "regex", found)
+        case ast.Pattern(op=op, value=value, patterns=patterns):
+            path = _string_field(value, schema) if op in (":", "like", "like~") else None
             texts = [_text(p) for p in patterns]
             if path is None or not texts or any(t is None for t in texts):
-                return ALL
+                return _exists(value, *patterns, schema=schema)
             return _patterns(path, texts)
-        case ast.FunctionCall(name=name, args=(first, arg)):
+        case ast.FunctionCall(name=name, args=(first, *rest)) if name.lower() in S.QUERY_FUNCTIONS:
             lname = name.lower()
             path = _string_field(first, schema)
-            text = _text(arg)
-            if path is None or text is None:
-                return ALL
+            text = _text(rest[0]) if len(rest) == 1 else None
+            if path is None or text is None or lname not in _TEXT_FUNCTIONS:
+                return _exists(first, *rest, schema=schema)
             if lname == "startswith":
                 return FieldTest(path, "prefix", (text,))
             # endsWith and stringContains are wildcard queries: their argument's *, ?
             # and \ are wildcard syntax, left to the exact matcher.
             if any(c in text for c in "*?\\"):
-                return ALL
+                return _exists(first, *rest, schema=schema)
             if lname == "endswith":
                 return FieldTest(path, "suffix", (text,))
-            if lname == "stringcontains":
-                return FieldTest(path, "contains", (text,))
-            return ALL
+            return FieldTest(path, "contains", (text,))
     return ALL
+
+
+_TEXT_FUNCTIONS = ("startswith", "endswith", "stringcontains")
+
+
+def _numbers(fld: ast.Expr, constants: tuple, schema) -> FieldTest | None:
+    """``field == n`` / ``field in (n, ...)`` with numbers, as a ``num`` test: a row passes
+    when a value equals one of them as a number, or is not a number (a string may
+    compare as one, :func:`vigil.eql.semantics.align`). None when not of that shape."""
+    path = _string_field(fld, schema)
+    if path is None or not constants:
+        return None
+    nums = []
+    for c in constants:
+        if not isinstance(c, ast.Literal) or type(c.value) not in (int, float):
+            return None
+        nums.append(c.value)
+    return FieldTest(path, "num", tuple(sorted(set(nums))))
+
+
+def _exists(fld: ast.Expr, *constants: ast.Expr, schema=None) -> object:
+    """A field tested against non-null constants (a comparison, a pattern, a query
+    function): such a test is false on a missing field (EQL: a condition on a missing or
+    null field is false; a query function is a query on the field), so the rows where the
+    field has a value are a superset. ALL when the constants may be null or are not
+    constants, or the mapping gives the field a ``null_value``."""
+    if not isinstance(fld, ast.Field) or not constants:
+        return ALL
+    if any(not isinstance(c, ast.Literal) or c.value is None for c in constants):
+        return ALL
+    spec = S.field_spec(fld, schema)
+    if spec.absent or spec.null_value is not None:
+        return ALL
+    return FieldTest(".".join(spec.path), "exists", ())
 
 
 def _string_field(expr: ast.Expr, schema) -> str | None:
@@ -163,6 +213,18 @@ def _patterns(path: str, texts: list[str]) -> object:
     if exact:
         tests.insert(0, FieldTest(path, "in", tuple(sorted(set(exact)))))
     return disj(tests)
+
+
+def _regexes(patterns: list[str], fold: bool) -> tuple[str, ...] | None:
+    """Lucene regular expressions as whole-value RE2 patterns (run on the values as they
+    are, not lower-cased); None when one cannot be translated."""
+    out = []
+    for p in patterns:
+        try:
+            out.append("^(?:" + to_re2(parse_regexp(p), fold=fold) + ")$")
+        except Exception:  # noqa: BLE001 - refused or unsupported: the matcher decides
+            return None
+    return tuple(out) or None
 
 
 def _regex(pattern: str) -> str:
