@@ -55,6 +55,7 @@ written as ``in`` and a range as a one-term ``or``, which neither rewrite touche
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 
 from vigil.eql import ast
@@ -96,6 +97,40 @@ def field_type(name: str) -> str:
         return "caseless"
     ftype = ecs_type(name) or "keyword"
     return "text" if ftype in _ANALYSED else ftype
+
+
+def glob_condition(
+    fld: ast.Field, literals: Sequence[str], wilds: str, *, insensitive: bool = False, loc: T.Loc = T.NO_LOC
+) -> ast.Expr:
+    """``fld`` against a wildcard pattern given as its literal runs with, between
+    each two, one wildcard of ``wilds`` (``*`` any run of characters, ``?`` one).
+    EQL's ``like`` has no escape character, so a literal ``*`` or ``?`` makes the
+    pattern an anchored Lucene regex, every character but letters and digits
+    escaped. ``insensitive`` folds ASCII letters (``like~``/``regex~``), as
+    Elasticsearch's ``case_insensitive`` wildcard queries do."""
+    if not any("*" in p or "?" in p for p in literals):
+        text = "".join(p + w for p, w in zip(literals, wilds, strict=False)) + literals[-1]
+        op = "like~" if insensitive else "like"
+        return ast.Pattern(op, fld, (ast.Literal(text, loc=loc),), loc=fld.loc)
+    escaped = ["".join(c if c.isalnum() else "\\" + c for c in p) for p in literals]
+    regex = (
+        "".join(p + (".*" if w == "*" else ".") for p, w in zip(escaped, wilds, strict=False)) + escaped[-1]
+    )
+    op = "regex~" if insensitive else "regex"
+    return ast.Pattern(op, fld, (ast.Literal(regex, loc=loc),), loc=fld.loc)
+
+
+def value_condition(name: str, text: str, *, quoted: bool, constant: object = ...) -> ast.Expr:
+    """``name: text`` as KQL translates it: ``match_phrase`` when ``quoted``, else
+    ``match``, with the meaning the field's type gives it; ``constant`` is a JSON
+    ``true``/``false``. Raises :class:`KqlUnsupported`."""
+    node = T.Is(T.Value((name,)), T.Value((text,), quoted=quoted, constant=constant))
+    return _Translator("").is_(node)
+
+
+def range_condition(name: str, op: T.RangeOp, text: str) -> ast.Expr:
+    """``name op text`` as KQL translates it (long and ip fields); raises :class:`KqlUnsupported`."""
+    return _Translator("").range(T.Range(T.Value((name,)), op, T.Value((text,), quoted=True)))
 
 
 def to_eql(node: T.Node, text: str = "") -> ast.Statement:
@@ -207,13 +242,8 @@ class _Translator:
         if any(c.isspace() for p in value.parts for c in p):
             # query_string splits unescaped whitespace into separate terms.
             raise self.unsupported(value.loc, f"a wildcard value with whitespace on {fld.name}")
-        loc = value.loc
-        if not any("*" in p or "?" in p for p in value.parts):
-            return ast.Pattern("like", fld, (ast.Literal(value.text, loc=loc),), loc=fld.loc)
-        # A literal `*` or `?` next to a wildcard: an anchored Lucene regex, every
-        # character but letters and digits escaped.
-        regex = ".*".join("".join(c if c.isalnum() else "\\" + c for c in p) for p in value.parts)
-        return ast.Pattern("regex", fld, (ast.Literal(regex, loc=loc),), loc=fld.loc)
+        # query_string's wildcard: `*` between the parts, `?` and every other character literal.
+        return glob_condition(fld, value.parts, "*" * (len(value.parts) - 1), loc=value.loc)
 
     def range(self, node: T.Range) -> ast.Expr:
         fld, ftype = self.field(node.field, node.loc)

@@ -68,6 +68,8 @@ class Rule:
     tiebreaker_field: str | None = None
     building_block_type: str | None = None
     exceptions_list: list[dict] = field(default_factory=list)
+    # Query DSL filters (Kibana's filter bar), ANDed with the query: see vigil.rules.filters.
+    filters: Any = None
     required_fields: list[dict] = field(default_factory=list)
     related_integrations: list[dict] = field(default_factory=list)
     enabled: bool = DEFAULT_ENABLED
@@ -125,9 +127,6 @@ class Rule:
         """Why a threshold or new terms rule cannot run as Kibana runs it (None: it can)."""
         from vigil.rules.params import new_terms_params, threshold_params
 
-        if self.raw.get("filters"):
-            # Query DSL filters beside the query are not compiled yet.
-            return f"{self.type} rules with query DSL filters do not run yet"
         try:
             if self.type == "threshold":
                 threshold_params(self.raw)
@@ -137,19 +136,34 @@ class Rule:
             return str(exc)
         return None
 
+    def filter_problem(self) -> str | None:
+        """Why the rule's ``filters`` cannot run as Elasticsearch runs them (None: they can)."""
+        from vigil.rules.filters import FilterUnsupported, filters_condition
+
+        try:
+            filters_condition(self.filters)
+        except FilterUnsupported as exc:
+            return f"{exc.kind}: {exc.message}"
+        return None
+
     def compiled(self) -> Any:
         """The compiled query (:class:`vigil.eql.query.Query`), built once; a KQL
-        query is translated into an EQL event query first."""
+        query is translated into an EQL event query first. The rule's ``filters``
+        are ANDed into every event query, so every path that runs the compiled
+        statement (matcher, routing, SQL, Spark, replay) runs them too."""
         if self._compile_error is not None:
             raise self._compile_error
         if self._compiled is None:
             from vigil import eql, kql
+            from vigil.rules.filters import filters_condition, with_filters
 
             try:
                 if self.query_language == "kuery":
-                    self._compiled = kql.compile(self.query or "", options=self.eql_options())
+                    statement = kql.to_eql(self.query or "")
                 else:
-                    self._compiled = eql.compile(self.query, options=self.eql_options())
+                    statement = eql.parse(self.query)
+                statement = with_filters(statement, filters_condition(self.filters))
+                self._compiled = eql.compile(statement, options=self.eql_options())
             except Exception as exc:
                 self._compile_error = exc
                 raise
@@ -208,6 +222,7 @@ class Rule:
             "language": self.language,
             "index": self.index,
             "query": self.query,
+            "filters": self.filters,
         }
         if self.type == "eql":
             # typeSpecificCamelToSnake's EQL params (Kibana's rule_management), which
@@ -307,6 +322,8 @@ def rule_from_dict(data: dict, *, source: str | None = None, line: int | None = 
             if not isinstance(data[key], str):
                 raise ValueError(f"field {key!r} must be a field name (a string)")
             kwargs[key] = data[key]
+    if data.get("filters") is not None:
+        kwargs["filters"] = data["filters"]  # checked when compiled (vigil.rules.filters)
     if data.get("from") is not None:
         kwargs["from_"] = str(data["from"])
     for key in ("max_signals", "risk_score", "version"):
