@@ -186,3 +186,10 @@ def test_numbers_pass_when_equal_or_when_a_string_may_read_as_one():
     docs = [{"port": 20}, {"port": 22}, {"port": "21"}, {"port": 21.0}, {"port": [22, 21]}, {"port": True}]
     batch = Reader(fields_of(f)).batch(docs)
     assert batch.mask(f, np.ones(len(docs), dtype=bool)).tolist() == [True, False, True, True, True, True]
+
+
+def test_values_arrow_cannot_hold_pass_and_never_crash():
+    f = condition_filter(parse('any where a : "x*" or a regex "y.*"').query.condition)
+    docs = [{"a": "x\ud800"}, {"a": "\udc00"}, {"a": "z"}, {"a": "X1"}]
+    batch = Reader(fields_of(f)).batch(docs)
+    assert batch.mask(f, np.ones(len(docs), dtype=bool)).tolist() == [True, True, False, True]

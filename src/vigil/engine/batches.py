@@ -98,10 +98,12 @@ class Column:
     def __init__(self, values: list[str], rows: list[int], odd: list[int], n: int) -> None:
         index: dict[str, int] = {}
         codes = [index.setdefault(v, len(index)) for v in values]
-        distinct = self.distinct = list(index)
+        # A value that is not ASCII passes every test (nonascii), so Arrow holds it as
+        # "": lone surrogates (which JSON escapes can carry) never reach its UTF-8.
+        distinct = self.distinct = [v if v.isascii() else "" for v in index]
         self._originals = None
         self.uniques = pc.utf8_lower(pa.array(distinct, pa.string()))
-        self.nonascii = np.fromiter((not s.isascii() for s in distinct), bool, len(distinct))
+        self.nonascii = np.fromiter((not v.isascii() for v in index), bool, len(distinct))
         self.codes = np.asarray(codes, dtype=np.int32)
         self.rows = np.asarray(rows, dtype=np.int32)
         # Rows holding a value that is not a string (numbers, booleans), with the value.

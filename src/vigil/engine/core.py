@@ -21,7 +21,7 @@ from vigil.engine.routing import RulePlan, _stage_filters
 from vigil.engine.vector import event_filter, fields_of
 from vigil.events.model import Event
 
-BATCH = 8192
+BATCH = 4096
 
 
 class EventRules:
