@@ -25,10 +25,13 @@ import pytest
 
 from vigil import kql
 from vigil.cli import main
+from vigil.engine import Engine
+from vigil.engine.batch import scan_paths
 from vigil.eql.fields import lookup
 
 sys.path.insert(0, str(Path(__file__).parent))
 from shaped_events import put, satisfy  # noqa: E402
+from test_category_override import _fired, _write  # noqa: E402
 
 STAMP = "2026-11-20T08:00:00Z"
 # Every query DSL shape the prebuilt rules' filters use; a new one fails the test.
@@ -156,29 +159,49 @@ def test_prebuilt_rules_with_filters_alert_as_kibana_does(filtered, base, tmp_pa
     assert len({rid for rid, _ in must}) >= len(filtered) - len(unserved)
     # Every rule has a twin its filters exclude.
     assert {rid for rid, _ in must_not} == {r["rule_id"] for r in filtered if r["name"] not in unserved}
-    data = tmp_path / "events.ndjson"
-    data.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    code = main(
-        [
-            "scan",
-            "--format",
-            "ndjson",
-            "--rules",
-            str(base / "rules"),
-            "--rules",
-            str(base / "rules_building_block"),
-            str(data),
-        ]
-    )
+    data = _write(tmp_path / "events.ndjson", events)
+    rules = [a for folder in ("rules", "rules_building_block") for a in ("--rules", str(base / folder))]
+    assert main(["scan", "--format", "ndjson", *rules, str(data)]) == 0
     out, _ = capsys.readouterr()
-    assert code == 0
-    fired = set()
-    for line in out.splitlines():
-        if line.strip():
-            alert = orjson.loads(line)
-            rid = lookup(alert, "kibana.alert.rule.rule_id")[0]
-            fired.update((rid, case) for case in lookup(alert, "labels.vigil_case"))
+    fired = _fired([orjson.loads(line) for line in out.splitlines() if line.strip()])
     missed = [c for c in must if c not in fired]
     assert not missed, f"{len(missed)} of {len(must)} kept events did not alert: {missed}"
     wrong = [c for c in must_not if c in fired]
     assert not wrong, f"{len(wrong)} of {len(must_not)} filtered-out events alerted: {wrong}"
+
+
+def _scan_ids(rules, data: Path, **kw) -> list[str]:
+    return [a["kibana.alert.uuid"] for a in scan_paths(Engine(rules), [data], **kw)]
+
+
+def test_every_path_runs_the_filters(filtered, base, tmp_path, monkeypatch):
+    """The plain and routed per-event paths, the columnar core, ``--jobs`` and Parquet
+    (SQL in DuckDB) give the same alerts: the filter is part of the compiled statement."""
+    from vigil.engine import batch
+    from vigil.rules.loaders import load_rules
+
+    monkeypatch.setattr(batch, "CHUNK", 4 << 10)  # several byte ranges from a small file
+    events, must, must_not, _ = _cases(filtered)
+    data = _write(tmp_path / "events.ndjson", events)
+    ids = {r["rule_id"] for r in filtered}
+    rules = [r for r in load_rules([base / "rules", base / "rules_building_block"]).rules if r.rule_id in ids]
+    event_rules = [r for r in rules if r.type == "query"]
+    plain_alerts = list(scan_paths(Engine(event_rules), [data], fast=False))
+    plain = [a["kibana.alert.uuid"] for a in plain_alerts]
+    fired = _fired(plain_alerts)
+    kept = {c for c in must if c[0] in {r.rule_id for r in event_rules}}
+    assert kept and kept <= fired and not fired & set(must_not)
+    assert _scan_ids(event_rules, data, core=False) == plain
+    assert _scan_ids(event_rules, data, core=True) == plain
+    assert _scan_ids(event_rules, data, jobs=2) == plain
+    duckdb = pytest.importorskip("duckdb")
+    from vigil.engine.columnar import ColumnarReport, scan_parquet
+    from vigil.events.parquet import read_parquet
+
+    path = tmp_path / "events.parquet"
+    duckdb.sql(f"COPY (SELECT * FROM read_json_auto('{data}')) TO '{path}' (FORMAT parquet)")
+    report = ColumnarReport()
+    columnar = [a["kibana.alert.uuid"] for a in scan_parquet(Engine(event_rules), path, report=report)]
+    flat = [a["kibana.alert.uuid"] for a in Engine(event_rules).scan(read_parquet(path))]
+    assert sorted(columnar) == sorted(flat) and len(flat) == len(plain)
+    assert report.unconfirmed == 0, report
