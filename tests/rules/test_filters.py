@@ -271,3 +271,30 @@ def test_threshold_and_new_terms_rules_with_filters_run():
     assert nt.runnable, nt.why_not_runnable
     assert not _matches(nt, {"event": {"kind": "e"}, "file": {"path": "a.tmp"}})
     assert nt.kibana_parameters()["filters"] == flt
+
+
+def test_parquet_runs_a_filtered_rule_as_sql(tmp_path):
+    """The filter is part of the compiled statement, so DuckDB's SQL filter holds it too."""
+    duckdb = pytest.importorskip("duckdb")
+    import orjson
+
+    from vigil.engine import Engine
+    from vigil.engine.columnar import ColumnarReport, scan_parquet
+    from vigil.events.parquet import read_parquet
+
+    flt = [
+        _flt({"wildcard": {"file.path": {"value": "c:\\\\temp\\\\*", "case_insensitive": True}}}, negate=True)
+    ]
+    rule = _rule("event.kind: event", flt)
+    paths = ["C:\\Temp\\a.ps1", "C:\\Windows\\b.ps1", "c:\\TEMP\\c", "D:\\x"]
+    src = tmp_path / "e.ndjson"
+    src.write_bytes(
+        b"".join(orjson.dumps({"event": {"kind": "event"}, "file": {"path": p}}) + b"\n" for p in paths)
+    )
+    path = tmp_path / "e.parquet"
+    duckdb.sql(f"COPY (SELECT * FROM read_json_auto('{src}')) TO '{path}' (FORMAT parquet)")
+    report = ColumnarReport()
+    sql = [a["file"]["path"] for a in scan_parquet(Engine([rule]), path, report=report)]
+    assert report.sql_rules == ["r"] and report.unconfirmed == 0
+    plain = [a["file"]["path"] for a in Engine([rule]).scan(read_parquet(path))]
+    assert sorted(sql) == sorted(plain) == ["C:\\Windows\\b.ps1", "D:\\x"]
