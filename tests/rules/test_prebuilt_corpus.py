@@ -36,7 +36,9 @@ EXPECTED = Counter(
     }
 )
 # KQL custom query rules that run (tests/kql/test_kql_corpus.py gives the reasons for the rest).
-KQL_RUNNABLE = 451
+KQL_RUNNABLE = 494
+NEW_TERMS_RUNNABLE = 242
+THRESHOLD_RUNNABLE = 30
 DRACUT_ID = "dc765fb2-0c99-4e57-8c11-dafdf1992b66"
 
 
@@ -68,9 +70,15 @@ def test_every_rule_loads_and_is_counted_by_type(corpus):
     assert corpus.problems == []
     assert corpus.counts_by_type() == EXPECTED
     assert len(corpus.rules) == sum(EXPECTED.values()) == 2192
-    # Not-EQL rules are kept, never dropped; of them only KQL query rules run.
+    # Not-EQL rules are kept, never dropped; of them KQL query, new terms and threshold rules run.
     runnable = Counter((r.type, r.language) for r in corpus.rules if r.type != "eql" and r.runnable)
-    assert runnable == Counter({("query", "kuery"): KQL_RUNNABLE})
+    assert runnable == Counter(
+        {
+            ("query", "kuery"): KQL_RUNNABLE,
+            ("new_terms", "kuery"): NEW_TERMS_RUNNABLE,
+            ("threshold", "kuery"): THRESHOLD_RUNNABLE,
+        }
+    )
     building_blocks = [r for r in corpus.rules if r.building_block_type]
     assert building_blocks and all(r.building_block_type == "default" for r in building_blocks)
 
@@ -109,6 +117,7 @@ def test_engine_routes_generated_events_to_the_corpus(corpus, events):
 
     engine = Engine(corpus.rules)
     assert len(engine.rules) == EXPECTED["eql"] + KQL_RUNNABLE
+    assert len(engine.scheduled) == NEW_TERMS_RUNNABLE + THRESHOLD_RUNNABLE  # replayed on their schedule
     alerts = list(engine.scan(Event(doc, index=index(doc)) for doc in events))
     by_rule = Counter(a["kibana.alert.rule.rule_id"] for a in alerts if "kibana.alert.rule.rule_id" in a)
     assert by_rule[DRACUT_ID] > 0

@@ -88,7 +88,7 @@ def test_other_rule_types_keep_their_own_fields(tmp_path):
     }
     (tmp_path / "t.ndjson").write_text(json.dumps(rule) + "\n")
     (loaded,) = load_rules([tmp_path]).rules
-    assert not loaded.runnable
+    assert loaded.runnable
     assert kibana_rule(loaded)["threshold"] == {"field": ["user.name"], "value": 20}
     page = render_markdown(loaded)
     assert "**Threshold**: 20 (grouped by user.name)" in page and "**Rule type**: threshold" in page
@@ -132,8 +132,8 @@ def test_kql_syntax_errors_are_problems_and_unsupported_constructs_are_not(tmp_p
     (problem,) = validate([path]).problems
     assert problem.file == str(path) and "syntax error" in problem.message
     assert "expected ')' but found end of query" in problem.message
-    # A text field: valid KQL that Vigil does not run (Kibana accepts it).
-    unsupported = kql.replace('process where process.name == "sh"', "message: error")
+    # A value with no field: valid KQL that Vigil does not run (Kibana accepts it).
+    unsupported = kql.replace('process where process.name == "sh"', "error")
     assert validate([_write(tmp_path / "text.toml", unsupported)]).problems == []
     (rule,) = load_rules([tmp_path / "text.toml"]).rules
     assert not rule.runnable

@@ -246,7 +246,12 @@ class Rule:
                     if t.cardinality_field
                     else []
                 )
-                return {"threshold": {"field": list(t.fields), "value": t.value, "cardinality": card}}
+                spec = {"field": list(t.fields), "value": t.value}
+                # Kibana's normalizeThresholdObject normalizes the field list and keeps the
+                # rest as given: no cardinality key appears where the rule had none.
+                if "cardinality" in (self.raw.get("threshold") or {}):
+                    spec["cardinality"] = card
+                return {"threshold": spec}
             if self.type == "new_terms":
                 n = new_terms_params(self.raw, self.from_)
                 spec = self.raw.get("new_terms") or {}
