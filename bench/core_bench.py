@@ -1,6 +1,7 @@
 """The columnar engine core against the routed per-event path, with ratios to the floor.
 
     python bench/core_bench.py [--count 20000] [--rules-dir DIR] [--mix default,linux] [--paths core,routed]
+                               [--repeat N]
 
 For each event mix of ``gen_events.py`` (``default``: the mixed fleet; ``linux``:
 Linux endpoints with process lineage), on one generated file: the floor (orjson
@@ -8,7 +9,8 @@ parsing every line, nothing else), then every runnable prebuilt rule (EQL and KQ
 in a fresh process per path: ``core`` (:mod:`vigil.engine.core`) and ``routed``
 (``Engine.batch``, the per-event path the core replaces). Each row gives events/s
 past start-up, its ratio to the floor, the start-up (rules loaded and compiled,
-engine built), the alerts and the child's peak resident memory.
+engine built), the alerts and the child's peak resident memory. ``--repeat`` keeps the
+best of N runs of each row, the paths taking turns so that a busy machine weighs on both.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def main() -> None:
     ap.add_argument("--rules-dir", default=str(REPO.parent / "shared" / "detection-rules"))
     ap.add_argument("--mix", default="default,linux")
     ap.add_argument("--paths", default="core,routed")
+    ap.add_argument("--repeat", type=int, default=1, help="best of N runs of each row")
     args = ap.parse_args()
     base = Path(args.rules_dir)
     rules = [str(base / "rules"), str(base / "rules_building_block")]
@@ -88,10 +91,18 @@ def main() -> None:
         for mix in args.mix.split(","):
             path = Path(tmp) / f"{mix}.ndjson"
             gen_events.write(str(path), args.count, mix=mix)
-            base_rate = floor(path)
+            kinds = args.paths.split(",")
+            best: dict[str, dict] = {}
+            base_rate = 0.0
+            for _ in range(args.repeat):
+                base_rate = max(base_rate, floor(path))
+                for kind in kinds:
+                    r = run(path, rules, kind)
+                    if kind not in best or r["scan"] < best[kind]["scan"]:
+                        best[kind] = r
             print(f"{mix:8} {'floor':7} {base_rate:9,.0f} {1:8.3f}")
-            for kind in args.paths.split(","):
-                r = run(path, rules, kind)
+            for kind in kinds:
+                r = best[kind]
                 rate = r["events"] / r["scan"]
                 print(
                     f"{mix:8} {kind:7} {rate:9,.0f} {rate / base_rate:8.3f} {r['start']:8.1f} "
