@@ -193,3 +193,53 @@ def test_values_arrow_cannot_hold_pass_and_never_crash():
     docs = [{"a": "x\ud800"}, {"a": "\udc00"}, {"a": "z"}, {"a": "X1"}]
     batch = Reader(fields_of(f)).batch(docs)
     assert batch.mask(f, np.ones(len(docs), dtype=bool)).tolist() == [True, True, False, True]
+
+
+def test_exceptions_drop_the_same_alerts_on_the_core(shared, tmp_path):
+    """Kibana's exception items (here on every rule) apply on the core as on the plain path:
+    an event rule's alert is dropped, a sequence never takes the event."""
+    import sys
+    from pathlib import Path
+
+    import orjson
+
+    from vigil.engine.batch import scan_paths
+    from vigil.rules.exceptions import load_exceptions
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    import gen_events
+
+    rules = load_rules([shared / "detection-rules" / "rules" / "linux"]).rules
+    data = tmp_path / "events.ndjson"
+    data.write_bytes(
+        b"".join(orjson.dumps(d) + b"\n" for d in gen_events.generate(1500, seed=4, mix="linux"))
+    )
+    items = [
+        {
+            "list_id": "ours",
+            "name": "ours",
+            "description": "x",
+            "type": "detection",
+            "namespace_type": "single",
+        },
+        {
+            "item_id": "curl",
+            "list_id": "ours",
+            "namespace_type": "single",
+            "type": "simple",
+            "name": "curl",
+            "entries": [{"field": "process.name", "type": "match", "operator": "included", "value": "curl"}],
+        },
+    ]
+    path = tmp_path / "exceptions.ndjson"
+    path.write_bytes(b"\n".join(orjson.dumps(x) for x in items) + b"\n")
+    lists = load_exceptions(path)
+
+    def ids(**kw):
+        engine = Engine(rules, exceptions=lists, exceptions_all=True, now=NOW)
+        return [a["kibana.alert.uuid"] for a in scan_paths(engine, [data], **kw)]
+
+    plain, core = ids(fast=False), ids(core=True)
+    every = [a["kibana.alert.uuid"] for a in scan_paths(Engine(rules, now=NOW), [data], core=True)]
+    assert plain and core == plain
+    assert len(every) > len(plain)
