@@ -366,7 +366,7 @@ INVALID = Invalid()
 CASELESS = "keyword:lowercase"
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
-_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_FLOAT_RE = re.compile(r"^[+-]?(\d++(?:\.\d*+)?|\.\d++)([eE][+-]?\d++)?$")
 
 
 def java_double_str(x: float) -> str:
