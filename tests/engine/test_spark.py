@@ -132,6 +132,25 @@ def test_exception_lists_reach_the_executors(sc, tmp_path):
     assert 0 < len(one[0]) < len(alerts)
 
 
+def test_match_long_values_reaches_the_executors(sc, tmp_path):
+    """Executors rebuild the rules from their texts: --match-long-values, set on the
+    driver's rules, must reach them (a path past file.path's ignore_above of 1,024)."""
+    rng = random.Random(3)
+    drops = [gen_events._dracut_event(rng, NOW, n) for n in range(40)]
+    for doc in drops:
+        doc["file"]["path"] = doc["file"]["path"].replace("/modules.d/", "/modules.d/" + "x" * 1100 + "/")
+    data = _write(tmp_path / "events.ndjson", 500, seed=3, extra=[orjson.dumps(d) for d in drops])
+    counts = []
+    for long_values in (False, True):
+        ruleset = bundled_rules()
+        for rule in ruleset.rules:
+            rule.match_long_values = long_values
+        one = _scan(ruleset, data)
+        assert _scan(ruleset, data, runner=_runner(sc, ruleset)) == one
+        counts.append(len(one[0]))
+    assert counts[0] < counts[1]
+
+
 def test_an_unreadable_input_is_reported_and_the_rest_scanned(sc, tmp_path):
     data = _write(tmp_path / "events.ndjson", 3000, seed=7)
     missing = tmp_path / "missing.ndjson"

@@ -51,17 +51,21 @@ class EngineRecipe:
     exceptions: tuple[str, str] | None = None
     exceptions_all: bool = False
     now: datetime | None = None
+    # --match-long-values: set on the driver's rules, which executors rebuild from texts.
+    match_long_values: bool = False
 
     @classmethod
     def of(cls, ruleset, exceptions=None, *, exceptions_all: bool = False, now=None) -> EngineRecipe:
         """From a :class:`vigil.rules.loaders.RuleSet` and optional exception lists."""
-        return cls(tuple(ruleset.texts), exceptions.text if exceptions else None, exceptions_all, now)
+        long_values = any(r.match_long_values for r in ruleset.rules)
+        text = exceptions.text if exceptions else None
+        return cls(tuple(ruleset.texts), text, exceptions_all, now, long_values)
 
     def digest(self) -> str:
         h = hashlib.sha256()
         for name, text in self.rules:
             h.update(f"{len(name)}:{name}{len(text)}:".encode() + text.encode())
-        h.update(repr((self.exceptions, self.exceptions_all, self.now)).encode())
+        h.update(repr((self.exceptions, self.exceptions_all, self.now, self.match_long_values)).encode())
         return h.hexdigest()
 
     def build(self) -> Engine:
@@ -70,6 +74,8 @@ class EngineRecipe:
 
         exceptions = parse_exceptions(self.exceptions[1], self.exceptions[0]) if self.exceptions else None
         rules = load_texts(self.rules).rules
+        for rule in rules:
+            rule.match_long_values = self.match_long_values
         return Engine(rules, exceptions=exceptions, exceptions_all=self.exceptions_all, now=self.now)
 
 
