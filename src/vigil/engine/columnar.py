@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vigil.eql import ast
 from vigil.eql import sql as eqlsql
 from vigil.errors import VigilError
-from vigil.events.parquet import _DS_KEYS, BATCH, ParquetFile, _source, read_parquet, row_document
+from vigil.events.parquet import _DS_KEYS, BATCH, ParquetFile, _source, read_parquet
 from vigil.events.readers import Reader, ReadStats
 
 
@@ -36,11 +37,20 @@ class ColumnarReport:
     plain_reason: str | None = None
 
 
-def rule_sql(rule, columns: dict[str, eqlsql.SqlType]) -> str:
-    """The SQL filter of a runnable event rule; raises :class:`vigil.eql.sql.Unsupported`."""
+def rule_sql(rule, columns: dict[str, eqlsql.SqlType], json_fields: set[str] = frozenset()) -> str:
+    """The SQL filter of a runnable event rule; raises :class:`vigil.eql.sql.Unsupported`,
+    also when the rule reads a JSON-typed column (``json_fields``), whose text SQL
+    would test in place of its values."""
     query = rule.compiled()
     if query.kind != "event":
         raise eqlsql.Unsupported(f"{query.kind} query")
+    if json_fields:
+        read = {query.options.event_category_field}
+        read.update(n.name for n in ast.walk(query.statement) if isinstance(n, ast.Field))
+        for name in read:
+            for j in json_fields:
+                if name == j or name.startswith(j + ".") or j.startswith(name + "."):
+                    raise eqlsql.Unsupported(f"{name} is read from a JSON column ({j})")
     return eqlsql.event_sql(query.statement, columns, category_field=query.options.event_category_field)
 
 
@@ -129,7 +139,7 @@ def scan_parquet(
             report.plain_rules[rule.rule_id] = reason
             continue
         try:
-            cond = rule_sql(rule, pf.columns)
+            cond = rule_sql(rule, pf.columns, pf.json_fields)
         except eqlsql.Unsupported as exc:
             plain_rules.append(rule)
             report.plain_rules[rule.rule_id] = str(exc)
@@ -183,7 +193,7 @@ def _sql_alerts(engine, pf: ParquetFile, sql_rules, index, source, report: Colum
         rows = _flagged(pf, flags, where, [r for r, _ in sql_rules])
     for n, values, rules in rows:
         report.sql_matches += 1
-        doc = row_document(pf.names, values)
+        doc = pf.document(values)
         for event in reader.make(doc, pf.path, n + 1):
             for rule in rules:
                 # The compiled matcher has the last word: SQL only narrows the rows.

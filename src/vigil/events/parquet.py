@@ -3,7 +3,10 @@
 Each row is one event document. DuckDB returns a STRUCT column as a dict and a
 LIST as a list; NULL members are dropped (and objects left empty by that), so a
 row looks like the JSON it was written from. Timestamps, dates, decimals and
-UUIDs become the JSON values they print as. Rows then take the same road as
+UUIDs become the JSON values they print as. A JSON-typed column (what DuckDB
+infers for a field holding different shapes, such as a string in one event and a
+list in another) holds JSON text, which is decoded back into the values it
+stands for. Rows then take the same road as
 JSON events (:mod:`vigil.events.readers`): vendor detection and the event's
 index (``--index``, else ``data_stream.type-dataset-namespace``).
 
@@ -17,11 +20,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from vigil.eql import sql as eqlsql
 from vigil.errors import VigilError
@@ -81,12 +87,56 @@ def to_json_value(value: Any) -> Any:
     return str(value)
 
 
-def row_document(names: list[str], row: tuple) -> dict:
-    """One row as an event document (see :func:`to_json_value`)."""
+Decoder = Callable[[Any], Any]
+
+
+def _json_text(text: Any) -> Any:
+    """The value a JSON column's text stands for; text that is not JSON stays text."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(text)  # integers beyond 64 bits, which orjson refuses
+    except (ValueError, RecursionError):
+        return text
+
+
+def _is_json(t) -> bool:
+    return t.id == "varchar" and str(t).upper() == "JSON"
+
+
+def decoder(t) -> Decoder | None:
+    """What turns a DuckDB value of type ``t`` whose members include JSON text into
+    plain values, or None when nothing in ``t`` is JSON."""
+    if _is_json(t):
+        return _json_text
+    if t.id == "list":
+        inner = decoder(t.children[0][1])
+        if inner is None:
+            return None
+        return lambda v: [None if x is None else inner(x) for x in v]
+    if t.id == "struct":
+        inner_of = {name: d for name, child in t.children if (d := decoder(child)) is not None}
+        if not inner_of:
+            return None
+        return lambda v: {k: x if x is None or k not in inner_of else inner_of[k](x) for k, x in v.items()}
+    return None
+
+
+def row_document(names: list[str], row: tuple, decoders: list[Decoder | None] | None = None) -> dict:
+    """One row as an event document (see :func:`to_json_value`); ``decoders``
+    (:attr:`ParquetFile.decoders`) turn JSON-typed columns into their values."""
     doc = {}
-    for name, value in zip(names, row, strict=True):
+    for k, (name, value) in enumerate(zip(names, row, strict=True)):
         if value is None:
             continue
+        if decoders is not None and decoders[k] is not None:
+            value = decoders[k](value)
+            if value is None:
+                continue
         if type(value) is not str:
             value = to_json_value(value)
         if value is not None:
@@ -116,6 +166,16 @@ def _sql_type(t) -> eqlsql.SqlType:
     return eqlsql.OTHER
 
 
+def _json_members(t, name: str, out: set[str]) -> None:
+    while t.id == "list":
+        t = t.children[0][1]
+    if _is_json(t):
+        out.add(name)
+    elif t.id == "struct":
+        for child_name, child in t.children:
+            _json_members(child, f"{name}.{child_name}", out)
+
+
 def _source(path: str) -> str:
     return "read_parquet(" + eqlsql.Generator({}).string(path) + ", file_row_number = true)"
 
@@ -128,6 +188,11 @@ class ParquetFile:
     con: Any
     names: list[str] = field(default_factory=list)
     columns: dict[str, eqlsql.SqlType] = field(default_factory=dict)
+    # Per column, what decodes its JSON-typed members (None: nothing to decode).
+    decoders: list[Decoder | None] = field(default_factory=list)
+    # Dotted names of the JSON-typed members (lists passed through): SQL cannot see
+    # into their values, so rules reading them run in Python.
+    json_fields: set[str] = field(default_factory=set)
 
     @classmethod
     def open(cls, path: str | Path, con=None) -> ParquetFile:
@@ -140,7 +205,21 @@ class ParquetFile:
             raise VigilError(f"cannot read Parquet file: {str(exc).splitlines()[0]}", file=path) from None
         names = [n for n in rel.columns if n != "file_row_number"]
         types = dict(zip(rel.columns, rel.types, strict=True))
-        return cls(path, con, names, {n: _sql_type(types[n]) for n in names})
+        json_fields: set[str] = set()
+        for n in names:
+            _json_members(types[n], n, json_fields)
+        return cls(
+            path,
+            con,
+            names,
+            {n: _sql_type(types[n]) for n in names},
+            [decoder(types[n]) for n in names],
+            json_fields,
+        )
+
+    def document(self, values: tuple) -> dict:
+        """One row's values as an event document."""
+        return row_document(self.names, values, self.decoders)
 
     @property
     def select_list(self) -> str:
@@ -194,7 +273,7 @@ def read_parquet(
         return
     reader = Reader(index, source, stats)
     for n, values in pf.rows():
-        yield from reader.make(row_document(pf.names, values), pf.path, n + 1)
+        yield from reader.make(pf.document(values), pf.path, n + 1)
 
 
 # --- the columnar scan -----------------------------------------------------------------------
