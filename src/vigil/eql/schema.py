@@ -126,7 +126,10 @@ class Schema:
                 subtype = normalize_type(subspec.get("type", "keyword"))
                 self.types[f"{full}.{sub}"] = subtype
                 normalizer = subspec.get("normalizer")
-                self.multi_fields[f"{full}.{sub}"] = (full, normalizer if isinstance(normalizer, str) else None)
+                self.multi_fields[f"{full}.{sub}"] = (
+                    full,
+                    normalizer if isinstance(normalizer, str) else None,
+                )
                 if subtype == "keyword" and isinstance(subspec.get("ignore_above"), int):
                     self.limits[f"{full}.{sub}"] = subspec["ignore_above"]
                     if typ == "text":
