@@ -60,6 +60,8 @@ def _package_entries(entries, prefix: str, out: list) -> None:
             continue
         if e.get("external") == "ecs" or typ in ("object", "nested", "alias", None):
             continue
+        if "*" in name:  # a dynamic template's pattern (Fleet path_match), not a field
+            continue
         limit = e.get("ignore_above")
         if typ == "keyword" and limit is None:
             limit = DEFAULT_IGNORE_ABOVE

@@ -1,10 +1,12 @@
 """Elastic's prebuilt KQL custom query rules: how many run, and why the others do not.
 
 Every kuery rule either compiles into a query or is reported unsupported with a
-reason; none fails to parse. The floor is what this version runs (494 of 507;
-451 before `text` fields were analysed as Elasticsearch does): the rest name
-fields with wildcards, put whitespace in a wildcard value, or take ranges on
-non-long fields.
+reason; none fails to parse. The floor is what this version runs (492 of 507;
+451 before `text` fields were analysed as Elasticsearch does; 494 while the Azure
+and O365 packages' fields were missing from the type table, so two rules ran a
+wildcard or a phrase against what their packages map as `flattened`): the rest
+name fields with wildcards, put whitespace in a wildcard value, take ranges on
+non-long fields, or wildcards/phrases on flattened fields.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from vigil import kql
 from vigil.rules import load_rules
 
 KUERY_RULES = 507
-RUNNABLE_FLOOR = 494
+RUNNABLE_FLOOR = 492
 
 
 @pytest.fixture(scope="module")
@@ -52,4 +54,4 @@ def test_kuery_rules_run_or_say_why_not(kuery_rules):
         print(f"  {n:4}  {reason}")
     assert runnable >= RUNNABLE_FLOOR
     assert runnable + sum(reasons.values()) == KUERY_RULES
-    assert reasons and all("wildcard" in r or "range" in r for r in reasons)
+    assert reasons and all("wildcard" in r or "range" in r or "flattened" in r for r in reasons)

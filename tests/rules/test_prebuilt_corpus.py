@@ -36,8 +36,8 @@ EXPECTED = Counter(
     }
 )
 # KQL custom query rules that run (tests/kql/test_kql_corpus.py gives the reasons for the rest).
-KQL_RUNNABLE = 494
-NEW_TERMS_RUNNABLE = 242
+KQL_RUNNABLE = 492
+NEW_TERMS_RUNNABLE = 241
 THRESHOLD_RUNNABLE = 30
 DRACUT_ID = "dc765fb2-0c99-4e57-8c11-dafdf1992b66"
 
