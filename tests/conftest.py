@@ -15,3 +15,13 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.skip("reference material (../shared beside the repository) is not present")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def prebuilt_rules(shared) -> list:
+    """All of Elastic's prebuilt rules (rules and building blocks), loaded once per
+    session as ``vigil scan --rules`` loads them; tests that change a rule copy it."""
+    from vigil.rules.loaders import load_rules
+
+    base = shared / "detection-rules"
+    return load_rules([base / "rules", base / "rules_building_block"]).rules

@@ -59,9 +59,8 @@ def _shapes(doc: dict) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def prebuilt(shared):
-    base = shared / "detection-rules"
-    return [r for r in load_rules([base / "rules", base / "rules_building_block"]).rules if r.runnable]
+def prebuilt(prebuilt_rules):
+    return [r for r in prebuilt_rules if r.runnable]
 
 
 def _stage_queries(query) -> list[tuple[ast.EventQuery, object]]:

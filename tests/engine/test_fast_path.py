@@ -25,7 +25,7 @@ from split_values import split_lines
 from vigil.engine import Engine
 from vigil.engine.batch import scan_paths
 from vigil.events.readers import ReadStats
-from vigil.rules.loaders import bundled_rules, load_rules
+from vigil.rules.loaders import bundled_rules
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -99,11 +99,9 @@ def _alerts(rules, paths, *, fast: bool, index=None, core=None) -> tuple[list[st
 
 
 @pytest.fixture(scope="module")
-def prebuilt(shared):
-    base = shared / "detection-rules"
-    rules = load_rules([base / "rules", base / "rules_building_block"]).rules
-    assert sum(1 for r in rules if r.runnable) > 1000
-    return rules
+def prebuilt(prebuilt_rules):
+    assert sum(1 for r in prebuilt_rules if r.runnable) > 1000
+    return prebuilt_rules
 
 
 @pytest.mark.parametrize("disorder", [False, True], ids=["in-order", "out-of-order"])

@@ -26,7 +26,6 @@ from vigil.engine import Engine
 from vigil.engine.batch import scan_paths
 from vigil.eql import ast
 from vigil.eql import semantics as S
-from vigil.rules.loaders import load_rules
 from vigil.rules.model import SCHEDULED_TYPES
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -99,9 +98,8 @@ def _cases(rule) -> list[tuple[str, dict, bool]]:
 
 
 @pytest.fixture(scope="module")
-def prebuilt(shared):
-    base = shared / "detection-rules"
-    return load_rules([base / "rules", base / "rules_building_block"]).rules
+def prebuilt(prebuilt_rules):
+    return prebuilt_rules
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +116,7 @@ def cases(prebuilt):
 def _scan(rules, docs, tmp_path, *, long_values: bool, fast: bool) -> set[tuple[str, str]]:
     path = tmp_path / f"long-{long_values}-{fast}.ndjson"
     path.write_bytes(b"\n".join(orjson.dumps(d) for d in docs) + b"\n")
+    rules = [copy.copy(r) for r in rules]  # the session's rules stay as loaded
     for r in rules:
         r.match_long_values = long_values
         r._compiled = None

@@ -49,7 +49,6 @@ from vigil.eql import ast
 from vigil.eql.query import QueryOptions
 from vigil.eql.tokens import tokenize
 from vigil.events.readers import ReadStats
-from vigil.rules.loaders import load_rules
 from vigil.rules.model import SCHEDULED_TYPES
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -57,11 +56,9 @@ _IDENT = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@")
 
 
 @pytest.fixture(scope="module")
-def prebuilt(shared):
-    base = shared / "detection-rules"
-    rules = load_rules([base / "rules", base / "rules_building_block"]).rules
-    assert sum(1 for r in rules if r.runnable) > 1000
-    return rules
+def prebuilt(prebuilt_rules):
+    assert sum(1 for r in prebuilt_rules if r.runnable) > 1000
+    return prebuilt_rules
 
 
 # --- finding the classes ------------------------------------------------------------

@@ -28,7 +28,6 @@ from vigil.kql import KqlUnsupported, parse
 from vigil.kql import tree as T
 from vigil.kql.translate import field_type
 from vigil.lucene.analysis import tokenize
-from vigil.rules import load_rules
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 TEXT_RULES = 44  # 35 on powershell.file.script_block_text, 9 on message
@@ -36,9 +35,8 @@ RUNNABLE_TEXT_RULES = 43  # one also takes a range on a double field
 
 
 @pytest.fixture(scope="module")
-def prebuilt(shared):
-    root = shared / "detection-rules"
-    return load_rules([root / "rules", root / "rules_building_block"]).rules
+def prebuilt(prebuilt_rules):
+    return prebuilt_rules
 
 
 def _atoms(node: T.Node):
