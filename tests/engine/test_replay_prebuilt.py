@@ -94,7 +94,7 @@ def _threshold_events(rule, count: int, distinct: int, group: str, start: dateti
     for f in spec["field"]:
         if _free(rule, base, f, group):
             _put(base, f, group)
-    card = spec["cardinality"][0]["field"] if spec["cardinality"] else None
+    card = spec["cardinality"][0]["field"] if spec.get("cardinality") else None
     events = []
     for i in range(count):
         doc = base
@@ -110,7 +110,7 @@ def _threshold_events(rule, count: int, distinct: int, group: str, start: dateti
 
 def _needs(rule) -> tuple[int, int]:
     spec = rule.kibana_parameters()["threshold"]
-    card = spec["cardinality"][0]["value"] if spec["cardinality"] else 1
+    card = spec["cardinality"][0]["value"] if spec.get("cardinality") else 1
     return spec["value"], max(card, 1)
 
 
