@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vigil.eql.semantics import IpValue, arithmetic, ip_bounds, ip_key, is_number, to_string
+from vigil.eql.semantics import NUMBER_TEXT, IpValue, arithmetic, ip_bounds, ip_key, is_number, to_string
 
 # Argument kinds the checker verifies for literal arguments.
 STR, NUM, BOOL, ANY = "string", "number", "boolean", "any"
@@ -171,9 +171,6 @@ def fn_substring(source, start=None, end=None, *, insensitive=False):
     return source[s:e]
 
 
-_NUMBER_RE = re.compile(r"^[+-]?(\d++(?:\.\d*+)?|\.\d++)([eE][+-]?\d++)?$")
-
-
 def fn_number(source, base=None, *, insensitive=False):
     """A string parsed as a number: base 10 gives an integer or a float; other
     bases an integer (``0x`` allowed for 16). Null when it is not a number."""
@@ -192,7 +189,7 @@ def fn_number(source, base=None, *, insensitive=False):
     if b == 10:
         if re.fullmatch(r"[+-]?\d+", text):
             return int(text)
-        if _NUMBER_RE.match(text):
+        if NUMBER_TEXT.match(text):
             return float(text)
         return None
     if not re.fullmatch(r"[+-]?[0-9a-zA-Z]+", text):

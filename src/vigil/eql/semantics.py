@@ -204,7 +204,9 @@ def parse_with_format(value: Any, fmt: str) -> int | None:
         if one in ("epoch_millis", "epoch_second"):
             if isinstance(value, bool):
                 continue
-            if isinstance(value, (int, float)) or (isinstance(value, str) and _FLOAT_RE.match(value.strip())):
+            if isinstance(value, (int, float)) or (
+                isinstance(value, str) and NUMBER_TEXT.match(value.strip())
+            ):
                 n = float(value)
                 return int(n * 1000) if one == "epoch_second" else int(n)
             continue
@@ -366,7 +368,9 @@ INVALID = Invalid()
 CASELESS = "keyword:lowercase"
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
-_FLOAT_RE = re.compile(r"^[+-]?(\d++(?:\.\d*+)?|\.\d++)([eE][+-]?\d++)?$")
+# A decimal number's text (digits taken possessively: a long run of digits and a stray
+# character is one pass, never a backtrack); functions and the SQL path read it too.
+NUMBER_TEXT = re.compile(r"^[+-]?(\d++(?:\.\d*+)?|\.\d++)([eE][+-]?\d++)?$")
 
 
 def java_double_str(x: float) -> str:
@@ -440,7 +444,7 @@ def convert(value: Any, ftype: str | None) -> Any:
             s = value.strip()
             if _INT_RE.match(s):
                 return int(s)
-            if _FLOAT_RE.match(s):
+            if NUMBER_TEXT.match(s):
                 return int(float(s))
         return INVALID
     if ftype == "double":
@@ -448,7 +452,7 @@ def convert(value: Any, ftype: str | None) -> Any:
             return INVALID
         if isinstance(value, (int, float)):
             return float(value)
-        if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
+        if isinstance(value, str) and NUMBER_TEXT.match(value.strip()):
             return float(value)
         return INVALID
     if ftype == "date":

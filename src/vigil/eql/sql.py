@@ -32,7 +32,6 @@ shares, and a dialect subclass (:class:`DuckDB`) overrides what differs, such as
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,8 +76,6 @@ OTHER = SqlType("other")
 _SCALARS = ("string", "integer", "float", "boolean", "other")
 _FLIP_OP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _SQL_OP = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-# A string literal that Elasticsearch reads as a number against a numeric field (semantics.align).
-_NUMBER_TEXT = re.compile(r"^[+-]?(\d++(?:\.\d*+)?|\.\d++)([eE][+-]?\d++)?$")
 
 
 @dataclass(frozen=True)
@@ -258,10 +255,10 @@ class Generator:
                 raise Unsupported("a boolean compared with a numeric column")
             if isinstance(lit, (int, float)):
                 return f"{v} {_SQL_OP[op]} {_number(lit)}"
-            if isinstance(lit, str) and op in ("==", "!=") and not _NUMBER_TEXT.match(lit.strip()):
+            if isinstance(lit, str) and op in ("==", "!=") and not S.NUMBER_TEXT.match(lit.strip()):
                 # A numeric value's text never equals a string that is not a number.
                 return "FALSE" if op == "==" else f"{v} IS NOT NULL"
-            if isinstance(lit, str) and _NUMBER_TEXT.match(lit.strip()) and lit.strip() == lit:
+            if isinstance(lit, str) and S.NUMBER_TEXT.match(lit.strip()) and lit.strip() == lit:
                 return f"{v} {_SQL_OP[op]} {_number(float(lit))}"
             raise Unsupported("a string compared with a numeric column")
         if t.kind == "boolean":
