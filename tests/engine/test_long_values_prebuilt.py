@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 from rule_events import Unsupported, _Doc
+from shaped_events import put
 
 from vigil.engine import Engine
 from vigil.engine.batch import scan_paths
@@ -52,16 +53,6 @@ def _padded_value(atom: ast.Expr) -> tuple[ast.Field, str] | None:
     return None
 
 
-def _put(doc: dict, path: tuple[str, ...], value) -> None:
-    node = doc
-    for key in path[:-1]:
-        nxt = node.get(key)
-        if not isinstance(nxt, dict):
-            nxt = node[key] = {}
-        node = nxt
-    node[path[-1]] = value
-
-
 def _cases(rule) -> list[tuple[str, dict, bool]]:
     """(case id, padded event, whether it fires by default) for one rule."""
     query = rule.compiled()
@@ -76,7 +67,7 @@ def _cases(rule) -> list[tuple[str, dict, bool]]:
         return []
     base = d.document()
     if stmt.query.category is not None:
-        _put(base, S.path_of(query.options.event_category_field), stmt.query.category)
+        put(base, S.path_of(query.options.event_category_field), stmt.query.category)
     if not query.matches(base):
         return []
     loose = dataclasses.replace(rule, _compiled=None, _compile_error=None, match_long_values=True).compiled()
@@ -88,7 +79,7 @@ def _cases(rule) -> list[tuple[str, dict, bool]]:
             continue
         fld, value = found
         doc = copy.deepcopy(base)
-        _put(doc, fld.path, value)
+        put(doc, fld.path, value)
         fires = negated  # Elasticsearch: the long value is missing
         if query.matches(doc) != fires or loose.matches(doc) == fires:
             continue  # another condition on the field decides: not this shape
