@@ -215,7 +215,9 @@ class BoundedHTTPServer(ThreadingHTTPServer):
             with self._guard:
                 late = [c for c, d in self._deadlines.items() if d is not None and d < now]
                 for conn in late:
-                    self._deadlines[conn] = None
+                    # Its slot frees before the peer can see the close, so a client that
+                    # reconnects on EOF is never refused for a connection already gone.
+                    del self._deadlines[conn]
             for conn in late:
                 try:
                     conn.shutdown(socket.SHUT_RDWR)  # the blocked read returns; its thread ends
