@@ -1,0 +1,20 @@
+"""ES|QL, the piped query language of Elasticsearch, with Elasticsearch's meaning.
+
+A query is parsed into a tree (:mod:`vigil.esql.tree`) by a hand-written parser
+that follows Elasticsearch's grammar (:mod:`vigil.esql.parser`), checked against
+the field types of ECS and Elastic's packages (:mod:`vigil.esql.checker`), and run
+over a table of events.
+"""
+
+from __future__ import annotations
+
+from vigil.esql.errors import EsqlSyntaxError, EsqlUnsupported, EsqlVerificationError
+
+__all__ = ["EsqlSyntaxError", "EsqlUnsupported", "EsqlVerificationError", "parse"]
+
+
+def parse(text: str):
+    """Parse ES|QL text into a :class:`vigil.esql.tree.Query`."""
+    from vigil.esql.parser import parse as _parse
+
+    return _parse(text)
