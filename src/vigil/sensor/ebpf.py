@@ -1,0 +1,109 @@
+"""The eBPF process and network sensor: kernel records in, Defend-shaped events out.
+
+Loss is never silent: the programs count, in the kernel, every record the ring buffer had no
+room for; each new drop becomes a ``vigil.sensor.health`` event with the running count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vigil.sensor.bpf import BPFUnavailable, Probes
+from vigil.sensor.ecs import HostInfo, health_event
+from vigil.sensor.network import NetworkTracker
+from vigil.sensor.process import ProcessTracker, decode
+from vigil.sensor.programs import sensor as prog
+
+_SOCKET_KINDS = {prog.CONNECT, prog.ACCEPT, prog.CLOSE}
+
+__all__ = ["BPFUnavailable", "KernelSensor", "KernelStats"]
+
+
+@dataclass
+class KernelStats:
+    process: int = 0
+    network: int = 0
+    records: int = 0
+    dropped: int = 0  # records the kernel could not put in the ring buffer (lost)
+
+
+class KernelSensor:
+    """Process and network events from eBPF; ``event_id`` makes ids shared with the file sensor."""
+
+    def __init__(
+        self,
+        host: HostInfo,
+        event_id: Callable[[], str],
+        *,
+        ring_size: int = 32 << 20,
+        ignore_pids: frozenset[int] = frozenset(),
+    ) -> None:
+        self.host = host
+        self.event_id = event_id
+        self.ignore_pids = ignore_pids
+        self.probes = Probes(ring_size)
+        self.procs = ProcessTracker(host)
+        self.net = NetworkTracker(self.procs)
+        self.stats = KernelStats()
+        self._last_sweep = time.monotonic()
+
+    def fileno(self) -> int:
+        return self.probes.fileno()
+
+    def already_running(self) -> list[dict]:
+        """``already_running`` events for what runs now (read from /proc once, at start)."""
+        now = time.time_ns()
+        docs = [
+            self.procs.document("already_running", task, event_id=self.event_id(), now_ns=now)
+            for task in self.procs.snapshot()
+        ]
+        self.stats.process += len(docs)
+        return docs
+
+    def poll(self, limit: int = 4096) -> list[dict]:
+        """Events from the records in the ring buffer (at most ``limit`` records per call)."""
+        out: list[dict] = []
+        now = time.time_ns()
+        records = self.probes.ring.read(limit)
+        self.stats.records += len(records)
+        for raw in records:
+            rec = decode(raw)
+            if rec is None:
+                continue
+            if rec.kind in _SOCKET_KINDS:
+                if rec.tgid in self.ignore_pids:
+                    continue
+                docs = self.net.handle(rec, event_id=self.event_id, now_ns=now)
+                self.stats.network += len(docs)
+                out += docs
+                continue
+            for action, task, _rec in self.procs.handle(rec):
+                if task.pid in self.ignore_pids:
+                    continue
+                out.append(self.procs.document(action, task, event_id=self.event_id(), now_ns=now))
+                self.stats.process += 1
+        dropped, _sent = self.probes.counts()
+        if dropped != self.stats.dropped:
+            self.stats.dropped = dropped
+            out.append(
+                health_event(
+                    "eBPF ring buffer full: process and network events were lost",
+                    host=self.host,
+                    event_id=self.event_id(),
+                    now_ns=now,
+                    lost=dropped,
+                )
+            )
+        mono = time.monotonic()
+        if mono - self._last_sweep > 10:
+            self.procs.sweep()
+            self._last_sweep = mono
+        return out
+
+    def pending(self) -> bool:
+        return self.probes.ring.pending() > 0
+
+    def close(self) -> None:
+        self.probes.close()

@@ -1,0 +1,150 @@
+"""Network events shaped as Elastic Defend writes them on Linux, from the eBPF records.
+
+Index ``logs-endpoint.events.network-default``; actions ``connection_attempted`` (a TCP socket
+enters SYN_SENT, in the connecting process), ``connection_accepted`` (``accept``/``accept4``
+returned a socket, in the accepting process) and ``disconnect_received`` (a socket seen at
+connect or accept is closed; attributed to the process that opened it). Fields: elastic/
+endpoint-package ``custom_documentation/src/endpoint/data_stream/network/linux/
+linux_network_attempted_accepted_and_disconnect.yaml``: addresses and ports, ``network.*``, and
+the short process form (no args).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from collections import OrderedDict
+
+from vigil.sensor.ecs import ECS_VERSION, timestamp
+from vigil.sensor.process import ProcessTracker, Record
+from vigil.sensor.programs import sensor as prog
+
+DATASET = "endpoint.events.network"
+INDEX = f"logs-{DATASET}-default"
+
+
+def endpoints(rec: Record) -> tuple[str, str, int, int, str] | None:
+    """(local ip, remote ip, local port, remote port, network.type) of a socket record."""
+    raw = rec.raw
+    family, sport = struct.unpack_from("<HH", raw, prog.O_FAMILY)
+    dport = struct.unpack_from(">H", raw, prog.O_DPORT)[0]
+    if family == socket.AF_INET:
+        remote = ipaddress.IPv4Address(raw[prog.O_DADDR4 : prog.O_DADDR4 + 4])
+        local = ipaddress.IPv4Address(raw[prog.O_SADDR4 : prog.O_SADDR4 + 4])
+    elif family == socket.AF_INET6:
+        remote = ipaddress.IPv6Address(raw[prog.O_DADDR6 : prog.O_DADDR6 + 16])
+        local = ipaddress.IPv6Address(raw[prog.O_SADDR6 : prog.O_SADDR6 + 16])
+        remote = remote.ipv4_mapped or remote
+        local = local.ipv4_mapped or local
+    else:
+        return None
+    kind = "ipv4" if remote.version == 4 else "ipv6"
+    return str(local), str(remote), sport, dport, kind
+
+
+class NetworkTracker:
+    """Turns socket records into events; remembers open sockets for their disconnects."""
+
+    def __init__(self, procs: ProcessTracker, *, capacity: int = 65536) -> None:
+        self.procs = procs
+        self.open: OrderedDict[int, tuple[str, int, int]] = OrderedDict()  # sk -> (action, pid, start)
+        self.capacity = capacity
+
+    def handle(self, rec: Record, *, event_id, now_ns: int) -> list[dict]:
+        ends = endpoints(rec)
+        if ends is None:
+            return []
+        sk = struct.unpack_from("<Q", rec.raw, prog.O_SK)[0]
+        if rec.kind == prog.CONNECT:
+            task = self.procs.current(rec)
+            self._remember(sk, "connection_attempted", task.pid, task.start)
+            return [self._doc("connection_attempted", task, ends, event_id(), now_ns)]
+        if rec.kind == prog.ACCEPT:
+            task = self.procs.current(rec)
+            self._remember(sk, "connection_accepted", task.pid, task.start)
+            return [self._doc("connection_accepted", task, ends, event_id(), now_ns)]
+        if rec.kind == prog.CLOSE:
+            known = self.open.pop(sk, None)
+            if known is None:
+                return []
+            old_state = struct.unpack_from("<I", rec.raw, prog.O_OLDSTATE)[0]
+            if old_state == prog.TCP_SYN_SENT:
+                return []  # the connection never opened
+            action, pid, start = known
+            task = self.procs.get(pid)
+            if task is None or task.start != start:
+                return []
+            return [
+                self._doc(
+                    "disconnect_received",
+                    task,
+                    ends,
+                    event_id(),
+                    now_ns,
+                    accepted=action == "connection_accepted",
+                )
+            ]
+        return []
+
+    def _remember(self, sk: int, action: str, pid: int, start: int) -> None:
+        self.open[sk] = (action, pid, start)
+        if len(self.open) > self.capacity:
+            self.open.popitem(last=False)
+
+    def _doc(
+        self,
+        action: str,
+        task,
+        ends: tuple[str, str, int, int, str],
+        event_id: str,
+        now_ns: int,
+        *,
+        accepted: bool = False,
+    ) -> dict:
+        local, remote, lport, rport, kind = ends
+        inbound = action == "connection_accepted" or accepted
+        src, dst = ((remote, rport), (local, lport)) if inbound else ((local, lport), (remote, rport))
+        ts = timestamp(now_ns)
+        full = self.procs.process_fields(task)
+        process: dict = {
+            k: full[k] for k in ("pid", "entity_id", "executable", "name", "command_line") if k in full
+        }
+        process["parent"] = (
+            {"entity_id": full["parent"]["entity_id"]} if "entity_id" in full["parent"] else {}
+        )
+        process["parent"]["pid"] = full["parent"]["pid"]
+        for key in ("group_leader", "session_leader", "entry_leader"):
+            if key in full:
+                process[key] = {"entity_id": full[key]["entity_id"]}
+        process["Ext"] = full["Ext"]
+        process["thread"] = full["thread"]
+        event_type = ["end"] if action == "disconnect_received" else ["start"]
+        addr = {"source": {"address": src[0], "ip": src[0]}, "destination": {"address": dst[0], "ip": dst[0]}}
+        if src[1]:
+            addr["source"]["port"] = src[1]
+        if dst[1]:
+            addr["destination"]["port"] = dst[1]
+        return {
+            "@timestamp": ts,
+            "agent": dict(self.procs.host.agent),
+            "ecs": {"version": ECS_VERSION},
+            "data_stream": {"type": "logs", "dataset": DATASET, "namespace": "default"},
+            "event": {
+                "kind": "event",
+                "category": ["network"],
+                "type": event_type,
+                "action": action,
+                "dataset": DATASET,
+                "module": "endpoint",
+                "created": ts,
+                "id": event_id,
+            },
+            "host": self.procs.host.host,
+            "message": "Endpoint network event",
+            "network": {"direction": "ingress" if inbound else "egress", "transport": "tcp", "type": kind},
+            "process": process,
+            "user": full["user"],
+            "group": full["group"],
+            **addr,
+        }
