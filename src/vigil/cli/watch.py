@@ -1,13 +1,16 @@
-"""``vigil watch``: run the rules live on this host's file events (fanotify sensor).
+"""``vigil watch``: run the rules live on this host's file, process and network events.
 
-Each event goes through :meth:`vigil.engine.Engine.process` as soon as it is read, so an
-alert is written a few milliseconds after the file was created. Vigil's own writes (its
-pid, and the files it writes) never come back as events.
+File events come from fanotify; process and network events from eBPF programs on kernel
+tracepoints (:mod:`vigil.sensor.ebpf`), or, where eBPF cannot load, process attribution from
+the process connector and /proc (lossy, and said so). Each event goes through
+:meth:`vigil.engine.Engine.process` as soon as it is read, so an alert is written a few
+milliseconds after the activity. Vigil's own writes and processes never come back as events.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import signal
 import sys
 import time
@@ -27,9 +30,11 @@ _DRAIN_AT_STOP = 3.0
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "watch",
-        help="watch this Linux host live (fanotify) and raise alerts as files are created",
-        description="Watch folders live with fanotify (root or CAP_SYS_ADMIN, Linux >= 5.9) and run the "
-        "rules on every file event as it happens. Prints 'watching ...' on standard error when ready; "
+        help="watch this Linux host live (files, processes, network) and raise alerts as it happens",
+        description="Watch folders live with fanotify, and processes and TCP connections with eBPF "
+        "(root, Linux >= 5.9), and run the rules on every event as it happens. With --rules, only "
+        "the rules that read Linux endpoint events run (--all-rules: all). "
+        "Prints 'watching ...' on standard error when ready; "
         "SIGUSR1 prints counts; SIGTERM/SIGINT stop cleanly and print the final counts.",
     )
     add_rule_options(p)
@@ -39,6 +44,16 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="DIR",
         help="folder to watch (repeatable; default: the Dracut module folders)",
+    )
+    p.add_argument(
+        "--files-only",
+        action="store_true",
+        help="file events only: no eBPF process and network events",
+    )
+    p.add_argument(
+        "--all-rules",
+        action="store_true",
+        help="run every loaded rule, not only those that read Linux endpoint events",
     )
     p.add_argument("--events-out", metavar="FILE", help="also record every event as NDJSON")
     p.add_argument("--output", metavar="FILE", help="append alerts here instead of standard output")
@@ -58,9 +73,34 @@ def _preflight() -> str | None:
     return None
 
 
+# The indices the sensor writes (Defend's data streams on Linux).
+SENSOR_INDICES = (
+    "logs-endpoint.events.process-default",
+    "logs-endpoint.events.network-default",
+    "logs-endpoint.events.file-default",
+)
+_OTHER_OS = ("OS: Windows", "OS: macOS")
+
+
+def for_this_host(rule) -> bool:
+    """A rule that can match what the sensor writes: it reads an endpoint event index (or
+    names none) and is not written for another operating system only."""
+    tags = set(rule.tags)
+    if tags & set(_OTHER_OS) and "OS: Linux" not in tags:
+        return False
+    patterns = [p.strip() for p in rule.index]
+    if rule.type == "esql" and rule.query:
+        head = rule.query.lstrip()
+        if head[:4].lower() == "from":
+            patterns = [p.strip() for p in head[4:].split("|", 1)[0].split(" metadata", 1)[0].split(",")]
+    if not patterns:
+        return True
+    return any(fnmatch.fnmatchcase(index, pattern) for pattern in patterns for index in SENSOR_INDICES)
+
+
 def _engine(args: argparse.Namespace):
     """The engine, and how many rules or exception items were skipped (for the ready line)."""
-    detection = load_detection(args)
+    detection = load_detection(args, keep=None if args.all_rules else for_this_host)
     skipped = len(detection.ruleset.problems) + sum(detection.not_runnable().values())
     if detection.exceptions is not None:
         skipped += len(detection.exceptions.problems)
@@ -141,8 +181,8 @@ def run(args: argparse.Namespace) -> int:
     from vigil.sensor.fanotify import SensorUnavailable
     from vigil.sensor.watcher import DEFAULT_PATHS, Sensor
 
-    # The process-connector thread reads /proc at each exec; a short switch interval lets it
-    # run before a short-lived program (cp, touch) exits, so its arguments are caught.
+    # Without eBPF, the process-connector thread reads /proc at each exec; a short switch
+    # interval lets it run before a short-lived program (cp, touch) exits.
     sys.setswitchinterval(0.001)
     missing = _preflight()
     if missing:
@@ -158,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     paths = args.path or list(DEFAULT_PATHS)
     ignore = [p for p in (args.output, args.events_out, args.store) if p]
     try:
-        sensor = Sensor(paths, ignore_paths=ignore)
+        sensor = Sensor(paths, ignore_paths=ignore, processes=not args.files_only)
     except SensorUnavailable as exc:
         outputs.close()
         print(f"vigil watch: {exc}", file=sys.stderr)
@@ -171,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
         suppressed = sum(c["suppressed"] for c in engine.stats.values())
         print(
             f"vigil watch: events={st.events} alerts={counts['alerts']} suppressed={suppressed} "
-            f"lost={st.lost} unattributed={st.unattributed} proc-fallback={st.fallback}",
+            f"lost={st.lost} unattributed={st.unattributed} proc-fallback={st.fallback} "
+            f"process={st.process} network={st.network} kernel-lost={st.kernel_lost}",
             file=sys.stderr,
             flush=True,
         )
@@ -184,7 +225,9 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     try:
         rules = f"{len(engine.rules)} rules" + (f" ({skipped} skipped)" if skipped else "")
-        if sensor.connector is None:
+        if not args.files_only:
+            print(f"vigil watch: process events: {sensor.collection}", file=sys.stderr, flush=True)
+        if sensor.connector is None and sensor.kernel is None:
             print(
                 "vigil watch: process connector unavailable (needs CAP_NET_ADMIN): "
                 "forked processes are attributed from /proc, which is less reliable",
@@ -198,17 +241,22 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         lost_seen, lost_told = 0, 0.0
+        kernel_seen = 0
         drain_until = None
+        first: list[dict] | None = sensor.already_running()
         while True:
             if stopping and drain_until is None:
                 # Stop cleanly: what the kernel already queued is still read (bounded in time).
                 drain_until = time.monotonic() + _DRAIN_AT_STOP
-            try:
-                docs = sensor.poll(0 if drain_until else 0.5)
-            except InterruptedError:
-                continue
-            if drain_until is not None and not docs:
-                break
+            if first is not None:
+                docs, first = first, None
+            else:
+                try:
+                    docs = sensor.poll(0 if drain_until else 0.5)
+                except InterruptedError:
+                    continue
+                if drain_until is not None and not docs:
+                    break
             alerts: list[dict] = []
             for doc in docs:
                 if doc["event"]["kind"] != "event":
@@ -224,6 +272,13 @@ def run(args: argparse.Namespace) -> int:
                 lost_seen, lost_told = sensor.stats.lost, time.monotonic()
                 print(
                     f"vigil watch: kernel queue overflowed {lost_seen} times: file events were lost",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if sensor.stats.kernel_lost != kernel_seen:
+                kernel_seen = sensor.stats.kernel_lost
+                print(
+                    f"vigil watch: eBPF ring buffer full: {kernel_seen} process/network records lost",
                     file=sys.stderr,
                     flush=True,
                 )

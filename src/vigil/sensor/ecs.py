@@ -146,8 +146,9 @@ def file_event(
     now_ns: int,
     old_path: str | None = None,
     stat: os.stat_result | None = None,
+    parent_entity: str | None = None,
 ) -> dict:
-    """One Defend-shaped Linux file event."""
+    """One Defend-shaped Linux file event (``proc.start``: the kernel start time in boot ticks)."""
     ts = timestamp(now_ns)
     file = _file_fields(path)
     if stat is not None:
@@ -188,6 +189,8 @@ def file_event(
             process["command_line"] = " ".join(proc.args)
         if proc.ppid is not None:
             process["parent"] = {"pid": proc.ppid}
+            if parent_entity is not None:
+                process["parent"]["entity_id"] = parent_entity
         process["Ext"] = {"attribution": proc.source}
         if proc.uid is not None:
             doc["user"] = {"id": proc.uid, "name": user_name(proc.uid)}

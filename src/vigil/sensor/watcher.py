@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from vigil.sensor import fanotify as fan
 from vigil.sensor.connector import ProcConnector
 from vigil.sensor.ecs import HostInfo, file_event, health_event
-from vigil.sensor.procs import ProcessTable, read_proc
+from vigil.sensor.process import read_stat
+from vigil.sensor.procs import Proc, ProcessTable, read_proc
 
 DEFAULT_PATHS = ("/lib/dracut/modules.d", "/usr/lib/dracut/modules.d")
 
@@ -25,6 +26,9 @@ class SensorStats:
     lost: int = 0  # kernel queue overflows (each one is at least one lost event)
     unattributed: int = 0
     fallback: int = 0  # attributed late from /proc: less reliable
+    process: int = 0  # process events (eBPF)
+    network: int = 0  # network events (eBPF)
+    kernel_lost: int = 0  # eBPF records the ring buffer had no room for
 
 
 def existing_ancestor(path: str) -> str:
@@ -51,6 +55,7 @@ class Sensor:
         *,
         ignore_paths: Iterable[str] = (),
         coalesce: float = 0.01,
+        processes: bool = True,
     ) -> None:
         # Watched prefixes as the kernel names them (symlinks such as /lib -> usr/lib resolved).
         self.prefixes = sorted({_real(p) for p in paths})
@@ -84,28 +89,65 @@ class Sensor:
                         seen.add(self.group.mark_filesystem(mnt, fan.FAN_OPEN_EXEC))
                 except (fan.SensorUnavailable, OSError):
                     pass
-            try:
-                self.connector: ProcConnector | None = ProcConnector()
-                self.connector.start(read_proc)
-            except OSError:
-                self.connector = None
+            # Process and network events from eBPF; where it cannot load, the connector and
+            # /proc (lossy for programs that exit at once) attribute file events.
+            self.kernel = None
+            self.kernel_error: str | None = None
+            if processes:
+                from vigil.sensor.ebpf import BPFUnavailable, KernelSensor
+
+                try:
+                    self.kernel = KernelSensor(
+                        self.host, self._event_id, ignore_pids=frozenset({self._self_pid})
+                    )
+                except (BPFUnavailable, OSError) as exc:
+                    self.kernel_error = str(exc).splitlines()[0]
+            self.connector: ProcConnector | None = None
+            if self.kernel is None:
+                try:
+                    self.connector = ProcConnector()
+                    self.connector.start(read_proc)
+                except OSError:
+                    self.connector = None
             self.procs.snapshot()
         except BaseException:
-            self.group.close()
+            self.close()
             raise
         self._last_sweep = time.monotonic()
+
+    @property
+    def collection(self) -> str:
+        """How process events are collected, for people."""
+        if self.kernel is not None:
+            return f"eBPF ({', '.join(self.kernel.probes.attached)})"
+        why = f" ({self.kernel_error})" if self.kernel_error else ""
+        return f"process connector + /proc, lossy for programs that exit at once{why}"
+
+    def already_running(self) -> list[dict]:
+        """``already_running`` process events for what runs now (eBPF sensor only)."""
+        if self.kernel is None:
+            return []
+        docs = self.kernel.already_running()
+        self.stats.process = self.kernel.stats.process
+        return docs
 
     def fileno(self) -> int:
         return self.group.fd
 
     def poll(self, timeout: float | None = None) -> list[dict]:
         """Events that arrived, waiting up to ``timeout`` seconds (None: forever)."""
-        ready, _, _ = select.select([self.group.fd], [], [], timeout)
+        fds = [self.group.fd] if self.kernel is None else [self.group.fd, self.kernel.fileno()]
+        if self.kernel is not None and self.kernel.pending():
+            timeout = 0
+        ready, _, _ = select.select(fds, [], [], timeout)
         out: list[dict] = []
         if ready and self.coalesce:
             time.sleep(self.coalesce)
         self._drain_connector()
-        if ready:
+        if self.kernel is not None:
+            # Process events first: a file event's writer has exec'ed before it wrote.
+            out += self._drain_kernel()
+        if self.group.fd in ready:
             for raw in self.group.read(1 << 18):
                 doc = self._handle(raw)
                 if doc is not None:
@@ -115,6 +157,13 @@ class Sensor:
             self.procs.sweep()
             self._last_sweep = now
         return out
+
+    def _drain_kernel(self) -> list[dict]:
+        assert self.kernel is not None
+        docs = self.kernel.poll()
+        ks = self.kernel.stats
+        self.stats.process, self.stats.network, self.stats.kernel_lost = ks.process, ks.network, ks.dropped
+        return docs
 
     def _drain_connector(self) -> None:
         if self.connector is None:
@@ -185,6 +234,20 @@ class Sensor:
             # come in since the batch started.
             self._drain_connector()
         proc = self.procs.lookup(raw.pid)
+        parent_entity = None
+        task = self.kernel.procs.get(raw.pid) if self.kernel is not None else None
+        if task is not None:
+            # The eBPF table knows the writer from its exec: the same entity id as its
+            # process events, and its parent's.
+            proc = Proc(
+                raw.pid, task.executable, task.args, task.ppid, task.start, "exec", None, task.euid, task.egid
+            )
+            parent = self.kernel.procs.get(task.ppid)
+            parent_entity = parent.entity if parent is not None else None
+        elif proc is not None:
+            st = read_stat(raw.pid)
+            if st is not None:
+                proc.start = st["start"]  # boot ticks: the kernel's start time, as eBPF gives it
         if proc is None or not proc.executable:
             self.stats.unattributed += 1
         elif proc.source == "proc":
@@ -206,6 +269,7 @@ class Sensor:
             now_ns=now_ns,
             old_path=old_path,
             stat=stat,
+            parent_entity=parent_entity,
         )
 
     def _event_id(self) -> str:
@@ -228,8 +292,10 @@ class Sensor:
         return path.startswith(self._under) or path in self._exact
 
     def close(self) -> None:
-        if self.connector is not None:
+        if getattr(self, "connector", None) is not None:
             self.connector.close()
+        if getattr(self, "kernel", None) is not None:
+            self.kernel.close()
         self.group.close()
 
 
