@@ -84,9 +84,13 @@ def _not_runnable_kind(rule) -> str:
     return rule.type
 
 
-def load_detection(args: argparse.Namespace) -> Detection:
-    """Rules (bundled when none are named), exceptions and the engine; problems reported on stderr."""
+def load_detection(args: argparse.Namespace, keep=None) -> Detection:
+    """Rules (bundled when none are named), exceptions and the engine; problems reported on stderr.
+
+    ``keep(rule)``: only the rules it accepts are run (``vigil watch``: the rules for this host)."""
     ruleset = load_rules(args.rules) if args.rules else bundled_rules()
+    if keep is not None:
+        ruleset.rules = [rule for rule in ruleset.rules if keep(rule)]
     _report(ruleset.problems, "rule", args.strict)
     for rule in ruleset.rules:
         rule.match_long_values = getattr(args, "match_long_values", False)

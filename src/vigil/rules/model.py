@@ -151,6 +151,12 @@ class Rule:
         query is translated into an EQL event query first. The rule's ``filters``
         are ANDed into every event query, so every path that runs the compiled
         statement (matcher, routing, SQL, Spark, replay) runs them too."""
+        compiled = self._compiled
+        if compiled is not None and compiled.options.match_long_values != self.match_long_values:
+            # Set after the rule was checked (scan --match-long-values): another schema.
+            self._compiled = self._compile_error = None
+        elif compiled is not None:
+            return compiled
         if self._compile_error is not None:
             raise self._compile_error
         if self._compiled is None:
