@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+# One rule cache (vigil.rules.cache) for the run, the commands it starts included, and
+# never the user's: the first load of a rule set in a run is checked afresh.
+os.environ["VIGIL_CACHE_DIR"] = tempfile.mkdtemp(prefix="vigil-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -55,47 +55,72 @@ class Query:
     """A compiled statement; see the module docstring."""
 
     def __init__(self, statement: ast.Statement, schema, options: QueryOptions) -> None:
-        from vigil.eql.compiler import compile_event_filter, compile_value
-
         self.statement = statement
         self.options = options
+        self._schema = schema
         q = statement.query
-        cat = options.event_category_field
-        if isinstance(q, ast.EventQuery):
-            self.kind = "event"
-            self._filter = compile_event_filter(q, schema, cat)
-            self._stages: list[Stage] = []
-        else:
-            self.kind = "sequence" if isinstance(q, ast.Sequence) else "sample"
-            shared: tuple = ()
-            stages = []
-            raw = list(q.stages)
-            for s in raw:
-                keys = [compile_value(k, schema) for k in s.keys]
-                stages.append(
-                    Stage(
-                        compile_event_filter(s.query, schema, cat),
-                        keys,
-                        runs=getattr(s, "runs", 1),
-                        missing=getattr(s, "missing", False),
-                        nullable=[isinstance(k, ast.Field) and k.optional for k in s.keys],
-                    )
+        self.kind = (
+            "event" if isinstance(q, ast.EventQuery) else "sequence" if isinstance(q, ast.Sequence) else "sample"
+        )
+        self._built: tuple | None = None
+
+    # The matchers are Python closures, built on first use: a rule set loaded from the
+    # rule cache (vigil.rules.cache) holds checked statements, and a rule that no event
+    # reaches never pays for its compilation. A query pickles as its statement.
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_built"] = None
+        return state
+
+    def build(self) -> Query:
+        """Compile the matchers now (a compile error is raised here, not at first match)."""
+        if self._built is None:
+            self._built = self._compile()
+        return self
+
+    @property
+    def _filter(self) -> Callable[[dict], Any]:
+        return (self._built or self.build()._built)[0]
+
+    @property
+    def _stages(self) -> list[Stage]:
+        return (self._built or self.build()._built)[1]
+
+    @property
+    def _until(self) -> Stage | None:
+        return (self._built or self.build()._built)[2]
+
+    def _compile(self) -> tuple:
+        from vigil.eql.compiler import compile_event_filter, compile_value
+
+        schema, q = self._schema, self.statement.query
+        cat = self.options.event_category_field
+        if self.kind == "event":
+            return compile_event_filter(q, schema, cat), [], None
+        stages = []
+        for s in q.stages:
+            keys = [compile_value(k, schema) for k in s.keys]
+            stages.append(
+                Stage(
+                    compile_event_filter(s.query, schema, cat),
+                    keys,
+                    runs=getattr(s, "runs", 1),
+                    missing=getattr(s, "missing", False),
+                    nullable=[isinstance(k, ast.Field) and k.optional for k in s.keys],
                 )
-            del shared
-            self._stages = stages
-            self._until = None
-            if isinstance(q, ast.Sequence) and q.until is not None:
-                u = q.until
-                self._until = Stage(
-                    compile_event_filter(u.query, schema, cat), [compile_value(k, schema) for k in u.keys]
-                )
-            filters = [s.filter for s in stages] + ([self._until.filter] if self._until else [])
-            self._filter = lambda d, fs=filters: any(f(d) for f in fs)
+            )
+        until = None
+        if isinstance(q, ast.Sequence) and q.until is not None:
+            u = q.until
+            until = Stage(compile_event_filter(u.query, schema, cat), [compile_value(k, schema) for k in u.keys])
+        filters = [s.filter for s in stages] + ([until.filter] if until else [])
+        return (lambda d, fs=filters: any(f(d) for f in fs)), stages, until
 
     def matches(self, doc: dict) -> bool:
         """Event query: category and condition. Sequence/sample: any stage's filter."""
+        test = (self._built or self.build()._built)[0]  # a compile error is raised, never "no match"
         try:
-            return bool(self._filter(doc))
+            return bool(test(doc))
         except Exception:  # noqa: BLE001 - a bad document never matches
             return False
 
@@ -230,7 +255,7 @@ def compile_query(text_or_statement, schema=None, options: QueryOptions | None =
 
         schema = Schema(untyped=True) if schema is None else schema
         schema = schema.matching_long_values()
-    return Query(stmt, schema, options)
+    return Query(stmt, schema, options).build()
 
 
 def _tiebreak(value: Any) -> tuple:

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from vigil.errors import VigilError
+from vigil.rules.cache import RuleCache
 from vigil.rules.model import Rule, rule_from_dict
 
 RULE_SUFFIXES = (".toml", ".ndjson", ".json")
@@ -167,16 +168,35 @@ def _parse(text: str, name: str) -> RuleSet:
     return out
 
 
-def load_texts(texts: Iterable[tuple[str, str]]) -> RuleSet:
-    """The rules of files already read: ``(name, text)`` pairs, as in :attr:`RuleSet.texts`."""
-    out = RuleSet()
-    for name, text in texts:
-        out.extend(_parse(text, name))
+def _checked(text: str, name: str, cache: RuleCache) -> RuleSet:
+    """:func:`_parse`, with each rule's verdict (runs, or why not) and checked query,
+    from the cache when this file was read before."""
+    key = cache.key(name, text)
+    found = cache.get(key)
+    if isinstance(found, RuleSet):
+        return found
+    out = _parse(text, name)
+    for rule in out.rules:
+        rule.why_not_runnable  # noqa: B018 - compiles the query: its verdict is kept
+    cache.put(key, out)
     return out
 
 
-def load_rules(paths: Iterable[str | Path]) -> RuleSet:
-    """Load every rule file under the given files and folders; problems never stop the rest."""
+def load_texts(texts: Iterable[tuple[str, str]], *, cache: RuleCache | None = None) -> RuleSet:
+    """The rules of files already read: ``(name, text)`` pairs, as in :attr:`RuleSet.texts`."""
+    cache = RuleCache.default() if cache is None else cache
+    out = RuleSet()
+    for name, text in texts:
+        out.extend(_checked(text, name, cache))
+    cache.save()
+    return out
+
+
+def load_rules(paths: Iterable[str | Path], *, cache: RuleCache | None = None) -> RuleSet:
+    """Load every rule file under the given files and folders; problems never stop the rest.
+
+    Rules come checked (see :mod:`vigil.rules.cache`): each knows whether it runs."""
+    cache = RuleCache.default() if cache is None else cache
     out = RuleSet()
     for raw in paths:
         path = Path(raw)
@@ -198,7 +218,8 @@ def load_rules(paths: Iterable[str | Path]) -> RuleSet:
             except (OSError, UnicodeDecodeError) as exc:
                 out.problems.append(VigilError(f"cannot read rule file: {exc}", file=str(file)))
                 continue
-            out.extend(_parse(text, str(file)))
+            out.extend(_checked(text, str(file), cache))
+    cache.save()
     return out
 
 
