@@ -24,15 +24,16 @@ def parse(text: str):
     return _parse(text)
 
 
-def to_eql(text: str):
-    """The EQL :class:`vigil.eql.ast.Statement` with the meaning of the KQL text."""
+def to_eql(text: str, *, now_ms: int | None = None):
+    """The EQL :class:`vigil.eql.ast.Statement` with the meaning of the KQL text;
+    ``now_ms``: the time of the run that reads date math (``now-30d/d``)."""
     from vigil.kql.translate import to_eql as _to_eql
 
-    return _to_eql(parse(text), text)
+    return _to_eql(parse(text), text, now_ms=now_ms)
 
 
-def compile(text: str, *, options=None):  # noqa: A001 - mirrors re.compile
+def compile(text: str, *, options=None, now_ms: int | None = None):  # noqa: A001 - mirrors re.compile
     """Parse, translate and compile KQL text into a :class:`vigil.eql.query.Query`."""
     from vigil import eql
 
-    return eql.compile(to_eql(text), options=options)
+    return eql.compile(to_eql(text, now_ms=now_ms), options=options)

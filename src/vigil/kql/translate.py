@@ -40,8 +40,15 @@ keyword, as ECS and dynamic mapping make strings):
   (:mod:`vigil.lucene.analysis`). Here: the internal query functions
   ``text.match``, ``text.match_phrase`` and ``text.wildcard``, which test each value
   of the field (a phrase never spans two values: ``position_increment_gap``).
-- Everything whose exact meaning needs more (dates and their time zone, floats, ranges on strings,
-  ``nested`` mappings, wildcards in field names, a value with no field) raises
+- ``f*: *`` (a wildcard in the field name, the value ``*``) is ``exists`` on the
+  pattern, which Elasticsearch expands to the mapped fields it matches, or else to
+  the fields under it (``ExistsQueryBuilder.getMappedField``: the pattern, then
+  ``pattern.*``); here the fields of the mapping Vigil knows (:mod:`vigil.eql.ecs`).
+- a range on a date field, given the time of a run (``now_ms``): ``now`` date math
+  read as Elasticsearch reads a range bound (:mod:`vigil.kql.datemath`), or an
+  absolute date (a partial one rounded per bound), in UTC (``dateFormatTZ: 'Zulu'``).
+- Everything whose exact meaning needs more (dates with no run time, floats, ranges on strings,
+  ``nested`` mappings, other wildcards in field names, a value with no field) raises
   :class:`KqlUnsupported`: the rule is reported and not run.
 
 Every EQL construct used holds on arrays (any value matches) and is false on a
@@ -57,11 +64,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import lru_cache
 
-from vigil.eql import ast
+from vigil.eql import ast, ecs
 from vigil.eql import semantics as S
 from vigil.eql.ecs import ecs_type
 from vigil.eql.fields import split_path
+from vigil.eql.semantics import DateValue
+from vigil.kql import datemath
 from vigil.kql import tree as T
 from vigil.kql.errors import KqlUnsupported
 from vigil.lucene.analysis import field_analyzer
@@ -99,6 +109,32 @@ def field_type(name: str) -> str:
     return "text" if ftype in _ANALYSED else ftype
 
 
+@lru_cache(maxsize=1)
+def known_fields() -> tuple[str, ...]:
+    """Every field of the mapping Vigil knows (ECS and the packages' fields), sorted."""
+    return tuple(sorted(ecs._table()))
+
+
+def pattern_fields(parts: Sequence[str]) -> list[str]:
+    """The known fields a field-name pattern names: its literal ``parts`` in order,
+    ``*`` between them matching any run of characters, dots included
+    (Regex.simpleMatch, as SearchExecutionContext.getMatchingFieldNames reads it)."""
+    first, last, middle = parts[0], parts[-1], parts[1:-1]
+    out = []
+    for name in known_fields():
+        if len(name) < len(first) + len(last) or not name.startswith(first) or not name.endswith(last):
+            continue
+        i, end = len(first), len(name) - len(last)
+        for p in middle:
+            i = name.find(p, i, end)
+            if i < 0:
+                break
+            i += len(p)
+        else:
+            out.append(name)
+    return out
+
+
 def glob_condition(
     fld: ast.Field, literals: Sequence[str], wilds: str, *, insensitive: bool = False, loc: T.Loc = T.NO_LOC
 ) -> ast.Expr:
@@ -133,14 +169,17 @@ def range_condition(name: str, op: T.RangeOp, text: str) -> ast.Expr:
     return _Translator("").range(T.Range(T.Value((name,)), op, T.Value((text,), quoted=True)))
 
 
-def to_eql(node: T.Node, text: str = "") -> ast.Statement:
-    """The EQL statement with the KQL query's meaning; raises :class:`KqlUnsupported`."""
-    return ast.Statement(ast.EventQuery(None, _Translator(text).expr(node)), text=text)
+def to_eql(node: T.Node, text: str = "", *, now_ms: int | None = None) -> ast.Statement:
+    """The EQL statement with the KQL query's meaning; raises :class:`KqlUnsupported`.
+    ``now_ms`` is the time of the run date math is read at (none: date ranges are
+    not supported)."""
+    return ast.Statement(ast.EventQuery(None, _Translator(text, now_ms).expr(node)), text=text)
 
 
 class _Translator:
-    def __init__(self, text: str):
+    def __init__(self, text: str, now_ms: int | None = None):
         self.text = text
+        self.now_ms = now_ms
 
     def unsupported(self, loc: T.Loc, message: str) -> KqlUnsupported:
         line, col = loc if loc != T.NO_LOC else (None, None)
@@ -176,6 +215,8 @@ class _Translator:
         return ast.Field(split_path(name), loc=value.loc), field_type(name)
 
     def is_(self, node: T.Is) -> ast.Expr:
+        if node.field is not None and node.field.is_wildcard and node.value.parts == ("", ""):
+            return self.exists_pattern(node.field, node.loc)
         fld, ftype = self.field(node.field, node.loc)
         value = node.value
         loc = value.loc
@@ -245,9 +286,48 @@ class _Translator:
         # query_string's wildcard: `*` between the parts, `?` and every other character literal.
         return glob_condition(fld, value.parts, "*" * (len(value.parts) - 1), loc=value.loc)
 
+    def exists_pattern(self, pattern: T.Value, loc: T.Loc) -> ast.Expr:
+        """``f*: *``: any known field the pattern names has a value."""
+        names = pattern_fields(pattern.parts) or pattern_fields(
+            (*pattern.parts[:-1], pattern.parts[-1] + ".", "")
+        )
+        if not names:
+            raise self.unsupported(pattern.loc, f"the field pattern {pattern.text!r} names no known field")
+        return ast.Or(
+            tuple(
+                ast.Comparison("!=", ast.Field(split_path(n), loc=pattern.loc), ast.Literal(None))
+                for n in names
+            ),
+            loc=loc,
+        )
+
+    def date_range(self, fld: ast.Field, node: T.Range) -> ast.Expr:
+        value = node.value
+        if self.now_ms is None:
+            raise self.unsupported(
+                node.loc, f"a range on the date field {fld.name} (outside a scheduled run)"
+            )
+        if value.is_wildcard or value.constant is not ...:
+            raise self.unsupported(value.loc, f"the range bound {value.text!r} on {fld.name}")
+        if datemath.is_date_math(value.text):
+            try:
+                lit: object = DateValue(datemath.bound(node.op, value.text, self.now_ms))
+            except datemath.DateMathError as exc:
+                raise self.unsupported(value.loc, f"the date math {value.text!r}: {exc}") from None
+        else:
+            lit = S.date_literal(value.text) if "||" not in value.text else None
+            if lit is None:
+                raise self.unsupported(value.loc, f"the date {value.text!r} on {fld.name}")
+        # A one-term `or`, as for the other ranges.
+        return ast.Or(
+            (ast.Comparison(node.op, fld, ast.Literal(lit, loc=value.loc), loc=node.loc),), loc=node.loc
+        )
+
     def range(self, node: T.Range) -> ast.Expr:
         fld, ftype = self.field(node.field, node.loc)
         value = node.value
+        if ftype == "date":
+            return self.date_range(fld, node)
         if (
             ftype == "ip"
             and value.constant is ...
