@@ -98,7 +98,8 @@ class Watch:
     def _read(self, path: Path) -> list[dict]:
         if not path.exists():
             return []
-        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        # A line still being written (no newline yet) is read next time.
+        return [json.loads(x) for x in path.read_text().split("\n")[:-1] if x.strip()]
 
     def events_for(self, path: str, action: str = "creation", timeout: float = 5.0) -> list[dict]:
         deadline = time.monotonic() + timeout
@@ -106,7 +107,7 @@ class Watch:
             found = [
                 e
                 for e in self._read(self.events_path)
-                if e["file"]["path"] == path and e["event"]["action"] == action
+                if e.get("file", {}).get("path") == path and e["event"]["action"] == action
             ]
             if found or time.monotonic() > deadline:
                 return found
@@ -523,7 +524,7 @@ def test_vigils_own_writes_never_feed_back(watch, tmp_path):
         assert short.events_for(str(marker))
     finally:
         short.stop()
-    paths = {e["file"]["path"] for e in short._read(short.events_path)}
+    paths = {e["file"]["path"] for e in short._read(short.events_path) if "file" in e}
     assert str(target) in paths
     assert not {p for p in paths if p.startswith(str(out)) or p.startswith(str(tmp_path))}
     alerts = [json.loads(x) for x in out.read_text().splitlines()]

@@ -237,11 +237,15 @@ class Sensor:
         parent_entity = None
         task = self.kernel.procs.get(raw.pid) if self.kernel is not None else None
         if task is not None:
-            # The eBPF table knows the writer from its exec: the same entity id as its
-            # process events, and its parent's.
-            proc = Proc(
-                raw.pid, task.executable, task.args, task.ppid, task.start, "exec", None, task.euid, task.egid
-            )
+            # The eBPF table gives the entity ids (the writer's and its parent's), the same as
+            # in its process events. Its program may already be a later one (the exec record
+            # is read before this file event): the fanotify table, in the same queue as the
+            # file events, says which program wrote, and then its arguments are the previous.
+            exe, args = task.executable, task.args
+            if proc is not None and proc.source == "exec" and proc.executable and proc.executable != exe:
+                prev = next((p for p in task.previous if p.get("executable") == proc.executable), None)
+                exe, args = proc.executable, prev.get("args") if prev else proc.args
+            proc = Proc(raw.pid, exe, args, task.ppid, task.start, "exec", None, task.euid, task.egid)
             parent = self.kernel.procs.get(task.ppid)
             parent_entity = parent.entity if parent is not None else None
         elif proc is not None:
