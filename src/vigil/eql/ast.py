@@ -7,7 +7,8 @@ it takes no part in equality.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cache
 from typing import Literal as Lit
 
 Loc = tuple[int, int]
@@ -16,7 +17,15 @@ NO_LOC: Loc = (0, 0)
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    pass
+    def __reduce__(self):
+        # Pickled as its constructor's arguments: the default of a slotted dataclass looks
+        # its fields up again for every node, and the rule cache reads 100,000 of them.
+        return self.__class__, tuple(getattr(self, name) for name in _init_fields(self.__class__))
+
+
+@cache
+def _init_fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.init)
 
 
 # --- expressions -----------------------------------------------------------

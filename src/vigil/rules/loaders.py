@@ -173,12 +173,12 @@ def _checked(text: str, name: str, cache: RuleCache) -> RuleSet:
     from the cache when this file was read before."""
     key = cache.key(name, text)
     found = cache.get(key)
-    if isinstance(found, RuleSet):
-        return found
+    if isinstance(found, tuple) and len(found) == 2:
+        return RuleSet(rules=found[0], problems=found[1], texts=[(name, text)])
     out = _parse(text, name)
     for rule in out.rules:
         rule.why_not_runnable  # noqa: B018 - compiles the query: its verdict is kept
-    cache.put(key, out)
+    cache.put(key, (out.rules, out.problems))
     return out
 
 
