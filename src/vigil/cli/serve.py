@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="run rules on a schedule over events shipped over HTTP (Elasticsearch _bulk compatible)",
         description="Store events sent to POST /_bulk or POST /events/<index> and run each enabled rule "
-        "every `interval` over [now - from, now], as Kibana does. REST API under /api, health at /health.",
+        "every `interval` over [now - from, now], as Kibana does. REST API under /api, health at /health, triage pages at /ui/.",
     )
     p.add_argument(
         "--rules",
@@ -39,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--data", default="vigil-data", metavar="DIR", help="where the store lives (default: ./vigil-data)"
+    )
+    p.add_argument(
+        "--store",
+        metavar="FILE",
+        help="the store file itself, e.g. one written by vigil scan --store or vigil demo (default: DIR/vigil.db)",
     )
     p.add_argument(
         "--listen",
@@ -110,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         rule_paths=args.rules,
         exceptions_path=args.exceptions,
         data_dir=Path(args.data),
+        store=args.store,
         listen=args.listen,
         token=args.token,
         retention_ms=retention,

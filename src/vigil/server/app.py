@@ -24,6 +24,7 @@ from vigil import __version__
 from vigil.errors import VigilError
 from vigil.events.documents import TIME_FIELDS
 from vigil.scheduler.runner import Scheduler, rule_id
+from vigil.server import ui
 from vigil.server.bulk import BulkRequestError, Item, bulk_response, parse_bulk, parse_ndjson, source_item
 from vigil.server.guard import authorized, cross_site, host_allowed, json_content_type
 from vigil.server.names import InvalidIndexName
@@ -59,6 +60,7 @@ class Service:
     port: int = 0
     time_fields: tuple[str, ...] = TIME_FIELDS
     http: Any = None  # the BoundedHTTPServer, for /health
+    ui: Any = None  # the pages' state (vigil.server.ui.UiState), made on first use
     ingest: dict = field(default_factory=lambda: {"requests": 0, "accepted": 0, "rejected": 0})
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -144,6 +146,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         if not host_allowed(self.headers.get("Host"), svc.hosts, svc.port):
             raise HttpError(403, "security_exception", "this server does not answer to that Host name")
+        if ui.is_ui_path(path):  # the pages: a session cookie and a CSRF token instead (vigil.server.ui)
+            return ui.admit(self, method, path, length)
         if not authorized(svc.token, self.headers.get("Authorization")):
             raise HttpError(401, "security_exception", "missing or wrong token")
         if method in _STATE_CHANGES:
@@ -223,6 +227,8 @@ def route(h: Handler, method: str, parts: list[str], query: dict, body: bytes) -
         return h._send(200, health(svc))
     if head == "api":
         return api(h, method, parts[1:], query, body)
+    if head == "ui":
+        return ui.handle(h, method, parts[1:], query, body)
     if head == "events" and len(parts) == 2 and method == "POST":
         return ingest_ndjson(h, parts[1], body)
     if parts[-1] == "_bulk" and method in ("POST", "PUT") and len(parts) <= 2:

@@ -13,10 +13,11 @@ from typing import Any
 
 from vigil.errors import VigilError
 from vigil.scheduler.clock import Clock, default_clock
-from vigil.scheduler.runner import Scheduler, default_engine_factory, eql_timestamp_field
+from vigil.scheduler.runner import Scheduler, eql_timestamp_field
 from vigil.server.app import Service, make_server
 from vigil.server.guard import allowed_hosts, check_token
 from vigil.server.transport import Limits
+from vigil.server.ui import UiState
 from vigil.store.alerts import AlertStore
 from vigil.store.events import INGESTED, EventStore
 from vigil.store.runs import RunStore
@@ -55,6 +56,7 @@ def serve(
     rule_paths: list[str],
     exceptions_path: str | None,
     data_dir: Path,
+    store: str | None = None,
     listen: str,
     token: str | None,
     retention_ms: int | None,
@@ -96,9 +98,10 @@ def serve(
     elif exceptions_all:
         raise VigilError("--exceptions-all needs --exceptions FILE")
 
-    db = data_dir / "vigil.db"
+    db = Path(store) if store else data_dir / "vigil.db"
     try:
         events, alerts, runs = EventStore(db), AlertStore(db), RunStore(db)
+        pages = UiState(db, retention_ms)  # the triage pages' exceptions, sessions and reads
     except (OSError, sqlite3.Error) as exc:
         raise VigilError(f"cannot open the store: {exc}", file=str(db)) from None
     clock = clock or default_clock()
@@ -108,7 +111,7 @@ def serve(
         events,
         alerts,
         runs,
-        engine_factory=default_engine_factory(exceptions, exceptions_all),
+        engine_factory=pages.engine_factory(exceptions, exceptions_all),
         clock=clock,
         **({"run_timeout_s": run_timeout_s} if run_timeout_s else {}),
     )
@@ -121,6 +124,7 @@ def serve(
         hosts=allowed_hosts(host, allow_hosts or ()),
         limits=limits or Limits(),
         time_fields=time_fields(ruleset.rules),
+        ui=pages,
     )
     try:
         server = make_server(svc, host, port)

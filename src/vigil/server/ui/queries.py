@@ -1,0 +1,317 @@
+"""What the pages read from the store: alerts filtered, sorted, paged, counted.
+
+A connection of its own on the store file (SQLite's write-ahead log lets it read
+while the scheduler writes). Filters on the alert table's columns (time, severity,
+rule, host, status) are SQL; a KQL search runs :mod:`vigil.kql` over each document
+those filters leave, so it means what it means in a rule.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vigil.eql.fields import lookup
+from vigil.store.db import connect
+
+SEVERITIES = ("critical", "high", "medium", "low")
+_SEVERITY_RANK = "CASE lower(severity) WHEN 'critical' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END"
+SORTS = {
+    "time": "ts_ms",
+    "rule": "rule_name",
+    "severity": _SEVERITY_RANK,
+    "risk": "risk_score",
+    "host": "host",
+    "status": "status",
+}
+BUCKETS = 48
+
+
+@dataclass
+class Filters:
+    since_ms: int | None = None
+    until_ms: int | None = None
+    severity: str | None = None
+    rule: str | None = None
+    host: str | None = None
+    status: str | None = None
+    kql: Any = None  # a compiled KQL query, or None
+
+    def where(self) -> tuple[str, list]:
+        clauses, params = [], []
+        if self.since_ms is not None:
+            clauses.append("ts_ms >= ?")
+            params.append(self.since_ms)
+        if self.until_ms is not None:
+            clauses.append("ts_ms <= ?")
+            params.append(self.until_ms)
+        if self.severity:
+            clauses.append("lower(severity) = ?")
+            params.append(self.severity.lower())
+        if self.rule:
+            clauses.append("(rule_id = ? OR rule_name = ?)")
+            params += [self.rule, self.rule]
+        if self.host:
+            clauses.append("host = ?")
+            params.append(self.host)
+        if self.status:
+            clauses.append("status = ?")
+            params.append(self.status)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+@dataclass
+class Row:
+    uuid: str
+    rule_id: str | None
+    rule_name: str | None
+    severity: str | None
+    risk: float | None
+    host: str | None
+    status: str
+    ts_ms: int | None
+    doc: dict | None = None
+
+    def field(self, *paths: str) -> Any:
+        for path in paths:
+            values = lookup(self.doc or {}, path)
+            if values:
+                return values[0]
+        return None
+
+
+@dataclass
+class Result:
+    rows: list[Row]
+    total: int
+    by_severity: Counter
+    by_rule: list[tuple[str, int]]
+    histogram: list[tuple[int, int]]  # (bucket start ms, count)
+    bucket_ms: int
+    groups: list[dict] = field(default_factory=list)
+
+
+_COLS = "uuid, rule_id, rule_name, severity, risk_score, host, status, ts_ms"
+
+
+class AlertQueries:
+    def __init__(self, path: str | Path) -> None:
+        self._conn = connect(path)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _all(self, sql: str, params: list | tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def search(
+        self,
+        filters: Filters,
+        *,
+        sort: str = "time",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 50,
+        group: str | None = None,
+    ) -> Result:
+        where, params = filters.where()
+        direction = "DESC" if descending else "ASC"
+        order = f" ORDER BY {SORTS.get(sort, 'ts_ms')} {direction}, ts_ms DESC, uuid"
+        if filters.kql is not None:
+            return self._search_kql(filters, where + order, params, offset, limit, group)
+        total = self._all("SELECT COUNT(*) FROM alerts" + where, params)[0][0]
+        rows = [
+            self._row(r)
+            for r in self._all(
+                f"SELECT {_COLS}, doc FROM alerts{where}{order} LIMIT ? OFFSET ?", [*params, limit, offset]
+            )
+        ]
+        by_sev = Counter(
+            {
+                (s or "").lower(): n
+                for s, n in self._all(f"SELECT severity, COUNT(*) FROM alerts{where} GROUP BY 1", params)
+            }
+        )
+        by_rule = [
+            (name or "", n)
+            for name, n in self._all(
+                f"SELECT rule_name, COUNT(*) FROM alerts{where} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+                params,
+            )
+        ]
+        lo, hi = self._all(f"SELECT MIN(ts_ms), MAX(ts_ms) FROM alerts{where}", params)[0]
+        bucket = _bucket_ms(lo, hi)
+        hist = []
+        if lo is not None:
+            hist = self._all(
+                f"SELECT (ts_ms - ?) / ? AS b, COUNT(*) FROM alerts{where}"
+                f"{' AND' if where else ' WHERE'} ts_ms IS NOT NULL GROUP BY b ORDER BY b",
+                [lo, bucket, *params],
+            )
+        result = Result(rows, total, by_sev, by_rule, _histogram(lo, bucket, hist), bucket)
+        if group in ("rule", "host"):
+            column = "rule_name" if group == "rule" else "host"
+            result.groups = [
+                {"key": key, "count": n, "high": high, "last_ms": last}
+                for key, n, high, last in self._all(
+                    f"SELECT {column}, COUNT(*), MAX({_SEVERITY_RANK}), MAX(ts_ms) FROM alerts{where}"
+                    " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 200",
+                    params,
+                )
+            ]
+        return result
+
+    def _search_kql(
+        self, filters: Filters, tail: str, params: list, offset: int, limit: int, group: str | None
+    ) -> Result:
+        rows: list[Row] = []
+        total = 0
+        by_sev: Counter = Counter()
+        by_rule: Counter = Counter()
+        times: list[int] = []
+        groups: dict[str, list] = {}
+        for r in self._iter(f"SELECT {_COLS}, doc FROM alerts{tail}", params):
+            row = self._row(r)
+            if not filters.kql.matches(row.doc):
+                continue
+            if offset <= total < offset + limit:
+                rows.append(row)
+            total += 1
+            by_sev[(row.severity or "").lower()] += 1
+            by_rule[row.rule_name or ""] += 1
+            if row.ts_ms is not None:
+                times.append(row.ts_ms)
+            if group in ("rule", "host"):
+                key = row.rule_name if group == "rule" else row.host
+                g = groups.setdefault(key or "", [0, 0, None])
+                g[0] += 1
+                g[1] = max(g[1], _rank(row.severity))
+                g[2] = max(g[2] or 0, row.ts_ms or 0)
+        lo, hi = (min(times), max(times)) if times else (None, None)
+        bucket = _bucket_ms(lo, hi)
+        counts = Counter((ms - lo) // bucket for ms in times) if times else Counter()
+        result = Result(
+            rows,
+            total,
+            by_sev,
+            sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0]))[:10],
+            _histogram(lo, bucket, sorted(counts.items())),
+            bucket,
+        )
+        result.groups = [
+            {"key": k, "count": v[0], "high": v[1], "last_ms": v[2]}
+            for k, v in sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0]))[:200]
+        ]
+        return result
+
+    def _iter(self, sql: str, params: list, batch: int = 2000) -> Iterator[tuple]:
+        with self._lock:
+            cur = self._conn.execute(sql, params)
+            while chunk := cur.fetchmany(batch):
+                yield from chunk
+
+    @staticmethod
+    def _row(r: tuple) -> Row:
+        return Row(*r[:8], doc=orjson.loads(r[8]) if len(r) > 8 else None)
+
+    def hosts(self, limit: int = 500) -> list[str]:
+        return [
+            h
+            for (h,) in self._all(
+                "SELECT DISTINCT host FROM alerts WHERE host IS NOT NULL ORDER BY 1 LIMIT ?", [limit]
+            )
+        ]
+
+    def rules(self, limit: int = 2000) -> list[tuple[str, str]]:
+        return self._all(
+            "SELECT rule_id, MAX(rule_name) FROM alerts WHERE rule_id IS NOT NULL GROUP BY 1 ORDER BY 2 LIMIT ?",
+            [limit],
+        )
+
+    def by_host(self, host: str, exclude: str, limit: int = 20) -> list[Row]:
+        return [
+            self._row(r)
+            for r in self._all(
+                f"SELECT {_COLS}, doc FROM alerts WHERE host = ? AND uuid != ? ORDER BY ts_ms DESC LIMIT ?",
+                [host, exclude, limit],
+            )
+        ]
+
+    def with_value(self, path: str, value: str, exclude: str, limit: int = 20) -> list[Row]:
+        """Alerts whose ``path`` holds ``value`` (its text found first, then the field checked)."""
+        out = []
+        for r in self._iter(
+            f"SELECT {_COLS}, doc FROM alerts WHERE instr(doc, ?) > 0 AND uuid != ? ORDER BY ts_ms DESC",
+            [orjson.dumps(value).decode(), exclude],
+        ):
+            row = self._row(r)
+            if value in [str(v) for v in lookup(row.doc, path)]:
+                out.append(row)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def last_runs(self) -> dict[str, dict]:
+        """Each rule's latest run."""
+        cols = (
+            "rule_id, started_ms, duration_ms, alerts_written, capped, gap_from_ms, gap_to_ms, error, matches"
+        )
+        try:
+            rows = self._all(
+                f"SELECT {cols} FROM runs WHERE seq IN (SELECT MAX(seq) FROM runs GROUP BY rule_id)"
+            )
+        except Exception:  # no runs table yet
+            return {}
+        names = [c.strip() for c in cols.split(",")]
+        return {r[0]: dict(zip(names, r, strict=True)) for r in rows}
+
+    def rule_alert_counts(self) -> dict[str, int]:
+        return dict(self._all("SELECT rule_id, COUNT(*) FROM alerts GROUP BY 1"))
+
+    def events_ingested_since(self, ms: int) -> int:
+        try:
+            return self._all("SELECT COUNT(*) FROM events WHERE ingested_ms >= ?", [ms])[0][0]
+        except Exception:
+            return 0
+
+    def sensor_drops(self) -> tuple[int, int]:
+        """Sensor-health records stored (kernel queue overflows) and the events they say were lost."""
+        try:
+            row = self._all(
+                "SELECT COUNT(*), COALESCE(SUM(json_extract(doc, '$.vigil.sensor.lost')), 0) FROM events"
+                " WHERE idx = 'logs-vigil.sensor.health-default'"
+            )[0]
+        except Exception:
+            return 0, 0
+        return int(row[0]), int(row[1] or 0)
+
+
+def _rank(severity: str | None) -> int:
+    s = (severity or "").lower()
+    return SEVERITIES[::-1].index(s) + 1 if s in SEVERITIES else 0
+
+
+def _bucket_ms(lo: int | None, hi: int | None) -> int:
+    if lo is None or hi is None or hi <= lo:
+        return 60_000
+    raw = (hi - lo) // (BUCKETS - 1) + 1
+    for step in (1_000, 60_000, 300_000, 900_000, 3_600_000, 10_800_000, 86_400_000, 604_800_000):
+        if raw <= step:
+            return step
+    return raw
+
+
+def _histogram(lo: int | None, bucket: int, counts: list) -> list[tuple[int, int]]:
+    if lo is None:
+        return []
+    found = {int(b): int(n) for b, n in counts}
+    last = max(found, default=0)
+    return [(lo + b * bucket, found.get(b, 0)) for b in range(last + 1)]
