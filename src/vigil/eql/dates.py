@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 # The range of a Java long: what a date field can hold.
@@ -39,6 +40,13 @@ def to_epoch_millis(value: object) -> int | None:
         return _in_range(int(value)) if math.isfinite(value) else None
     if not isinstance(value, str):
         return None
+    # One event's timestamp is read several times (batch, ordering, sequences): short
+    # texts are remembered; long ones (never a date an ES mapping reads) are not kept.
+    return _text_millis(value) if len(value) <= 64 else _text_millis.__wrapped__(value)
+
+
+@lru_cache(maxsize=8192)
+def _text_millis(value: str) -> int | None:
     text = value.strip()
     digits = text[1:] if text[:1] == "-" else text
     if digits.isdigit() and digits.isascii():
