@@ -1,5 +1,6 @@
 """``vigil query``: run one EQL query over event files, like Elasticsearch's EQL search API
-(or, with ``--kql``, one KQL query as a custom query rule runs it).
+(or, with ``--kql``, one KQL query as a custom query rule runs it; with ``--esql``, one
+ES|QL query, printing its result table: :mod:`vigil.cli.esql_query`).
 
 Event queries print the matching events; sequences and samples print one
 object per match: ``{"join_keys": [...], "events": [doc | {"missing": true}, ...]}``.
@@ -53,6 +54,12 @@ def register(subparsers) -> None:
         help="the query is KQL (Kibana Query Language), e.g. 'process.name: sh and not user.name: root'",
     )
     p.add_argument(
+        "--esql",
+        action="store_true",
+        help="the query is ES|QL, e.g. 'FROM logs-* | WHERE process.name == \"sh\" | STATS n = COUNT(*) "
+        "BY host.name': prints the result table (docs/esql.md)",
+    )
+    p.add_argument(
         "--source",
         choices=("ecs", "sentinelone", "endgame"),
         default=None,
@@ -80,6 +87,10 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.esql:
+        from vigil.cli.esql_query import run_esql
+
+        return run_esql(args)
     if args.kql and args.mapping is not None:
         raise VigilError("--mapping applies to EQL queries: KQL takes field types from ECS")
     schema = None if args.kql else _schema(args.mapping)
