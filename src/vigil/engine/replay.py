@@ -26,6 +26,7 @@ from typing import Any
 
 from vigil.engine import new_terms, threshold
 from vigil.engine.routing import Router
+from vigil.engine.suppression import ReplaySuppressor
 from vigil.eql.dates import to_millis
 from vigil.eql.fields import lookup
 from vigil.events.model import Event
@@ -112,18 +113,21 @@ class Replay:
             if ts is not None:
                 self._replayed[rule.rule_id].add(event, ts, self._arrival)
 
+    def take(self, rule_id: str) -> tuple[Any, list[int], list]:
+        """A rule's parameters and its kept events' times and items, in ascending time."""
+        replayed = self._replayed.pop(rule_id)
+        # Sorted on time, then arrival: events of one time keep the input's order.
+        replayed.items.sort(key=lambda t: (t[0], t[1]))
+        return replayed.params, [t[0] for t in replayed.items], [t[2] for t in replayed.items]
+
     def alerts(self) -> Iterator[dict]:
         """Every rule's alerts, rule by rule, run by run."""
         for rule in self.rules:
-            replayed = self._replayed.pop(rule.rule_id)
-            # Sorted on time, then arrival: events of one time keep the input's order.
-            replayed.items.sort(key=lambda t: (t[0], t[1]))
-            times = [t[0] for t in replayed.items]
-            items = [t[2] for t in replayed.items]
-            yield from self._runs(rule, replayed.params, times, items)
+            yield from self._runs(rule, *self.take(rule.rule_id))
 
     def _runs(self, rule, params, times: list[int], items: list) -> Iterator[dict]:
         stats = self.stats[rule.rule_id]
+        suppressor = ReplaySuppressor.for_rule(rule)
         if rule.type == "threshold":
             state = threshold.ThresholdState()
         else:
@@ -140,8 +144,15 @@ class Replay:
                     rule, params, window, index, seen_ids, from_ms=from_ms, to_ms=to_ms
                 )
             stats["runs"] += 1
+            if suppressor is not None:
+                suppressor.run(found, from_ms=from_ms, to_ms=to_ms)
+                continue
             stats["alerts"] += len(found)
             yield from found
+        if suppressor is not None:
+            # Suppressed alerts are written once, with the counts of every run.
+            stats["alerts"] += len(kept := suppressor.alerts())
+            yield from kept
 
 
 def replay(

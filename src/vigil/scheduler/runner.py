@@ -27,13 +27,16 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any
 
+from vigil.engine.suppression import suppression_of
 from vigil.eql.dates import to_millis
 from vigil.eql.fields import lookup
 from vigil.errors import VigilError
 from vigil.events.model import Event
 from vigil.rules.model import SCHEDULED_TYPES
+from vigil.scheduler import stateful
 from vigil.scheduler.clock import Clock, default_clock
 from vigil.scheduler.windows import duration_ms, plan
+from vigil.store.alert_index import alert_event, reads_alerts
 from vigil.store.alerts import AlertStore
 from vigil.store.events import EventStore
 from vigil.store.runs import Run, RunStore
@@ -49,6 +52,8 @@ RUN_TIMEOUT_S = 300.0
 WORKERS = 4
 # Events one run may set aside because evaluating them failed; past this the run fails.
 MAX_FAILED_EVENTS = 16
+# What a rule carries from run to run in the store (vigil.scheduler.stateful).
+MEMORY_KINDS = (stateful.SIGNAL_HISTORY, stateful.BUCKET_HISTORY)
 
 
 class RunTimeout(Exception):
@@ -152,9 +157,12 @@ class Scheduler:
         self.running: dict[str, tuple[int, int, int]] = {}
 
     def runnable(self, rule: Any) -> bool:
-        # Threshold and new terms rules keep state between runs that the store does not hold
-        # yet: they run in scans (vigil.engine.replay), not here.
-        return bool(getattr(rule, "runnable", True)) and getattr(rule, "type", None) not in SCHEDULED_TYPES
+        # Threshold and new terms rules keep their state in the store (vigil.scheduler.stateful);
+        # other scheduled types run in scans only until they do.
+        kind = getattr(rule, "type", None)
+        return bool(getattr(rule, "runnable", True)) and (
+            kind not in SCHEDULED_TYPES or kind in stateful.SERVED
+        )
 
     def enabled(self, rule: Any) -> bool:
         override = self.runs.state(rule_id(rule)).enabled
@@ -242,15 +250,21 @@ class Scheduler:
         state = self.runs.state(rid)
         p = plan(now_ms, interval, span, state.last_started_ms)
         out = []
+        memory = {kind: self.runs.memory(rid, kind) for kind in MEMORY_KINDS}
         for i, window in enumerate(p.windows):
             last = i == len(p.windows) - 1
-            run = self._search(rule, window.start_ms, window.end_ms, now_ms)
+            run = self._search(rule, window.start_ms, window.end_ms, now_ms, memory=memory)
             run.catch_up = window.catch_up
             if i == 0 and p.gap_from_ms is not None:
                 run.gap_from_ms, run.gap_to_ms = p.gap_from_ms, p.gap_to_ms
                 log.warning("rule %s: gap of %d ms not searched", rid, p.gap_to_ms - p.gap_from_ms)
             # The schedule advances only with the last window: a crash before it repeats the run.
-            self.runs.finish(run, started_ms=now_ms if last else None, covered_to_ms=window.end_ms)
+            self.runs.finish(
+                run,
+                started_ms=now_ms if last else None,
+                covered_to_ms=window.end_ms,
+                memory={k: v for k, v in memory.items() if v is not None} if run.error is None else None,
+            )
             out.append(run)
         return out
 
@@ -275,28 +289,51 @@ class Scheduler:
             ]
         return cache[key]
 
-    def _search(self, rule: Any, start_ms: int, end_ms: int, now_ms: int) -> Run:
+    def _read(self, rule: Any, start_ms: int, end_ms: int) -> list[Event]:
+        """The events of ``[start_ms, end_ms]`` a rule's index takes, cut on its
+        ``timestamp_override`` (``@timestamp`` as the fallback); the alert store's alerts
+        too when the rule reads ``.alerts-security.*``."""
+        window_field = getattr(rule, "timestamp_override", None) or "@timestamp"
+        matches_index = getattr(rule, "matches_index", None)
+        found = [
+            event
+            for event in self._window(start_ms, end_ms, window_field, eql_timestamp_field(rule))
+            if matches_index is None or matches_index(event.index)
+        ]
+        if reads_alerts(rule):
+            # An alert is written after its event arrived: its @timestamp bounds its event times.
+            for alert in self.alerts.between(start_ms, 2**62):
+                event = alert_event(alert)
+                ts = stateful.suppression.event_time(event.doc, rule)
+                if ts is not None and start_ms <= ts <= end_ms:
+                    found.append(event)
+        return found
+
+    def _search(
+        self, rule: Any, start_ms: int, end_ms: int, now_ms: int, memory: dict[str, Any] | None = None
+    ) -> Run:
         t0 = time.monotonic()
         rid = rule_id(rule)
         run = Run(rid, now_ms, 0, start_ms, end_ms)
         self.running[rid] = (now_ms, start_ms, end_ms)
         try:
-            window_field = getattr(rule, "timestamp_override", None) or "@timestamp"
-            order_field = eql_timestamp_field(rule)
-            matches_index = getattr(rule, "matches_index", None)
-            found = [
-                event
-                for event in self._window(start_ms, end_ms, window_field, order_field)
-                if matches_index is None or matches_index(event.index)
-            ]
+            found = self._read(rule, start_ms, end_ms)
             run.events_searched = len(found)
+            memory = {} if memory is None else memory
             order = {(e.index or "", e.id): i for i, e in enumerate(found)}
             now = datetime.fromtimestamp(now_ms / 1000, UTC)
             deadline = t0 + self.run_timeout_s
             alerts: list[dict] = []
             try:
-                failed = self._evaluate(rule, now, found, deadline, alerts)
-                run.events_failed = len(failed)
+                if getattr(rule, "type", None) in stateful.SERVED:
+                    engine = self.engine_factory([rule], now)
+                    read = lambda a, b: self._read(rule, a, b)  # noqa: E731
+                    alerts += stateful.scheduled_alerts(
+                        rule, engine, found, read, memory, from_ms=start_ms, to_ms=end_ms
+                    )
+                else:
+                    failed = self._evaluate(rule, now, found, deadline, alerts)
+                    run.events_failed = len(failed)
             except RunTimeout:
                 run.error = f"timed out after {self.run_timeout_s:g} s; the alerts found so far are kept"
                 log.warning("rule %s: run %s", rid, run.error)
@@ -304,8 +341,23 @@ class Scheduler:
             run.matches = len(found_signals)
             max_signals = int(getattr(rule, "max_signals", 100) or 100)
             run.capped = run.matches >= max_signals
-            kept = [alert for signal in found_signals[:max_signals] for alert in signal]
-            run.alerts_written = self.alerts.add(kept)
+            spec = suppression_of(rule) if getattr(rule, "raw", None) else None
+            if spec is not None:
+                run.alerts_written, _ = stateful.write_suppressed(
+                    rule,
+                    spec,
+                    [alert for signal in found_signals for alert in signal],
+                    found,
+                    self.alerts,
+                    memory,
+                    now=now,
+                    now_ms=now_ms,
+                    from_ms=start_ms,
+                    to_ms=end_ms,
+                )
+            else:
+                kept = [alert for signal in found_signals[:max_signals] for alert in signal]
+                run.alerts_written = self.alerts.add(kept)
         except Exception as exc:  # a broken rule must not stop the others
             run.error = f"{type(exc).__name__}: {str(exc)[:500]}"
             log.error("rule %s failed: %s\n%s", rid, exc, traceback.format_exc())

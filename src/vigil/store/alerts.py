@@ -80,6 +80,10 @@ class AlertStore:
         try:
             self._conn = connect(self.path)
             self._conn.executescript(_SCHEMA)
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(alerts)")}
+            if "instance_id" not in columns:  # a store written before alert suppression
+                self._conn.execute("ALTER TABLE alerts ADD COLUMN instance_id TEXT")
+            self._conn.execute("CREATE INDEX IF NOT EXISTS alerts_instance ON alerts(instance_id, ts_ms)")
         except sqlite3.DatabaseError as exc:
             raise VigilError(f"not a Vigil store: {exc}", file=str(path)) from None
         self._lock = threading.Lock()
@@ -115,6 +119,7 @@ class AlertStore:
                     to_millis(_first(alert, "kibana.alert.original_time")),
                     now,
                     orjson.dumps(alert, default=str).decode(),
+                    _first(alert, "kibana.alert.instance.id"),
                 )
             )
         if not rows:
@@ -125,7 +130,7 @@ class AlertStore:
             try:
                 self._conn.executemany(
                     "INSERT OR IGNORE INTO alerts (uuid, rule_id, rule_name, severity, risk_score, host,"
-                    " status, ts_ms, original_ms, stored_ms, doc) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    " status, ts_ms, original_ms, stored_ms, doc, instance_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
                 self._conn.execute("COMMIT")
@@ -203,6 +208,57 @@ class AlertStore:
                 self._conn.execute("ROLLBACK")
                 raise
         return doc
+
+    def known(self, uuids: list[str]) -> set[str]:
+        """Which of ``uuids`` the store already holds."""
+        out: set[str] = set()
+        with self._lock:
+            for i in range(0, len(uuids), 500):
+                chunk = uuids[i : i + 500]
+                sql = f"SELECT uuid FROM alerts WHERE uuid IN ({','.join('?' * len(chunk))})"
+                out.update(r[0] for r in self._conn.execute(sql, chunk))
+        return out
+
+    def open_by_instance(self, instance_ids: list[str], since_ms: int) -> dict[str, dict]:
+        """For each instance id, its latest alert not closed whose start (``@timestamp``, the
+        run that wrote it) is at or after ``since_ms``: the alert a suppressed one updates."""
+        out: dict[str, dict] = {}
+        ids = sorted(set(instance_ids))
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                sql = (
+                    "SELECT instance_id, doc FROM alerts WHERE instance_id IN"
+                    f" ({','.join('?' * len(chunk))}) AND ts_ms >= ? AND status != 'closed'"
+                    " ORDER BY ts_ms DESC, rowid DESC"
+                )
+                for iid, body in self._conn.execute(sql, [*chunk, since_ms]):
+                    if iid not in out:
+                        out[iid] = orjson.loads(body)
+        return out
+
+    def replace(self, docs: list[dict]) -> None:
+        """Write back alerts already stored (a suppressed alert's counts and end), one transaction."""
+        rows = [(orjson.dumps(d, default=str).decode(), str(_first(d, "kibana.alert.uuid"))) for d in docs]
+        if not rows:
+            return
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("UPDATE alerts SET doc = ? WHERE uuid = ?", rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def between(self, start_ms: int, end_ms: int) -> list[dict]:
+        """Alerts whose ``@timestamp`` falls in ``[start_ms, end_ms]``, oldest first: the
+        ``.alerts-security.*`` documents rules over alerts search."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT doc FROM alerts WHERE ts_ms BETWEEN ? AND ? ORDER BY ts_ms, rowid", (start_ms, end_ms)
+            ).fetchall()
+        return [orjson.loads(r[0]) for r in rows]
 
     def count(self, **filters: Any) -> int:
         if filters:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from vigil.store.db import connect
 
@@ -37,6 +40,12 @@ CREATE TABLE IF NOT EXISTS rule_state (
     enabled INTEGER,
     last_started_ms INTEGER,
     covered_to_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS rule_memory (
+    rule_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (rule_id, kind)
 );
 """
 
@@ -87,8 +96,17 @@ class RunStore:
     def close(self) -> None:
         self._conn.close()
 
-    def finish(self, run: Run, *, started_ms: int | None = None, covered_to_ms: int | None = None) -> None:
-        """Record a run and advance the rule's state, in one transaction."""
+    def finish(
+        self,
+        run: Run,
+        *,
+        started_ms: int | None = None,
+        covered_to_ms: int | None = None,
+        memory: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a run and advance the rule's state, in one transaction. ``memory`` is what
+        the rule carries to its next run (kind -> JSON value: a threshold rule's signal
+        history, suppression groups), kept in the same transaction as the schedule."""
         values = [getattr(run, c) for c in _RUN_COLS]
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -104,6 +122,11 @@ class RunStore:
                         " last_started_ms = COALESCE(excluded.last_started_ms, last_started_ms),"
                         " covered_to_ms = MAX(COALESCE(excluded.covered_to_ms, 0), COALESCE(covered_to_ms, 0))",
                         (run.rule_id, started_ms, covered_to_ms),
+                    )
+                for kind, value in (memory or {}).items():
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO rule_memory (rule_id, kind, body) VALUES (?,?,?)",
+                        (run.rule_id, kind, orjson.dumps(value).decode()),
                     )
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -138,6 +161,14 @@ class RunStore:
             return RuleState(rule_id)
         enabled = None if row[0] is None else bool(row[0])
         return RuleState(rule_id, enabled, row[1], row[2])
+
+    def memory(self, rule_id: str, kind: str) -> Any:
+        """What the rule's last recorded run left it under ``kind`` (None: nothing yet)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT body FROM rule_memory WHERE rule_id = ? AND kind = ?", (rule_id, kind)
+            ).fetchone()
+        return orjson.loads(row[0]) if row else None
 
     def set_enabled(self, rule_id: str, enabled: bool) -> None:
         with self._lock:

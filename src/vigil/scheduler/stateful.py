@@ -1,0 +1,169 @@
+"""What a scheduled run carries from one run to the next, kept in the store.
+
+Threshold and new terms rules run in ``vigil serve`` with the code the scan's replay
+runs (:mod:`vigil.engine.threshold`, :mod:`vigil.engine.new_terms`,
+:class:`vigil.engine.replay.Replay` for the query, exceptions and event times):
+
+- a threshold rule's signal history (Kibana keeps it in the rule's task state) is
+  stored with the run that leaves it, in the same transaction as the schedule, so a
+  restart goes on from it;
+- a new terms rule reads its history from the event store, ``[to -
+  history_window_start, to]``, on every run, as Kibana searches the index;
+- suppression (:mod:`vigil.engine.suppression`) finds the alert it updates in the
+  alert store; a custom query rule's groups already alerted on (Kibana's
+  ``suppressionGroupHistory``) are stored with the run.
+
+Rules over ``.alerts-security.*`` read the alert store as that index
+(:mod:`vigil.store.alert_index`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from vigil.engine import new_terms, suppression, threshold
+from vigil.engine.replay import Replay
+from vigil.events.model import Event
+from vigil.store.alerts import AlertStore
+
+# The scheduled rule types serve runs (vigil.rules.model.SCHEDULED_TYPES may hold more).
+SERVED = ("threshold", "new_terms")
+SIGNAL_HISTORY = "threshold.signal_history"
+BUCKET_HISTORY = "suppression.bucket_history"
+
+
+def load_threshold_state(data: Any) -> threshold.ThresholdState:
+    state = threshold.ThresholdState()
+    if isinstance(data, dict):
+        state.initialized = bool(data.get("initialized"))
+        for h, (terms, last) in (data.get("history") or {}).items():
+            state.history[h] = ([(f, v) for f, v in terms], int(last))
+    return state
+
+
+def dump_threshold_state(state: threshold.ThresholdState) -> dict:
+    return {
+        "initialized": state.initialized,
+        "history": {h: [[list(t) for t in terms], last] for h, (terms, last) in state.history.items()},
+    }
+
+
+def scheduled_alerts(
+    rule,
+    engine,
+    window: list[Event],
+    read: Callable[[int, int], list[Event]],
+    memory: dict[str, Any],
+    *,
+    from_ms: int,
+    to_ms: int,
+) -> list[dict]:
+    """One run of a threshold or new terms rule over ``window`` (the events of ``[from_ms,
+    to_ms]``); ``read(start, end)`` gives the events of another range (a new terms rule's
+    history); ``memory`` holds what the last run left and takes what this one leaves."""
+    replay = Replay([rule], engine=engine)
+    if rule.type == "threshold":
+        for event in window:
+            replay.feed(event)
+        params, times, items = replay.take(rule.rule_id)
+        items = items[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
+        state = load_threshold_state(memory.get(SIGNAL_HISTORY))
+        alerts = threshold.run_threshold(rule, params, items, state, from_ms=from_ms, to_ms=to_ms)
+        memory[SIGNAL_HISTORY] = dump_threshold_state(state)
+        return alerts
+    params = new_terms.params_of(rule)
+    for event in read(to_ms - params.history_ms, to_ms):
+        replay.feed(event)
+    params, times, items = replay.take(rule.rule_id)
+    index = new_terms.NewTermsIndex()
+    for item in items:
+        index.add(item)
+    in_run = items[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
+    # Ids already written are the alert store's to refuse (a uuid is kept once).
+    return new_terms.run_new_terms(rule, params, in_run, index, set(), from_ms=from_ms, to_ms=to_ms)
+
+
+class StoreIndex(suppression.AlertIndex):
+    def __init__(self, store: AlertStore) -> None:
+        self.store = store
+
+    def known(self, uuids: list[str]) -> set[str]:
+        return self.store.known(uuids)
+
+    def open_by_instance(self, instance_ids: list[str], since_ms: int) -> dict[str, dict]:
+        return self.store.open_by_instance(instance_ids, since_ms)
+
+
+def write_suppressed(
+    rule,
+    spec: suppression.Suppression,
+    alerts: list[dict],
+    events: list[Event],
+    store: AlertStore,
+    memory: dict[str, Any],
+    *,
+    now: datetime,
+    now_ms: int,
+    from_ms: int,
+    to_ms: int,
+) -> tuple[int, int]:
+    """Write a run's alerts with suppression; returns (alerts created, alerts suppressed).
+
+    ``alerts`` are the rule's alerts of the run (uncapped), ``events`` the events of the
+    window (each alert's source is found among them by its ancestor)."""
+    by_key = {(e.index or "", e.id): e for e in events}
+
+    def source(alert: dict) -> dict | None:
+        for ancestor in alert.get("kibana.alert.ancestors") or []:
+            if isinstance(ancestor, dict) and ancestor.get("depth", 0) == 0:
+                event = by_key.get((str(ancestor.get("index") or ""), str(ancestor.get("id"))))
+                if event is not None:
+                    return event.doc
+        return None
+
+    ordinary: list[list[dict]] = []
+    if rule.type == "query":
+        history = suppression.BucketHistory.load(memory.get(BUCKET_HISTORY))
+        matched = []
+        for alert in alerts:
+            for ancestor in alert.get("kibana.alert.ancestors") or []:
+                event = by_key.get((str(ancestor.get("index") or ""), str(ancestor.get("id"))))
+                if event is not None:
+                    ts = suppression.event_time(event.doc, rule)
+                    matched.append((event, ts if ts is not None else to_ms))
+        matched.sort(key=lambda pair: pair[1])
+        candidates, plain = suppression.query_candidates(
+            rule, spec, matched, history, now=now, from_ms=from_ms, to_ms=to_ms
+        )
+        memory[BUCKET_HISTORY] = history.dump()
+        wanted = {(e.index or "", e.id) for e in plain}
+        ordinary = [
+            [a]
+            for a in alerts
+            if any(
+                (str(x.get("index") or ""), str(x.get("id"))) in wanted
+                for x in a.get("kibana.alert.ancestors") or []
+            )
+        ]
+        signals = [[c] for c in candidates]
+        if spec.duration_ms is None:
+            # Per rule execution a custom query rule's groups are plain alerts (groupAndBulkCreate).
+            written = store.add([a for s in [*ordinary, *signals] for a in s])
+            return written, sum(s[0][suppression.DOCS] for s in signals)
+    else:
+        signals, ordinary = suppression.in_memory_candidates(rule, spec, alerts, source)
+    outcome = suppression.persist(
+        signals,
+        StoreIndex(store),
+        window_start_ms=suppression.window_start(spec, now_ms=now_ms, from_ms=from_ms),
+        per_execution=spec.duration_ms is None,
+        execution_id=suppression.execution_uuid(rule, now_ms),
+        now_ms=now_ms,
+        max_alerts=rule.max_signals,
+    )
+    store.replace(outcome.updated)
+    written = store.add([a for s in [*ordinary, *outcome.created] for a in s])
+    return written, outcome.suppressed
