@@ -163,3 +163,40 @@ def test_a_guide_is_markdown_without_markup_or_script_links():
     assert 'href="https://www.elastic.co/x" rel="noopener noreferrer"' in html
     assert 'href="javascript' not in html.lower() and 'href="data:' not in html
     assert "\\x1b[2J" in html and "\x1b" not in html
+
+
+def test_a_sequence_alert_shows_its_events_in_order_and_its_process_alerts(make_server):
+    rule = dict(
+        rule_id="seq-1",
+        name="Download then persist",
+        query='sequence by host.name [process where event.action == "exec"] [file where event.action == "creation"]',
+    )
+    s = make_server([rule])
+    s.start()
+    s.wait_runs(1)
+    s.set_clock(T0 + MIN)
+    base = {"host": {"name": "h1"}, "process": {"entity_id": "E-1", "name": "curl"}}
+    s.send(
+        "logs-test-default",
+        [
+            dict(
+                base,
+                **{"@timestamp": "2026-05-28T20:00:01Z", "event": {"category": "process", "action": "exec"}},
+            ),
+            dict(
+                base,
+                **{"@timestamp": "2026-05-28T20:00:02Z", "event": {"category": "file", "action": "creation"}},
+                file={"path": "/etc/cron.d/x"},
+            ),
+        ],
+    )
+    s.advance_and_wait(5 * MIN, 2)
+    alerts = s.get("/api/alerts?status=")["alerts"]
+    shell = next(a for a in alerts if "kibana.alert.group.index" not in a)
+    _, _, page = request(s, "GET", f"/ui/alerts/{shell['kibana.alert.uuid']}")
+    table = page[page.index('id="sequence"') : page.index("</table>", page.index('id="sequence"'))]
+    assert table.index(">exec<") < table.index(">creation<")  # the events in their order
+    assert "/etc/cron.d/x" in table
+    # Its building-block alerts share process.entity_id E-1: found through the index.
+    related = page[page.index('id="related-process"') :]
+    assert related[: related.index("</table>")].count("<tr>") == 2

@@ -423,9 +423,7 @@ def _alert(ctx: Ctx, uuid: str) -> None:
     sequence: list[dict] = []
     group = lookup(doc, "kibana.alert.group.id")
     if group:
-        members = [
-            r.doc for r in ctx.queries.with_value("kibana.alert.group.id", str(group[0]), "", limit=1000)
-        ]
+        members = [r.doc for r in ctx.queries.same_group(str(group[0]))]
         sequence = sorted(
             (m for m in members if lookup(m, "kibana.alert.group.index")),
             key=lambda m: int((lookup(m, "kibana.alert.group.index") or [0])[0] or 0),
@@ -433,7 +431,7 @@ def _alert(ctx: Ctx, uuid: str) -> None:
     host = (lookup(doc, "host.name") or [None])[0]
     entity = (lookup(doc, "process.entity_id") or [None])[0]
     by_host = ctx.queries.by_host(str(host), uuid) if host is not None else []
-    by_entity = ctx.queries.with_value("process.entity_id", str(entity), uuid) if entity is not None else []
+    by_entity = ctx.queries.same_process(str(entity), uuid) if entity is not None else []
     body = pages.alert_page(doc, rule, ctx, sequence=sequence, by_host=by_host, by_entity=by_entity)
     send(ctx.h, 200, layout(ctx, "Alert", body))
 

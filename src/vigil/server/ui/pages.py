@@ -120,10 +120,17 @@ def _alert_summary(res: Result, q: dict) -> Safe:
         for name, n in res.by_rule
     )
     return t(
-        '<section class="summary"><div><h2>Alerts <span id="total">{total}</span></h2>{hist}</div>'
+        '<section class="summary"><div><h2>Alerts <span id="total">{total}</span></h2>{partial}{hist}</div>'
         '<div><h3>By severity</h3><ul class="counts">{sev}</ul></div>'
         '<div><h3>By rule</h3><ul class="counts" id="by-rule">{rules}</ul></div></section>',
         total=res.total,
+        partial=t(
+            '<p class="error" id="partial">The search read the newest {n} alerts of these filters and '
+            "stopped: narrow the time range to search the older ones.</p>",
+            n=f"{res.searched:,}",
+        )
+        if res.searched
+        else Safe(""),
         hist=histogram(res.histogram, res.bucket_ms),
         sev=sev,
         rules=rules,

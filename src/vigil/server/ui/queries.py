@@ -95,15 +95,32 @@ class Result:
     histogram: list[tuple[int, int]]  # (bucket start ms, count)
     bucket_ms: int
     groups: list[dict] = field(default_factory=list)
+    searched: int | None = None  # a KQL search that stopped after this many documents
 
 
 _COLS = "uuid, rule_id, rule_name, severity, risk_score, host, status, ts_ms"
+# A Kibana-shaped alert is some 20 KB (the rule's parameters, its guide among them), so a
+# scan of the table reads every document. The pages' counts, histogram, groups and sort
+# read this covering index instead, and fetch the documents of one page only. The two
+# expression indexes find the alerts of a process (process.entity_id) and of a sequence
+# (kibana.alert.group.id), dotted or nested, without reading the others.
+_ENTITY = """COALESCE(json_extract(doc, '$.process.entity_id'), json_extract(doc, '$."process.entity_id"'))"""
+_GROUP = """COALESCE(json_extract(doc, '$."kibana.alert.group.id"'), json_extract(doc, '$.kibana.alert.group.id'))"""
+_INDEXES = f"""
+CREATE INDEX IF NOT EXISTS alerts_triage ON alerts(status, ts_ms, severity, rule_id, rule_name, host, risk_score, uuid);
+CREATE INDEX IF NOT EXISTS alerts_host ON alerts(host, ts_ms);
+CREATE INDEX IF NOT EXISTS alerts_entity ON alerts({_ENTITY}) WHERE {_ENTITY} IS NOT NULL;
+CREATE INDEX IF NOT EXISTS alerts_group ON alerts({_GROUP}) WHERE {_GROUP} IS NOT NULL;
+"""
+# A KQL search reads documents; past this many (newest first) it stops and says so.
+KQL_MAX_READ = 20_000
 
 
 class AlertQueries:
     def __init__(self, path: str | Path) -> None:
         self._conn = connect(path)
         self._lock = threading.Lock()
+        self._conn.executescript(_INDEXES)
 
     def close(self) -> None:
         self._conn.close()
@@ -128,12 +145,14 @@ class AlertQueries:
         if filters.kql is not None:
             return self._search_kql(filters, where + order, params, offset, limit, group)
         total = self._all("SELECT COUNT(*) FROM alerts" + where, params)[0][0]
-        rows = [
-            self._row(r)
-            for r in self._all(
-                f"SELECT {_COLS}, doc FROM alerts{where}{order} LIMIT ? OFFSET ?", [*params, limit, offset]
-            )
-        ]
+        rows = self._fetch(
+            [
+                u
+                for (u,) in self._all(
+                    f"SELECT uuid FROM alerts{where}{order} LIMIT ? OFFSET ?", [*params, limit, offset]
+                )
+            ]
+        )
         by_sev = Counter(
             {
                 (s or "").lower(): n
@@ -178,8 +197,11 @@ class AlertQueries:
         by_rule: Counter = Counter()
         times: list[int] = []
         groups: dict[str, list] = {}
-        for r in self._iter(f"SELECT {_COLS}, doc FROM alerts{tail}", params):
-            row = self._row(r)
+        uuids = [
+            u for (u,) in self._all(f"SELECT uuid FROM alerts{tail} LIMIT ?", [*params, KQL_MAX_READ + 1])
+        ]
+        partial = len(uuids) > KQL_MAX_READ
+        for row in self._chunks(uuids[:KQL_MAX_READ]):
             if not filters.kql.matches(row.doc):
                 continue
             if offset <= total < offset + limit:
@@ -210,13 +232,23 @@ class AlertQueries:
             {"key": k, "count": v[0], "high": v[1], "last_ms": v[2]}
             for k, v in sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0]))[:200]
         ]
+        result.searched = KQL_MAX_READ if partial else None
         return result
 
-    def _iter(self, sql: str, params: list, batch: int = 2000) -> Iterator[tuple]:
-        with self._lock:
-            cur = self._conn.execute(sql, params)
-            while chunk := cur.fetchmany(batch):
-                yield from chunk
+    def _fetch(self, uuids: list[str]) -> list[Row]:
+        """The rows of these alerts, documents included, in the order given."""
+        if not uuids:
+            return []
+        marks = ",".join("?" * len(uuids))
+        found = {
+            r[0]: self._row(r)
+            for r in self._all(f"SELECT {_COLS}, doc FROM alerts WHERE uuid IN ({marks})", uuids)
+        }
+        return [found[u] for u in uuids if u in found]
+
+    def _chunks(self, uuids: list[str], size: int = 500) -> Iterator[Row]:
+        for i in range(0, len(uuids), size):
+            yield from self._fetch(uuids[i : i + size])
 
     @staticmethod
     def _row(r: tuple) -> Row:
@@ -237,27 +269,26 @@ class AlertQueries:
         )
 
     def by_host(self, host: str, exclude: str, limit: int = 20) -> list[Row]:
-        return [
-            self._row(r)
-            for r in self._all(
-                f"SELECT {_COLS}, doc FROM alerts WHERE host = ? AND uuid != ? ORDER BY ts_ms DESC LIMIT ?",
-                [host, exclude, limit],
-            )
-        ]
+        rows = self._all(
+            "SELECT uuid FROM alerts WHERE host = ? AND uuid != ? ORDER BY ts_ms DESC LIMIT ?",
+            [host, exclude, limit],
+        )
+        return self._fetch([u for (u,) in rows])
 
-    def with_value(self, path: str, value: str, exclude: str, limit: int = 20) -> list[Row]:
-        """Alerts whose ``path`` holds ``value`` (its text found first, then the field checked)."""
-        out = []
-        for r in self._iter(
-            f"SELECT {_COLS}, doc FROM alerts WHERE instr(doc, ?) > 0 AND uuid != ? ORDER BY ts_ms DESC",
-            [orjson.dumps(value).decode(), exclude],
-        ):
-            row = self._row(r)
-            if value in [str(v) for v in lookup(row.doc, path)]:
-                out.append(row)
-                if len(out) >= limit:
-                    break
-        return out
+    def same_process(self, entity_id: str, exclude: str, limit: int = 20) -> list[Row]:
+        """Alerts of the same ``process.entity_id``, newest first."""
+        return self._indexed(_ENTITY, entity_id, exclude, limit)
+
+    def same_group(self, group_id: str, limit: int = 1000) -> list[Row]:
+        """The alerts of one sequence (``kibana.alert.group.id``)."""
+        return self._indexed(_GROUP, group_id, "", limit)
+
+    def _indexed(self, expression: str, value: str, exclude: str, limit: int) -> list[Row]:
+        rows = self._all(
+            f"SELECT uuid FROM alerts WHERE {expression} = ? AND uuid != ? ORDER BY ts_ms DESC LIMIT ?",
+            [value, exclude, limit],
+        )
+        return self._fetch([u for (u,) in rows])
 
     def last_runs(self) -> dict[str, dict]:
         """Each rule's latest run."""
