@@ -16,6 +16,7 @@ from vigil.errors import VigilError
 from vigil.events.readers import ReadStats
 from vigil.rules.model import ML_REASON
 from vigil.sinks import AlertTable, NdjsonSink, StoreSink
+from vigil.store.alert_index import reads_alerts
 
 SOURCES_HELP = """\
 event sources (each event classified on its own unless --source is given):
@@ -194,8 +195,12 @@ def _scan(detection: Detection, inputs: list[str], args, stats: ReadStats, sinks
             seen = n
 
         copy = keep_stdin(stack) if detection.engine.scheduled and "-" in inputs else None
+        # Rules over .alerts-security.* read the alerts written before them in the scan.
+        earlier: list[dict] | None = [] if any(map(reads_alerts, detection.engine.scheduled)) else None
         for alert in scan_paths(detection.engine, inputs, on_progress=advance, **kwargs):
             count += 1
+            if earlier is not None:
+                earlier.append(alert)
             for sink in sinks:
                 sink.write(alert)
         if detection.engine.scheduled:
@@ -213,6 +218,7 @@ def _scan(detection: Detection, inputs: list[str], args, stats: ReadStats, sinks
                 start_ms=start,
                 stats=stats,
                 names={copy.name: "<stdin>"} if copy is not None else None,
+                alerts=earlier or (),
             ):
                 count += 1
                 for sink in sinks:

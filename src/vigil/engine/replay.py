@@ -31,6 +31,7 @@ from vigil.eql.dates import to_millis
 from vigil.eql.fields import lookup
 from vigil.events.model import Event
 from vigil.scheduler.windows import duration_ms
+from vigil.store.alert_index import alert_event
 
 TIMESTAMP = "@timestamp"
 
@@ -174,6 +175,7 @@ def replay_paths(
     start_ms: int | None = None,
     stats=None,
     names: dict[str, str] | None = None,
+    alerts: Iterable[dict] = (),
 ) -> Iterator[dict]:
     """The alerts of ``engine``'s threshold and new terms rules replayed over the events of
     ``paths``, read again. ``stats`` are the first read's: the lines it left unparsed are
@@ -186,6 +188,9 @@ def replay_paths(
     r = Replay(engine.scheduled, engine=engine, start_ms=start_ms)
     for event in read_inputs(paths, index=index, source=source, stats=mine):
         r.feed(event)
+    for alert in alerts:
+        # Alerts written earlier in the scan: documents of the alerts index (.alerts-security.*).
+        r.feed(alert_event(alert))
     if stats is not None and stats.unparsed:
         known = {(p.file, p.line) for p in stats.problems}
         for p in mine.problems:
