@@ -58,6 +58,15 @@ threshold and new terms rules (a replayed schedule):
   it are history only (a new terms rule learns them, no rule alerts on
   them). The same data gives the same alerts and ids; an alert's @timestamp
   is the time of the replayed run.
+  Indicator match (threat_match) rules run on the same replayed schedule:
+  each run matches the events of its window against the indicator documents
+  of the rule's threat_index (logs-ti_* for Elastic's rules) that its
+  threat_query takes at the run's time (now-30d/d: the 30 days before the run)
+  and that were written by then (event.ingested, else @timestamp). Indicators
+  are any input event of those indices, and the documents of --indicators
+  FILE (NDJSON, JSON or an Elasticsearch export; hits keep their _index, a
+  document with no index is read by every such rule). See
+  docs/indicator-match.md.
   Machine learning rules need Elastic's anomaly detection jobs (their
   scores come from models trained in Elasticsearch) and cannot run here.
 
@@ -104,6 +113,13 @@ def register(subparsers) -> None:
         type=_replay_time,
         help="enable threshold and new terms rules at this time (ISO 8601) in the replay: "
         "earlier events are history only (default: the first event; see below)",
+    )
+    p.add_argument(
+        "--indicators",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="threat indicator documents for indicator match rules (repeatable; see below)",
     )
     output.add_format_option(p)
     p.set_defaults(func=run)
@@ -219,6 +235,7 @@ def _scan(detection: Detection, inputs: list[str], args, stats: ReadStats, sinks
                 stats=stats,
                 names={copy.name: "<stdin>"} if copy is not None else None,
                 alerts=earlier or (),
+                indicators=getattr(args, "indicators", None),
             ):
                 count += 1
                 for sink in sinks:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from vigil.engine import new_terms, threshold
+from vigil.engine import indicator_match, new_terms, threshold
 from vigil.engine.routing import Router
 from vigil.engine.suppression import ReplaySuppressor
 from vigil.eql.dates import to_millis
@@ -58,6 +58,8 @@ class _Replayed:
     def add(self, event: Event, ts: int, arrival: int) -> None:
         if self.rule.type == "threshold":
             item = threshold.counted(self.params, event.doc, ts)
+        elif self.rule.type == "threat_match":
+            item = indicator_match.seen(self.params, event, ts)
         else:
             item = new_terms.seen(self.params, event, ts)
         self.items.append((ts, arrival, item))
@@ -96,14 +98,22 @@ class Replay:
         self._router = Router(self.rules)
         self._replayed: dict[str, _Replayed] = {}
         for rule in self.rules:
-            module = threshold if rule.type == "threshold" else new_terms
+            module = {"threshold": threshold, "threat_match": indicator_match}.get(rule.type, new_terms)
             self._replayed[rule.rule_id] = _Replayed(rule, module.params_of(rule))
+        # Indicator match rules: the documents of their threat indices (vigil.engine.indicator_match).
+        self.indicators = {
+            r.rule_id: indicator_match.IndicatorSource(r, self._replayed[r.rule_id].params)
+            for r in self.rules
+            if r.type == "threat_match"
+        }
+        self.errors: list[str] = []
         self._arrival = 0
         self.stats: dict[str, dict[str, int]] = {r.rule_id: {"runs": 0, "alerts": 0} for r in self.rules}
 
     def feed(self, event: Event) -> None:
         """Keep ``event`` for every rule whose index, query and exceptions take it."""
         self._arrival += 1
+        self.feed_indicator(event)
         for p in self._router.route(event):
             rule = p.rule
             if not p.query.matches(event.doc):
@@ -113,6 +123,11 @@ class Replay:
             ts = event_time(event.doc, rule.timestamp_override)
             if ts is not None:
                 self._replayed[rule.rule_id].add(event, ts, self._arrival)
+
+    def feed_indicator(self, event: Event) -> None:
+        """Keep ``event`` as an indicator for every indicator match rule whose threat index takes it."""
+        for source in self.indicators.values():
+            source.offer(event)
 
     def take(self, rule_id: str) -> tuple[Any, list[int], list]:
         """A rule's parameters and its kept events' times and items, in ascending time."""
@@ -131,6 +146,8 @@ class Replay:
         suppressor = ReplaySuppressor.for_rule(rule)
         if rule.type == "threshold":
             state = threshold.ThresholdState()
+        elif rule.type == "threat_match":
+            alerted: set[str] = set()
         else:
             index = new_terms.NewTermsIndex()
             for item in items:
@@ -140,6 +157,11 @@ class Replay:
             window = items[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
             if rule.type == "threshold":
                 found = threshold.run_threshold(rule, params, window, state, from_ms=from_ms, to_ms=to_ms)
+            elif rule.type == "threat_match":
+                indicators = self.indicators[rule.rule_id].visible(to_ms, self.engine)
+                found = indicator_match.run_indicator_match(
+                    rule, params, window, indicators, alerted, to_ms=to_ms, errors=self.errors
+                )
             else:
                 found = new_terms.run_new_terms(
                     rule, params, window, index, seen_ids, from_ms=from_ms, to_ms=to_ms
@@ -175,6 +197,7 @@ def replay_paths(
     start_ms: int | None = None,
     stats=None,
     names: dict[str, str] | None = None,
+    indicators: list[str] | None = None,
     alerts: Iterable[dict] = (),
 ) -> Iterator[dict]:
     """The alerts of ``engine``'s threshold and new terms rules replayed over the events of
@@ -186,6 +209,16 @@ def replay_paths(
         return
     mine = ReadStats()
     r = Replay(engine.scheduled, engine=engine, start_ms=start_ms)
+    if indicators and r.indicators:
+        # Indicator documents (--indicators): indicators only, read as ECS; their problems
+        # are reported with the inputs', their documents not counted as events.
+        theirs = stats if stats is not None and stats.strict else ReadStats()
+        for event in read_inputs(indicators, source="ecs", stats=theirs):
+            r.feed_indicator(event)
+        if stats is not None and theirs is not stats:
+            stats.problems.extend(theirs.problems)
+            stats.skipped += theirs.skipped
+            stats.files_failed += theirs.files_failed
     for event in read_inputs(paths, index=index, source=source, stats=mine):
         r.feed(event)
     for alert in alerts:

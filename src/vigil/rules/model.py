@@ -24,7 +24,7 @@ DEFAULT_MAX_SIGNALS = 100
 DEFAULT_ENABLED = True
 # Rule types Vigil runs on a schedule over a time range (aggregations, first-seen times),
 # not event by event: see vigil.engine.replay.
-SCHEDULED_TYPES = ("threshold", "new_terms")
+SCHEDULED_TYPES = ("threshold", "new_terms", "threat_match")
 # Why machine learning rules never run in Vigil: they read anomaly records (record_score)
 # that Elastic's ML jobs write, from models trained inside Elasticsearch (rule_types/ml/).
 ML_REASON = (
@@ -130,6 +130,8 @@ class Rule:
         try:
             if self.type == "threshold":
                 threshold_params(self.raw)
+            elif self.type == "threat_match":
+                return _threat_match_problem(self)
             else:
                 new_terms_params(self.raw, self.from_)
         except ValueError as exc:
@@ -237,6 +239,9 @@ class Rule:
             params["event_category_override"] = self.event_category_override
             params["tiebreaker_field"] = self.tiebreaker_field
         params.update(self._scheduled_parameters())
+        if self.type == "threat_match":
+            # Kibana's threat match params (typeSpecificCamelToSnake), as the rule has them.
+            params.update({k: self.raw[k] for k in _THREAT_PARAMS if self.raw.get(k) is not None})
         return {k: v for k, v in params.items() if v is not None}
 
     def _scheduled_parameters(self) -> dict[str, Any]:
@@ -282,6 +287,33 @@ class Rule:
             "runnable": self.runnable,
             "source": self.source,
         }
+
+
+_THREAT_PARAMS = (
+    "threat_filters",
+    "threat_index",
+    "threat_indicator_path",
+    "threat_language",
+    "threat_mapping",
+    "threat_query",
+    "items_per_search",
+    "concurrent_searches",
+)
+
+
+def _threat_match_problem(rule: Rule) -> str | None:
+    """Why an indicator match rule's threat parameters cannot run (None: they can)."""
+    from vigil.engine.indicator_match import check_threat_query, params_of
+
+    try:
+        check_threat_query(rule, params_of(rule))
+    except ValueError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - the reason is the threat query's error
+        kind = getattr(exc, "kind", None)
+        message = getattr(exc, "message", None) or str(exc)
+        return f"threat_query: {kind}: {message}" if kind else f"threat_query: {message}"
+    return None
 
 
 _LIST_FIELDS = (

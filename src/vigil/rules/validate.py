@@ -133,7 +133,29 @@ def check_rule(rule: Rule, text: str | None = None) -> list[VigilError]:
         bad("query", f"a {rule.type} rule needs a query")
     elif rule.type == "eql" or rule.language == "kuery":
         out.extend(_check_query(rule, text))
+    if rule.type == "threat_match":
+        out.extend(_check_threat(rule, text))
     return out
+
+
+def _check_threat(rule: Rule, text: str | None) -> list[VigilError]:
+    """An indicator match rule's threat parameters, as Kibana's schema takes them, and its
+    threat query, which must parse (vigil.rules.threat_params)."""
+    from vigil import kql
+    from vigil.rules.threat_params import threat_match_params
+
+    try:
+        params = threat_match_params(rule.raw)
+    except ValueError as exc:
+        word = str(exc).split()[0]
+        key = word if word.startswith(("threat_", "items_", "concurrent_")) else "threat_query"
+        return [_problem(rule, text, key, f"{rule.name}: {exc}")]
+    try:
+        kql.parse(params.query)
+    except kql.KqlSyntaxError as exc:
+        where = f" (threat_query line {exc.line}, column {exc.column})" if exc.line else ""
+        return [_problem(rule, text, "threat_query", f"{rule.name}: {exc.kind}{where}: {exc.message}")]
+    return []
 
 
 def _check_query(rule: Rule, text: str | None) -> list[VigilError]:
