@@ -79,12 +79,16 @@ def serve(
         rule.match_long_values = match_long_values
     for problem in ruleset.problems:
         print(f"vigil: {problem.render()}", file=sys.stderr)
-    runnable = sum(1 for r in ruleset.rules if r.runnable and r.type not in SCHEDULED_TYPES)
+    from vigil.scheduler.stateful import SERVED
+
+    runnable = sum(
+        1 for r in ruleset.rules if r.runnable and (r.type not in SCHEDULED_TYPES or r.type in SERVED)
+    )
     skipped = len(ruleset.rules) - runnable
     if ruleset.problems or skipped:
         print(
             f"vigil: {len(ruleset.rules)} rules loaded, {runnable} runnable, {skipped} not runnable "
-            f"(EQL and KQL custom query rules run; threshold and new terms rules run in vigil scan only), "
+            f"(EQL and KQL custom query, threshold and new terms rules run; other scheduled types in vigil scan only), "
             f"{len(ruleset.problems)} files or rules skipped",
             file=sys.stderr,
         )
