@@ -352,15 +352,24 @@ def test_hostile_indicator_documents_do_not_stop_the_run(threat_rules):
     assert [e["matched"]["id"] for e in got[0]["threat"]["enrichments"]] == ["ioc-4"]
 
 
-def test_an_indicator_path_that_is_not_an_object_fails_the_run(threat_rules):
-    """buildEnrichments throws "Expected indicator field to be an object": no alert."""
+def test_an_indicator_path_that_is_not_an_object_is_left_out_and_reported(threat_rules):
+    """buildEnrichments throws "Expected indicator field to be an object" and Kibana's run
+    fails; Vigil leaves that document out (one bad indicator blinds no run) and says so."""
     rule = threat_rules["Threat Intel IP Address Indicator Match"]
     entry = params_of(rule).mapping[0][0]
-    ioc = indicator(rule, entry, VALUES["ip"], written=RUN - timedelta(days=1))
-    ioc.doc["threat"]["indicator"] = [VALUES["ip"]]  # ip is now the list itself
-    ioc.doc["threat.indicator.ip"] = VALUES["ip"]
+    bad = indicator(rule, entry, VALUES["ip"], written=RUN - timedelta(days=1), n=1)
+    bad.doc["threat"]["indicator"] = ["<script>", VALUES["ip"]]
+    bad.doc["threat.indicator.ip"] = VALUES["ip"]
+    bad.origin = "feed.ndjson:7"
+    good = indicator(rule, entry, VALUES["ip"], written=RUN - timedelta(days=1), n=2)
     r = Replay([rule])
-    for e in [ioc, event("source.ip", VALUES["ip"], at=RUN)]:
+    for e in [bad, good, event("source.ip", VALUES["ip"], at=RUN)]:
         r.feed(e)
-    assert list(r.alerts()) == []
-    assert r.errors and "Expected indicator field to be an object" in r.errors[0]
+    got = list(r.alerts())
+    assert [e["matched"]["id"] for e in got[0]["threat"]["enrichments"]] == ["ioc-2"]
+    assert r.errors == [
+        (
+            "feed.ndjson:7",
+            f"indicator 'ioc-1' left out of rule {rule.name!r}: threat.indicator is not an object",
+        )
+    ]

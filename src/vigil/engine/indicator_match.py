@@ -143,6 +143,8 @@ class IndicatorSource:
     rule: Any
     params: ThreatMatchParams
     items: list[Indicator] = field(default_factory=list)
+    # (where, why) of the documents left out as indicators.
+    problems: list[tuple[str | None, str]] = field(default_factory=list)
     _threat_query: dict = field(default_factory=dict)
 
     def offer(self, event: Event) -> bool:
@@ -150,6 +152,19 @@ class IndicatorSource:
             return False
         doc = event.doc
         if not any(all(lookup(doc, e.value) for e in group) for group in self.params.mapping):
+            return False
+        value = _get(doc, self.params.indicator_path)
+        first = (value[0] if value else None) if isinstance(value, list) else value
+        if first is not None and not isinstance(first, dict):
+            # Kibana's buildEnrichments throws ("Expected indicator field to be an object") and
+            # the run fails; Vigil leaves the document out, so one bad indicator blinds no run.
+            self.problems.append(
+                (
+                    event.origin,
+                    f"indicator {js_string(event_key(event))[:200]!r} left out of rule {self.rule.name!r}: "
+                    f"{self.params.indicator_path} is not an object",
+                )
+            )
             return False
         self.items.append(Indicator(event, written_at(doc), event_key(event), event.index or ""))
         return True
@@ -366,12 +381,9 @@ def run_indicator_match(
     seen_ids: set[str],
     *,
     to_ms: int,
-    errors: list[str] | None = None,
 ) -> list[dict]:
     """The alerts of one run over ``events`` (those of the window, ascending time)
-    against ``indicators`` (those the run reads). A run that meets an indicator whose
-    ``threat_indicator_path`` is not an object fails as Kibana's does: no alerts, and
-    the reason in ``errors``."""
+    against ``indicators`` (those the run reads)."""
     if not events or not indicators:
         return []
     matcher = _Matcher(params, indicators, event_first=len(events) < len(indicators))
@@ -386,12 +398,6 @@ def run_indicator_match(
         alert = build_alert(rule, item.event, now=started)
         if alert["kibana.alert.uuid"] in seen_ids:
             continue
-        for problem in _bad_indicators(found, params.indicator_path):
-            if errors is not None:
-                errors.append(problem)
-            for earlier in alerts:
-                seen_ids.discard(earlier["kibana.alert.uuid"])
-            return []
         seen_ids.add(alert["kibana.alert.uuid"])
         alert["kibana.alert.rule.rule_type_id"] = RULE_TYPE_ID
         alert["kibana.alert.rule.category"] = RULE_CATEGORY
@@ -400,12 +406,3 @@ def run_indicator_match(
         )
         alerts.append(alert)
     return alerts
-
-
-def _bad_indicators(found: list[Match], path: str):
-    """buildEnrichments throws "Expected indicator field to be an object"."""
-    for m in found:
-        value = _get(m.indicator.event.doc, path)
-        first = (value[0] if value else None) if isinstance(value, list) else value
-        if first is not None and not isinstance(first, dict):
-            yield f"Expected indicator field to be an object, but found: {js_string(first)} (indicator {m.indicator.id})"

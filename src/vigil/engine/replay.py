@@ -100,13 +100,16 @@ class Replay:
         for rule in self.rules:
             module = {"threshold": threshold, "threat_match": indicator_match}.get(rule.type, new_terms)
             self._replayed[rule.rule_id] = _Replayed(rule, module.params_of(rule))
-        # Indicator match rules: the documents of their threat indices (vigil.engine.indicator_match).
+        # Indicator match rules: the documents of their threat indices (vigil.engine.indicator_match),
+        # and (where, why) of those left out.
+        self.errors: list[tuple[str | None, str]] = []
         self.indicators = {
-            r.rule_id: indicator_match.IndicatorSource(r, self._replayed[r.rule_id].params)
+            r.rule_id: indicator_match.IndicatorSource(
+                r, self._replayed[r.rule_id].params, problems=self.errors
+            )
             for r in self.rules
             if r.type == "threat_match"
         }
-        self.errors: list[str] = []
         self._arrival = 0
         self.stats: dict[str, dict[str, int]] = {r.rule_id: {"runs": 0, "alerts": 0} for r in self.rules}
 
@@ -160,7 +163,7 @@ class Replay:
             elif rule.type == "threat_match":
                 indicators = self.indicators[rule.rule_id].visible(to_ms, self.engine)
                 found = indicator_match.run_indicator_match(
-                    rule, params, window, indicators, alerted, to_ms=to_ms, errors=self.errors
+                    rule, params, window, indicators, alerted, to_ms=to_ms
                 )
             else:
                 found = new_terms.run_new_terms(
@@ -224,6 +227,12 @@ def replay_paths(
     for alert in alerts:
         # Alerts written earlier in the scan: documents of the alerts index (.alerts-security.*).
         r.feed(alert_event(alert))
+    for origin, why in r.errors if stats is not None else ():
+        # Documents left out as indicators, reported where they are.
+        file, _, line = (origin or "").rpartition(":")
+        if not line.isdigit():
+            file, line = origin or "<indicators>", ""
+        stats.problem(why, (names or {}).get(file, file), int(line) if line else None)
     if stats is not None and stats.unparsed:
         known = {(p.file, p.line) for p in stats.problems}
         for p in mine.problems:
