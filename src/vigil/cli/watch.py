@@ -20,6 +20,7 @@ from vigil.cli.common import add_rule_options, load_detection
 from vigil.cli.output import add_format_option, console, dumps, resolve_format
 from vigil.eql.fields import lookup
 from vigil.events.model import Event
+from vigil.scheduler.live import LiveRules
 
 # A queue overflow is repeated on standard error at most this often (seconds).
 _LOSS_NOTICE_EVERY = 5.0
@@ -98,13 +99,64 @@ def for_this_host(rule) -> bool:
     return any(fnmatch.fnmatchcase(index, pattern) for pattern in patterns for index in SENSOR_INDICES)
 
 
+class ByCategory:
+    """The engine's rules split by the event categories their queries can match
+    (:func:`vigil.engine.routing.query_categories`), one engine each: an event is offered
+    only to the rules that can match its category, so the file and network rules never
+    test a process event. Each rule is in one engine, which sees every event it could
+    match, in order: the alerts are the same as one engine's."""
+
+    def __init__(self, engine) -> None:
+        from vigil.engine import Engine
+        from vigil.engine.routing import query_categories
+
+        groups: dict[frozenset[str] | None, list] = {}
+        for rule in engine.rules:
+            try:
+                cats = query_categories(rule.compiled().statement)
+            except Exception:  # noqa: BLE001 - a shape routing does not know reaches every event
+                cats = None
+            groups.setdefault(cats, []).append(rule)
+        self.rules = engine.rules
+        self.parts = [
+            (cats, Engine(rules, exceptions=engine.exceptions, exceptions_all=engine.exceptions_all))
+            for cats, rules in groups.items()
+        ]
+        self._by_category: dict[tuple, list] = {}
+
+    @property
+    def stats(self) -> dict:
+        out: dict = {}
+        for _cats, part in self.parts:
+            out.update(part.stats)
+        return out
+
+    def process(self, event: Event) -> list[dict]:
+        key = tuple(event.doc.get("event", {}).get("category") or ())
+        engines = self._by_category.get(key)
+        if engines is None:
+            engines = self._by_category[key] = [
+                part for cats, part in self.parts if cats is None or not key or cats & set(key)
+            ]
+        out: list[dict] = []
+        for part in engines:
+            out += part.process(event)
+        return out
+
+    def finish(self) -> list[dict]:
+        out: list[dict] = []
+        for _cats, part in self.parts:
+            out += part.finish()
+        return out
+
+
 def _engine(args: argparse.Namespace):
     """The engine, and how many rules or exception items were skipped (for the ready line)."""
     detection = load_detection(args, keep=None if args.all_rules else for_this_host)
     skipped = len(detection.ruleset.problems) + sum(detection.not_runnable().values())
     if detection.exceptions is not None:
         skipped += len(detection.exceptions.problems)
-    return detection.engine, skipped
+    return ByCategory(detection.engine), skipped
 
 
 _TABLE_FIELDS = (
@@ -189,6 +241,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"vigil watch: {missing}", file=sys.stderr)
         return 1
     engine, skipped = _engine(args)
+    live = LiveRules(engine)  # threshold and new terms rules, on their intervals
     fmt = resolve_format(args)
     try:
         outputs = _Outputs(args, fmt)
@@ -224,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
     old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, report)
     status = 0
     try:
-        rules = f"{len(engine.rules)} rules" + (f" ({skipped} skipped)" if skipped else "")
+        rules = f"{len(engine.rules) + len(live.rules)} rules" + (f" ({skipped} skipped)" if skipped else "")
         if not args.files_only:
             print(f"vigil watch: process events: {sensor.collection}", file=sys.stderr, flush=True)
         if sensor.connector is None and sensor.kernel is None:
@@ -263,7 +316,10 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 ds = doc["data_stream"]
                 index = f"{ds['type']}-{ds['dataset']}-{ds['namespace']}"
-                alerts += engine.process(Event(doc, index=index, id=doc["event"]["id"]))
+                event = Event(doc, index=index, id=doc["event"]["id"])
+                alerts += engine.process(event)
+                live.feed(event)
+            alerts += live.tick(int(time.time() * 1000))
             outputs.record(docs)
             if alerts:
                 counts["alerts"] += len(alerts)

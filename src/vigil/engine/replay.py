@@ -139,6 +139,14 @@ class Replay:
         replayed.items.sort(key=lambda t: (t[0], t[1]))
         return replayed.params, [t[0] for t in replayed.items], [t[2] for t in replayed.items]
 
+    def drain(self, rule_id: str) -> list[tuple[int, Any]]:
+        """A rule's events kept since the last drain, ``(time, item)`` in ascending time; the
+        rule goes on being fed (a live run, vigil.scheduler.live)."""
+        replayed = self._replayed[rule_id]
+        items, replayed.items = replayed.items, []
+        items.sort(key=lambda t: (t[0], t[1]))
+        return [(t[0], t[2]) for t in items]
+
     def alerts(self) -> Iterator[dict]:
         """Every rule's alerts, rule by rule, run by run."""
         for rule in self.rules:

@@ -1,0 +1,86 @@
+"""Threshold and new terms rules on live events (``vigil watch``).
+
+Events are kept as they arrive (the rule's query, exceptions and event time, as the
+replay keeps them); each rule runs on its ``interval`` of the wall clock, from the
+first tick, over ``[now - from, now]``, with the code the replay and ``vigil serve``
+run (:mod:`vigil.engine.threshold`, :mod:`vigil.engine.new_terms`). State lives in the
+process: a threshold rule's signal history, a new terms rule's terms back to its
+``history_window_start`` (events older than the look-back keep their terms only). A
+restart of ``vigil watch`` starts with no history, as a rule enabled at that time.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+from vigil.engine import new_terms, threshold
+from vigil.engine.replay import Replay
+from vigil.scheduler.stateful import SERVED
+from vigil.scheduler.windows import duration_ms
+
+
+class LiveRules:
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.rules = [r for r in getattr(engine, "scheduled", []) if r.type in SERVED]
+        self.replay = Replay(self.rules, engine=engine) if self.rules else None
+        self.items: dict[str, list[tuple[int, Any]]] = {r.rule_id: [] for r in self.rules}
+        self.next_ms: dict[str, int | None] = {r.rule_id: None for r in self.rules}
+        self.states = {r.rule_id: threshold.ThresholdState() for r in self.rules if r.type == "threshold"}
+        self.alerted: dict[str, set[str]] = {r.rule_id: set() for r in self.rules}
+        self.params = {
+            r.rule_id: (threshold if r.type == "threshold" else new_terms).params_of(r) for r in self.rules
+        }
+
+    def feed(self, event) -> None:
+        if self.replay is not None:
+            self.replay.feed(event)
+
+    def tick(self, now_ms: int) -> list[dict]:
+        """The alerts of the rules due at ``now_ms`` (each runs at most once per call)."""
+        out: list[dict] = []
+        for rule in self.rules:
+            rid = rule.rule_id
+            kept = self.items[rid]
+            for ts, item in self.replay.drain(rid):
+                # Events come roughly in time order: most land at the end.
+                kept.insert(bisect.bisect_right(kept, ts, key=lambda t: t[0]), (ts, item))
+            due = self.next_ms[rid]
+            if due is not None and now_ms < due:
+                continue
+            interval = duration_ms(rule.interval, what="interval")
+            self.next_ms[rid] = now_ms + interval
+            out += self._run(rule, now_ms)
+        return out
+
+    def _run(self, rule, now_ms: int) -> list[dict]:
+        rid = rule.rule_id
+        span = duration_ms(rule.from_, what="from")
+        from_ms = now_ms - span
+        kept = self.items[rid]
+        times = [t for t, _ in kept]
+        window = [
+            item for _, item in kept[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, now_ms)]
+        ]
+        params = self.params[rid]
+        if rule.type == "threshold":
+            alerts = threshold.run_threshold(
+                rule, params, window, self.states[rid], from_ms=from_ms, to_ms=now_ms
+            )
+            keep_from = from_ms
+        else:
+            index = new_terms.NewTermsIndex()
+            for _, item in kept[: bisect.bisect_right(times, now_ms)]:
+                index.add(item)
+            alerts = new_terms.run_new_terms(
+                rule, params, window, index, self.alerted[rid], from_ms=from_ms, to_ms=now_ms
+            )
+            keep_from = now_ms - params.history_ms
+            # Past the look-back an event is history: its terms are enough.
+            for i in range(bisect.bisect_left(times, from_ms)):
+                ts, item = kept[i]
+                if item.event is not None:
+                    kept[i] = (ts, new_terms.Seen(ts, None, item.terms))
+        del kept[: bisect.bisect_left(times, keep_from)]
+        return alerts
