@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from vigil.cli.watch import ByCategory
 from vigil.engine import Engine
 from vigil.engine.replay import replay
 from vigil.events.model import Event
@@ -18,7 +19,8 @@ from scheduled import SECOND, T, _base, _doc, _index, _of_type  # noqa: E402
 
 
 def _live(rule, docs: list[tuple[dict, int]], ticks: list[int]) -> list[dict]:
-    live = LiveRules(Engine([rule]))
+    # As vigil watch builds it: the engine split by event category (cli/watch.py).
+    live = LiveRules(ByCategory(Engine([rule])))
     events = sorted(((ms, i, doc) for i, (doc, ms) in enumerate(docs)), key=lambda t: t[:2])
     out: list[dict] = []
     for t in ticks:

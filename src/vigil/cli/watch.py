@@ -118,6 +118,9 @@ class ByCategory:
                 cats = None
             groups.setdefault(cats, []).append(rule)
         self.rules = engine.rules
+        # Threshold and new terms rules run beside, on their intervals (vigil.scheduler.live).
+        self.scheduled = engine.scheduled
+        self._suppressed = engine._suppressed
         self.parts = [
             (cats, Engine(rules, exceptions=engine.exceptions, exceptions_all=engine.exceptions_all))
             for cats, rules in groups.items()
