@@ -415,8 +415,6 @@ class ProcessRunner:
 
         global _STATE
         engines = [rule_share_engine(engine, k, self.workers) for k in range(self.workers)]
-        for sub in engines:
-            _ = sub.router  # built before the fork, shared by the worker
         _STATE = (engines, names, index, source, rule_positions(engine), tmp)
         try:
             with multiprocessing.get_context("fork").Pool(self.workers) as pool:
@@ -475,16 +473,13 @@ def rule_positions(engine: Engine) -> dict[str, int]:
 
 
 def rule_share_engine(engine: Engine, share: int, shares: int) -> Engine:
-    """An engine over every ``shares``-th rule of ``engine``, from the ``share``-th on,
-    reading the lines the whole set reads (:meth:`Engine.line_literals`)."""
-    sub = Engine(
+    """An engine over every ``shares``-th rule of ``engine``, from the ``share``-th on."""
+    return Engine(
         engine.rules[share::shares],
         exceptions=engine.exceptions,
         exceptions_all=engine.exceptions_all,
         now=engine.now,
     )
-    sub.whole_set_literals = engine.line_literals()
-    return sub
 
 
 def _rule_split(engine: Engine, names: list[str], *, index, source, stats: ReadStats, runner):
@@ -525,33 +520,21 @@ def rule_share(engine: Engine, names: list[str], index, source, position: dict[s
     """``engine``'s rules over all of ``names``: alerts written to ``out`` as NDJSON, each
     with its merge tag (see :func:`_rule_split`). Returns the rule counts, events read,
     problems, unreadable files and lines not parsed, in plain data that pickles."""
+    from vigil.engine.core import EveryLine, scan_items
+
     stats = ReadStats()
     engine.stats = {r.rule_id: Counter() for r in engine.rules}
     engine._seen = set()  # an engine may serve several scans (a Spark worker keeps it)
-    ordinal = 0
-
-    def counted():
-        nonlocal ordinal
-        for item in _items(engine, names, index=index, source=source, stats=stats):
-            ordinal += 1
-            yield item
-
     rescan = lambda: read_inputs(names, index=index, source=source)  # noqa: E731
+    # The columnar core, over every line (as every share reads the same lines).
+    items = _items(EveryLine, names, index=index, source=source, stats=stats)
     n = 0
-    items = counted()
-    for alert in engine.batch(items, rescan=rescan):
+    for done, alert in scan_items(engine, items, rescan=rescan, ordinals=True):
         rule_pos = position[alert["kibana.alert.rule.rule_id"]]
         n += 1
         # Sequence alerts come after the last event, as in one process.
-        done = ordinal if not _exhausted(items) else None
         tag = [0, done, rule_pos, n] if done is not None else [1, rule_pos, 0, n]
         out.write(orjson.dumps([tag, alert], default=str) + b"\n")
     counts = {rid: dict(c) for rid, c in engine.stats.items() if c}
     problems = [(p.message, p.file, p.line, p.column) for p in stats.problems]
     return counts, stats.events, problems, stats.files_failed, stats.unparsed
-
-
-def _exhausted(gen) -> bool:
-    from inspect import GEN_CLOSED, getgeneratorstate
-
-    return getgeneratorstate(gen) == GEN_CLOSED

@@ -40,8 +40,9 @@ class EventRules:
             self.paths |= fields_of(filt)
         self.candidates = 0  # rows that reached a compiled matcher
 
-    def alerts(self, batch, starts, events: list[Event]) -> list[dict]:
-        """The alerts of the event rules over ``events``, by event then by rule."""
+    def alerts(self, batch, starts, events: list[Event]) -> list[tuple[int, dict]]:
+        """The alerts of the event rules over ``events``, by event then by rule, each
+        with the row of its event."""
         stats = self.engine.stats
         found: list[tuple[int, int, int]] = []
         for k, (pos, rule, query, filt) in enumerate(self.plans):
@@ -55,9 +56,9 @@ class EventRules:
                 if query.matches(events[row].doc):
                     found.append((row, pos, k))
         found.sort()
-        out: list[dict] = []
+        out: list[tuple[int, dict]] = []
         for row, _, k in found:
-            out.extend(self.engine._alerts(self.plans[k][1], [events[row]]))
+            out.extend((row, a) for a in self.engine._alerts(self.plans[k][1], [events[row]]))
         return out
 
 
@@ -180,16 +181,22 @@ def scan_items(
     items: Iterable[tuple[Event, bytes | None]],
     rescan: Callable[[], Iterable[Event]] | None = None,
     size: int = BATCH,
-) -> Iterator[dict]:
-    """The alerts of :meth:`Engine.batch` over the same ``items``, in batches of ``size``."""
+    ordinals: bool = False,
+) -> Iterator:
+    """The alerts of :meth:`Engine.batch` over the same ``items``, in batches of ``size``.
+
+    With ``ordinals``, each alert comes as ``(n, alert)``: ``n`` is the place (from 1) of
+    its event among the items, None for a sequence or sample (given after the last item),
+    so that shares of the rules merge in one process's order (vigil.engine.batch)."""
     rules = EventRules(engine)
     stages = StageRules(engine) if len(rules.plans) < len(engine.rules) else None
     reader = Reader(rules.paths | (stages.paths if stages is not None else set()))
     seqs = _Sequences(stages.engine, rescan) if stages is not None else None
     starts = Starts()
     pending: list[Event] = []
+    before = 0  # items of the batches already run
 
-    def run() -> list[dict]:
+    def run() -> list[tuple[int, dict]]:
         batch = reader.batch([e.doc for e in pending])
         start = starts.of(pending)
         out = rules.alerts(batch, start, pending)
@@ -203,12 +210,18 @@ def scan_items(
                         seqs.feed(p, event, hit)
         return out
 
+    def given(found: list[tuple[int, dict]]) -> Iterator:
+        for row, alert in found:
+            yield (before + row + 1, alert) if ordinals else alert
+
     for event, _ in items:
         pending.append(event)
         if len(pending) >= size:
-            yield from run()
+            yield from given(run())
+            before += len(pending)
             pending = []
     if pending:
-        yield from run()
+        yield from given(run())
     if seqs is not None:
-        yield from seqs.finish()
+        for alert in seqs.finish():
+            yield (None, alert) if ordinals else alert

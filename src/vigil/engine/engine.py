@@ -32,8 +32,6 @@ class Engine:
         self._routes: dict[str | None, list] = {}
         self._seen: set[str] = set()
         self._router: Router | None = None
-        # Set on an engine that runs a share of a larger rule set (see batch.rule_share_engine).
-        self.whole_set_literals: set[bytes] | None | bool = False
 
     @property
     def router(self) -> Router:
@@ -43,12 +41,7 @@ class Engine:
         return self._router
 
     def line_literals(self) -> set[bytes] | None:
-        """The literals a raw line must hold for some rule to match it (None: every line).
-
-        An engine over a share of the rules reads the lines of the whole set, so that
-        every share parses the same events and their alerts merge in one order."""
-        if self.whole_set_literals is not False:
-            return self.whole_set_literals
+        """The literals a raw line must hold for some rule to match it (None: every line)."""
         return self.router.literals()
 
     def _route(self, index: str | None) -> list:
