@@ -379,3 +379,13 @@ def test_strict_mode_reports_fields_the_mapping_lacks():
 def test_completion_is_not_runnable():
     with pytest.raises(EsqlUnsupported, match="language model"):
         esql.compile('FROM i | COMPLETION r = p WITH { "inference_id": "x" }')
+
+
+def test_leading_where_tested_once_per_event_gives_the_same_rows():
+    q = esql.compile('FROM i | WHERE a LIKE "x*" | STATS n = COUNT(*) BY a | SORT a', now=NOW)
+    docs = [{"a": "x1"}, {"a": "y"}, {"a": "x1"}, {"a": ["x1", "x2"]}]
+    assert q.leading_where
+    kept = [d for d in docs if q.keeps(d)]
+    assert q.run(kept, kept=True).rows == q.run(docs).rows == [{"n": 2, "a": "x1"}]
+    # NOW() changes per run: such a WHERE is never taken out of the run.
+    assert not esql.compile("FROM i | WHERE @timestamp > NOW() - 1 hour").leading_where

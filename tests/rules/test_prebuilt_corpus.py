@@ -42,6 +42,9 @@ THRESHOLD_RUNNABLE = 30
 # Indicator match rules that run: not the deprecated Filebeat 7.x one, whose threat query
 # names threatintel.indicator.file.hash.*, fields Vigil's mapping does not hold.
 THREAT_MATCH_RUNNABLE = 8
+# ES|QL rules that run (tests/esql/test_corpus.py): not the 7 that call a language model
+# (COMPLETION), nor one RLIKE with Lucene's '&' and one REPLACE with a Java lookahead.
+ESQL_RUNNABLE = 203
 DRACUT_ID = "dc765fb2-0c99-4e57-8c11-dafdf1992b66"
 
 
@@ -81,6 +84,7 @@ def test_every_rule_loads_and_is_counted_by_type(corpus):
             ("new_terms", "kuery"): NEW_TERMS_RUNNABLE,
             ("threshold", "kuery"): THRESHOLD_RUNNABLE,
             ("threat_match", "kuery"): THREAT_MATCH_RUNNABLE,
+            ("esql", "esql"): ESQL_RUNNABLE,
         }
     )
     building_blocks = [r for r in corpus.rules if r.building_block_type]
@@ -122,7 +126,9 @@ def test_engine_routes_generated_events_to_the_corpus(corpus, events):
     engine = Engine(corpus.rules)
     assert len(engine.rules) == EXPECTED["eql"] + KQL_RUNNABLE
     # Replayed on their schedule.
-    assert len(engine.scheduled) == NEW_TERMS_RUNNABLE + THRESHOLD_RUNNABLE + THREAT_MATCH_RUNNABLE
+    assert len(engine.scheduled) == (
+        NEW_TERMS_RUNNABLE + THRESHOLD_RUNNABLE + THREAT_MATCH_RUNNABLE + ESQL_RUNNABLE
+    )
     alerts = list(engine.scan(Event(doc, index=index(doc)) for doc in events))
     by_rule = Counter(a["kibana.alert.rule.rule_id"] for a in alerts if "kibana.alert.rule.rule_id" in a)
     assert by_rule[DRACUT_ID] > 0

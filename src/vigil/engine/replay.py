@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import itertools
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vigil.engine import indicator_match, new_terms, threshold
+from vigil.engine.esql_rule import EsqlReplay
 from vigil.engine.routing import Router
 from vigil.engine.suppression import ReplaySuppressor
 from vigil.eql.dates import to_millis
@@ -94,7 +96,11 @@ class Replay:
     def __init__(self, rules: Iterable[Any], *, engine=None, start_ms: int | None = None) -> None:
         self.engine = engine
         self.start_ms = start_ms
-        self.rules = list(rules)
+        rules = list(rules)
+        # ES|QL rules run their own query over the events they keep (vigil.engine.esql_rule).
+        esql_rules = [r for r in rules if r.type == "esql"]
+        self.esql = EsqlReplay(esql_rules, engine=engine, start_ms=start_ms) if esql_rules else None
+        self.rules = [r for r in rules if r.type != "esql"]
         self._router = Router(self.rules)
         self._replayed: dict[str, _Replayed] = {}
         for rule in self.rules:
@@ -116,6 +122,8 @@ class Replay:
     def feed(self, event: Event) -> None:
         """Keep ``event`` for every rule whose index, query and exceptions take it."""
         self._arrival += 1
+        if self.esql is not None:
+            self.esql.feed(event)
         self.feed_indicator(event)
         for p in self._router.route(event):
             rule = p.rule
@@ -151,6 +159,11 @@ class Replay:
         """Every rule's alerts, rule by rule, run by run."""
         for rule in self.rules:
             yield from self._runs(rule, *self.take(rule.rule_id))
+
+    def esql_alerts(self) -> Iterator[dict]:
+        """The ES|QL rules' alerts, rule by rule, run by run."""
+        if self.esql is not None:
+            yield from self.esql.alerts()
 
     def _runs(self, rule, params, times: list[int], items: list) -> Iterator[dict]:
         stats = self.stats[rule.rule_id]
@@ -197,6 +210,7 @@ def replay(
     for event in events:
         r.feed(event)
     yield from r.alerts()
+    yield from r.esql_alerts()
 
 
 def replay_paths(
@@ -249,7 +263,7 @@ def replay_paths(
                 stats.problems.append(p)
                 stats.skipped += 1
         stats.unparsed = 0
-    for alert in r.alerts():
+    for alert in itertools.chain(r.alerts(), r.esql_alerts()):
         if alert["kibana.alert.uuid"] not in engine._seen:
             engine._seen.add(alert["kibana.alert.uuid"])
             engine.stats[alert["kibana.alert.rule.rule_id"]]["alerts"] += 1

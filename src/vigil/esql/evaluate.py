@@ -119,6 +119,8 @@ class Result:
     columns: list[tuple[str, str | None]]
     rows: list[dict]
     warnings: dict[str, int]
+    # Per row: its source event (``_event``) and metadata, while a row comes from one event.
+    metas: list[dict] = field(default_factory=list)
 
     def records(self) -> Iterator[dict]:
         """The rows as JSON objects, null cells left out (as Kibana's rowToDocument does)."""
@@ -163,6 +165,12 @@ class Program:
     ) -> None:
         self.query = query
         self.drop_null_columns = drop_null_columns
+        self._options = {
+            "strict": strict,
+            "known_fields": tuple(known_fields),
+            "now": now,
+            "drop_null_columns": drop_null_columns,
+        }
         self.text = query.text
         self.now = now
         self.warn = F.Warnings()
@@ -181,20 +189,38 @@ class Program:
         for command in query.commands:
             self.steps.append(self._command(command, env))
         self.env = env
+        # A leading WHERE that reads only the event (not NOW()): a replay can test each event
+        # once as it arrives (see :meth:`keeps`) rather than in every overlapping run.
+        first = query.commands[0] if query.commands else None
+        self.leading_where = isinstance(first, T.Where) and not _calls(first.condition, "now")
+
+    def __reduce__(self):
+        # A program pickles as its text (the rule cache keeps checked rules): its
+        # closures are built again when it is read.
+        return (_rebuild, (self.text, self._options))
 
     # --- running ------------------------------------------------------------------------
 
-    def run(self, events: Iterable[Any], *, limit: int | None = DEFAULT_LIMIT) -> Result:
+    def run(self, events: Iterable[Any], *, limit: int | None = DEFAULT_LIMIT, kept: bool = False) -> Result:
         """Run over ``events``: JSON documents, :class:`vigil.events.model.Event` objects,
-        or ``(document, metadata)`` pairs (metadata: ``_id``, ``_index``, ``_version``)."""
+        or ``(document, metadata)`` pairs (metadata: ``_id``, ``_index``, ``_version``).
+        ``kept``: every event already passed :meth:`keeps`, so the leading WHERE is skipped."""
         self.warn.counts.clear()
         self._now = self.now if self.now is not None else int(datetime.now(UTC).timestamp() * 1000)
         rows = [self._row(e) for e in events]
-        for step in self.steps:
+        steps = self.steps[1:] if kept and self.leading_where else self.steps
+        for step in steps:
             rows = step(rows)
         if limit is not None and not self.has_limit:
             rows = rows[:limit]
         return self._result(rows)
+
+    def keeps(self, event: Any) -> bool:
+        """Whether ``event`` passes the query's leading WHERE (true when it has none that
+        reads only the event)."""
+        if not self.leading_where:
+            return True
+        return bool(self.steps[0]([self._row(event)]))
 
     def run_pages(self, pages: Iterable[dict[str, list]], **kw) -> Result:
         """Run over pages of columns: column name -> list of values (a value may be a list)."""
@@ -216,7 +242,11 @@ class Program:
             doc, meta = event, {}
         else:
             doc = event.doc
-            meta = {"_id": getattr(event, "id", None), "_index": getattr(event, "index", None)}
+            meta = {
+                "_id": getattr(event, "id", None),
+                "_index": getattr(event, "index", None),
+                "_event": event,
+            }
         cols = {}
         for name in self.metadata:
             if name == "_source":
@@ -254,7 +284,7 @@ class Program:
             # Kibana asks for drop_null_columns: a column null in every row is left out.
             columns = [(n, t) for n, t in columns if any(r.get(n) is not None for r in out_rows)]
         ordered = [{n: r.get(n) for n, _ in columns} for r in out_rows]
-        return Result(columns, ordered, dict(self.warn.counts))
+        return Result(columns, ordered, dict(self.warn.counts), [r.meta for r in rows])
 
     # --- commands -----------------------------------------------------------------------
 
@@ -1144,6 +1174,12 @@ class Program:
         return lambda r: target in values_of(_get(r, name, typ))
 
 
+def _rebuild(text: str, options: dict) -> Program:
+    from vigil.esql.parser import parse
+
+    return Program(parse(text), **options)
+
+
 # --- aggregation ---------------------------------------------------------------------------
 
 
@@ -1424,6 +1460,22 @@ def _apply(op: str, a: Any, b: Any, typ: str | None, warn: F.Warnings) -> Any:
     if not math.isfinite(out):
         raise ArithmeticError("not a finite double number")
     return out
+
+
+def _calls(e: Any, name: str) -> bool:
+    """Whether expression ``e`` calls the function ``name``."""
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, T.Call) and x.name == name:
+            return True
+        for attr in ("args", "left", "right", "operand", "value", "items"):
+            v = getattr(x, attr, None)
+            if isinstance(v, tuple):
+                stack.extend(i for i in v if isinstance(i, T.Expr))
+            elif isinstance(v, T.Expr):
+                stack.append(v)
+    return False
 
 
 def _has_aggregate(e: Any) -> bool:

@@ -25,6 +25,8 @@ DEFAULT_ENABLED = True
 # Rule types Vigil runs on a schedule over a time range (aggregations, first-seen times),
 # not event by event: see vigil.engine.replay.
 SCHEDULED_TYPES = ("threshold", "new_terms", "threat_match")
+# ES|QL rules run on the same replayed schedule (vigil.engine.esql_rule).
+SCHEDULED_TYPES += ("esql",)
 # Why machine learning rules never run in Vigil: they read anomaly records (record_score)
 # that Elastic's ML jobs write, from models trained inside Elasticsearch (rule_types/ml/).
 ML_REASON = (
@@ -119,6 +121,8 @@ class Rule:
         (a rule type or language Vigil does not run, such as Lucene queries)."""
         if self.type == "eql":
             return "eql"
+        if self.type == "esql":
+            return "esql"
         if self.type in ("query", *SCHEDULED_TYPES) and self.language == "kuery":
             return "kuery"
         return None
@@ -127,6 +131,8 @@ class Rule:
         """Why a threshold or new terms rule cannot run as Kibana runs it (None: it can)."""
         from vigil.rules.params import new_terms_params, threshold_params
 
+        if self.type == "esql":
+            return None  # an ES|QL rule's parameters are its query
         try:
             if self.type == "threshold":
                 threshold_params(self.raw)
@@ -152,7 +158,10 @@ class Rule:
         """The compiled query (:class:`vigil.eql.query.Query`), built once; a KQL
         query is translated into an EQL event query first. The rule's ``filters``
         are ANDed into every event query, so every path that runs the compiled
-        statement (matcher, routing, SQL, Spark, replay) runs them too."""
+        statement (matcher, routing, SQL, Spark, replay) runs them too. An ES|QL
+        rule's is a checked :class:`vigil.esql.evaluate.Program`."""
+        if self.type == "esql":
+            return self._esql_program()
         compiled = self._compiled
         if compiled is not None and compiled.options.match_long_values != self.match_long_values:
             # Set after the rule was checked (scan --match-long-values): another schema.
@@ -172,6 +181,19 @@ class Rule:
                     statement = eql.parse(self.query)
                 statement = with_filters(statement, filters_condition(self.filters))
                 self._compiled = eql.compile(statement, options=self.eql_options())
+            except Exception as exc:
+                self._compile_error = exc
+                raise
+        return self._compiled
+
+    def _esql_program(self) -> Any:
+        if self._compile_error is not None:
+            raise self._compile_error
+        if self._compiled is None:
+            from vigil import esql
+
+            try:
+                self._compiled = esql.compile(self.query or "")
             except Exception as exc:
                 self._compile_error = exc
                 raise

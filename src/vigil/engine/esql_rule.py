@@ -1,0 +1,189 @@
+"""ES|QL rules, run as Kibana's ES|QL executor runs them, over a replayed schedule.
+
+Sources: Kibana's x-pack/solutions/security/plugins/security_solution/server/lib/
+detection_engine/rule_types/esql/ (``esql.ts``, ``build_esql_search_request.ts``,
+``wrap_esql_alerts.ts``, ``utils/generate_alert_id.ts``, ``utils/row_to_document.ts``,
+``utils/merge_esql_result_in_source.ts``) and
+``kbn-securitysolution-utils/src/esql/compute_if_esql_query_aggregating.ts``.
+
+- A run reads the documents of its FROM indices whose time (``timestamp_override``,
+  ``@timestamp`` when that is missing) lies in ``[from, to]``: Kibana's range filter
+  on the ``_query`` request. Exceptions filter the documents first. NOW() is the run's
+  ``to``. The query ends with ``| LIMIT max_signals + 1`` and at most ``max_signals``
+  alerts are made per run.
+- A query without a (non-inline) STATS is non-aggregating: each row's source event is
+  the alert, with the row's columns (null cells left out; ``_id``, ``_version``,
+  ``_index`` split off) set over it as dotted fields, replacing the source's value
+  (``mergeEsqlResultInSource``). Its id comes from ``_id``, ``_version``, ``_index``,
+  the rule and the values of MV_EXPANDed columns, so overlapping runs never alert twice;
+  documents already alerted are left out of later runs (``excludedDocuments``) unless
+  the query expands multi-values.
+- An aggregating query's alert holds the returned columns only; its id comes from the
+  run's window, the query, the rule and the row's position, so a group seen again by an
+  overlapping look-back alerts again, as Elastic documents.
+
+Vigil's ids hash the same inputs as Kibana's (``alert_uuid``), not with Kibana's
+object-hash: they are stable across scans, not equal to Kibana's.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from vigil.engine.alerts import alert_uuid, build_alert, event_key, rule_uuid
+from vigil.eql.dates import iso_from_millis
+from vigil.events.model import Event
+from vigil.rules.indices import matches_patterns
+
+SPACE = "default"
+
+
+def takes_index(program, index: str | None) -> bool:
+    """Whether an event of ``index`` is read by a query FROM these patterns (an event
+    of no known index is read by every rule, as everywhere in Vigil)."""
+    if index is None:
+        return True
+    return any(matches_patterns(p, index) for p in program.indices)
+
+
+def merge_columns(doc: dict, record: dict) -> dict:
+    """The source document with the ES|QL columns set over it as dotted fields: a nested
+    or dotted key of the same name is removed first (mergeEsqlResultInSource)."""
+    out = copy.deepcopy(doc)
+    for name, value in record.items():
+        if name in ("_id", "_version", "_index"):
+            continue
+        _remove(out, name.split("."))
+        out[name] = value
+    return out
+
+
+def _remove(obj: Any, parts: list[str]) -> None:
+    if not isinstance(obj, dict):
+        return
+    for i in range(len(parts), 0, -1):
+        key = ".".join(parts[:i])
+        if key in obj:
+            if i == len(parts):
+                del obj[key]
+            else:
+                _remove(obj[key], parts[i:])
+            return
+
+
+def run_esql(
+    rule,
+    program,
+    events: list[Event],
+    *,
+    from_ms: int,
+    to_ms: int,
+    seen: set[str],
+    excluded: set[tuple[str, str]],
+    kept: bool = False,
+) -> list[dict]:
+    """One run of an ES|QL rule over the events of its window; ``seen`` holds the alert ids
+    already written (and takes this run's), ``excluded`` the documents already alerted on;
+    ``kept``: the events already passed the query's leading WHERE (``Program.keeps``)."""
+    now = datetime.fromtimestamp(to_ms / 1000, UTC)
+    max_signals = max(int(rule.max_signals or 0), 0)
+    program.now = to_ms
+    aggregating = program.query.aggregating
+    expands = bool(program.mv_expanded)
+    if not aggregating and not expands and excluded:
+        events = [e for e in events if (e.index or "", e.id or event_key(e)) not in excluded]
+    result = program.run(events, limit=None, kept=kept)
+    alerts: list[dict] = []
+    if aggregating:
+        window = (iso_from_millis(from_ms), iso_from_millis(to_ms))
+        for i, record in enumerate(list(result.records())[: max_signals + 1]):
+            if len(alerts) >= max_signals:
+                break
+            alert_id = alert_uuid(*window, rule.query, f"{SPACE}:{rule_uuid(rule)}", i)
+            if alert_id in seen:
+                continue
+            alert = build_alert(rule, Event(record, "", alert_id), now=now)
+            alert["kibana.alert.uuid"] = alert_id
+            seen.add(alert_id)
+            alerts.append(alert)
+        return alerts
+    for record, meta in zip(result.records(), result.metas, strict=True):
+        if len(alerts) >= max_signals:
+            break
+        event = meta.get("_event")
+        if event is None:
+            continue
+        doc_id = record.get("_id") or event.id or event_key(event)
+        index = record.get("_index") or event.index or ""
+        expanded = [str(record.get(name)) for name in program.mv_expanded]
+        alert_id = alert_uuid(
+            doc_id, record.get("_version", ""), index, f"{SPACE}:{rule_uuid(rule)}", *expanded
+        )
+        if alert_id in seen:
+            continue
+        merged = merge_columns(event.doc, record)
+        alert = build_alert(rule, Event(merged, event.index, event.id, event.origin), now=now)
+        alert["kibana.alert.uuid"] = alert_id
+        seen.add(alert_id)
+        excluded.add((event.index or "", event.id or event_key(event)))
+        alerts.append(alert)
+    return alerts
+
+
+class EsqlReplay:
+    """ES|QL rules over a stream of events, replayed on their schedules (see
+    :mod:`vigil.engine.replay`)."""
+
+    def __init__(self, rules: Iterable[Any], *, engine=None, start_ms: int | None = None) -> None:
+        self.rules = list(rules)
+        self.engine = engine
+        self.start_ms = start_ms
+        self.programs = {r.rule_id: r.compiled() for r in self.rules}
+        self.kept: dict[str, list[tuple[int, int, Event]]] = {r.rule_id: [] for r in self.rules}
+        self.stats: dict[str, dict[str, int]] = {r.rule_id: {"runs": 0, "alerts": 0} for r in self.rules}
+        self._arrival = 0
+
+    def feed(self, event: Event) -> None:
+        from vigil.engine.replay import event_time
+
+        self._arrival += 1
+        for rule in self.rules:
+            program = self.programs[rule.rule_id]
+            if not takes_index(program, event.index) or not program.keeps(event):
+                continue
+            if self.engine is not None and self.engine._suppressed(rule, event.doc):
+                continue
+            ts = event_time(event.doc, rule.timestamp_override)
+            if ts is not None:
+                self.kept[rule.rule_id].append((ts, self._arrival, event))
+
+    def alerts(self) -> Iterator[dict]:
+        from vigil.engine.replay import schedule
+
+        for rule in self.rules:
+            kept = sorted(self.kept.pop(rule.rule_id), key=lambda t: (t[0], t[1]))
+            times = [t[0] for t in kept]
+            events = [t[2] for t in kept]
+            program = self.programs[rule.rule_id]
+            seen: set[str] = set()
+            excluded: set[tuple[str, str]] = set()
+            stats = self.stats[rule.rule_id]
+            for from_ms, to_ms in schedule(rule, times, self.start_ms):
+                window = events[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
+                found = run_esql(
+                    rule,
+                    program,
+                    window,
+                    from_ms=from_ms,
+                    to_ms=to_ms,
+                    seen=seen,
+                    excluded=excluded,
+                    kept=True,
+                )
+                stats["runs"] += 1
+                stats["alerts"] += len(found)
+                yield from found
