@@ -2,6 +2,13 @@
 
 Run as root:  .venv/bin/python bench/sensor_bench.py [--seconds 3] [--rates 5000,10000,20000,40000]
 
+Process and network events (eBPF), with the prebuilt Linux rules of a detection-rules checkout:
+    .venv/bin/python bench/sensor_bench.py --processes --detection-rules ../detection-rules \
+        [--storm 10000] [--exec-rate 1000] [--conn-rate 1000] [--seconds 5]
+runs ``--storm`` executions of ``/bin/true`` as fast as a shell loop goes and checks that every
+one arrived with its argv, executable and parent (none lost), then measures the CPU of
+``vigil watch`` while a driver runs programs and opens TCP connections at the given rates.
+
 Starts `vigil watch` (the real engine, the bundled seed rule) as a subprocess on a scratch
 folder under the Dracut module folder, writes files at fixed rates, and reads the sensor's
 own counts. ``*.sh`` creations each raise a seed-rule alert (the worst case: an alert storm);
@@ -29,7 +36,7 @@ MODULES = Path("/usr/lib/dracut/modules.d")
 
 
 class Watch:
-    def __init__(self, out_dir: Path, path: Path) -> None:
+    def __init__(self, out_dir: Path, path: Path, extra: tuple[str, ...] = ()) -> None:
         self.events = out_dir / "events.ndjson"
         self.alerts = out_dir / "alerts.ndjson"
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
@@ -43,7 +50,7 @@ class Watch:
             "--events-out",
             str(self.events),
         ]
-        cmd += ["--path", str(path)]
+        cmd += ["--path", str(path), *extra]
         self.proc = subprocess.Popen(cmd, stdout=open(self.alerts, "wb"), stderr=subprocess.PIPE, env=env)  # noqa: SIM115
         while True:
             line = self.proc.stderr.readline().decode()
@@ -51,6 +58,7 @@ class Watch:
                 raise SystemExit(f"vigil watch did not start: {self.proc.stderr.read().decode()}")
             if "watching" in line:
                 break
+        self.read_at = 0
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -67,7 +75,7 @@ class Watch:
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
+        self.proc.wait(timeout=300)
 
 
 def _scratch_out() -> Path:
@@ -215,14 +223,237 @@ def latency_and_cpu(rate: int, seconds: float, ext: str = "sh") -> tuple[list[fl
     return lat, cpu, idle
 
 
+def _rule_args(detection_rules: Path) -> tuple[str, ...]:
+    out: list[str] = []
+    for sub in ("rules/linux", "rules/cross-platform", "rules_building_block"):
+        if (detection_rules / sub).is_dir():
+            out += ["--rules", str(detection_rules / sub)]
+    return tuple(out)
+
+
+def _read_events(path: Path) -> list[dict]:
+    import json
+
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().split("\n")[:-1] if x.strip()]
+
+
+def process_storm(rule_args: tuple[str, ...], n: int) -> dict:
+    """``n`` runs of /bin/true by a shell loop under `vigil watch` with the rules: every exec
+    must arrive, with its argv, executable and parent."""
+    folder = Path(tempfile.mkdtemp(prefix="vigil-bench-", dir=MODULES))
+    out = _scratch_out()
+    watch = Watch(out, folder, rule_args)
+    marker = f"vigil-storm-{time.time_ns()}"
+    try:
+        t0 = time.perf_counter()
+        cpu0 = watch.cpu_seconds()
+        driver = subprocess.Popen(
+            ["/bin/bash", "-c", f'for i in $(seq 1 {n}); do /bin/true {marker} "$i"; done']
+        )
+        driver.wait()
+        ran = time.perf_counter() - t0
+        _wait_for_lines(watch.events, f'"args":["/bin/true","{marker}"', '"action":"exec"', n)
+        counts = watch.counts()
+        drained = time.perf_counter() - t0
+        cpu = watch.cpu_seconds() - cpu0
+    finally:
+        watch.stop()
+    docs = _read_events(watch.events)
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    true = os.path.realpath("/bin/true")
+    bash = os.path.realpath("/bin/bash")
+    seen: dict[int, int] = {}
+    wrong = 0
+    for d in docs:
+        p = d.get("process", {})
+        args = p.get("args") or []
+        if d["event"]["action"] != "exec" or args[1:2] != [marker]:
+            continue
+        i = int(args[2])
+        seen[i] = seen.get(i, 0) + 1
+        ok = (
+            p.get("executable") == true
+            and args == ["/bin/true", marker, str(i)]
+            and p["parent"].get("pid") == driver.pid
+            and p["parent"].get("executable") == bash
+        )
+        wrong += not ok
+    missing = sum(1 for i in range(1, n + 1) if i not in seen)
+    return {
+        "n": n,
+        "seen": len(seen),
+        "missing": missing,
+        "duplicated": sum(1 for c in seen.values() if c > 1),
+        "wrong": wrong,
+        "kernel_lost": counts.get("kernel-lost", -1),
+        "loop_seconds": ran,
+        "drained_seconds": drained,
+        "cpu_seconds": cpu,
+    }
+
+
+def _settle_process(watch: Watch, before: dict[str, int], timeout: float = 1800.0) -> None:
+    """Until the sensor has read everything and the engine has written every event out
+    (the events file stops growing for 5 s)."""
+    deadline = time.monotonic() + timeout
+    last, size, still = before, -1, 0.0
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        c = watch.counts()
+        now = watch.events.stat().st_size if watch.events.exists() else 0
+        quiet = c.get("process") == last.get("process") and c.get("network") == last.get("network")
+        still = still + 1.0 if quiet and now == size else 0.0
+        if still >= 5:
+            return
+        last, size = c, now
+
+
+def _wait_for_lines(path: Path, needle: str, action: str, n: int, quiet: float = 120.0) -> int:
+    """Until ``n`` lines of ``path`` hold both strings, or nothing new came for ``quiet`` s."""
+    found, pos, buf = 0, 0, b""
+    last = time.monotonic()
+    a, b = needle.encode(), action.encode()
+    while found < n and time.monotonic() - last < quiet:
+        time.sleep(0.5)
+        if not path.exists():
+            continue
+        with open(path, "rb") as fh:
+            fh.seek(pos)
+            chunk = fh.read()
+        if not chunk:
+            continue
+        pos += len(chunk)
+        last = time.monotonic()
+        *lines, buf = (buf + chunk).split(b"\n")
+        found += sum(1 for line in lines if a in line and b in line)
+    return found
+
+
+def process_cpu(rule_args: tuple[str, ...], exec_rate: int, conn_rate: int, seconds: float) -> dict:
+    """CPU of `vigil watch` for ``seconds`` of programs run and connections opened at the rates
+    (including the time to catch up afterwards, charged to the same window)."""
+    import socket
+
+    folder = Path(tempfile.mkdtemp(prefix="vigil-bench-", dir=MODULES))
+    out = _scratch_out()
+    watch = Watch(out, folder, rule_args)
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(4096)
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                conn.close()
+            except OSError:
+                return
+
+    def connect(total: int) -> None:
+        start = time.perf_counter()
+        for n in range(total):
+            delay = start + n / conn_rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            with socket.socket() as c:
+                try:
+                    c.connect(("127.0.0.1", port))
+                except OSError:
+                    pass
+
+    marker = f"vigil-load-{time.time_ns()}"
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        idle0, iwall0 = watch.cpu_seconds(), time.perf_counter()
+        time.sleep(2)
+        idle = (watch.cpu_seconds() - idle0) / (time.perf_counter() - iwall0)
+        before = watch.counts()
+        cpu0 = watch.cpu_seconds()
+        conns = threading.Thread(target=connect, args=(int(conn_rate * seconds),)) if conn_rate else None
+        if conns:
+            conns.start()
+        t0 = time.perf_counter()
+        execs = 0
+        total = int(exec_rate * seconds)
+        while execs < total:
+            delay = t0 + execs / exec_rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pid = os.posix_spawn("/bin/true", ["/bin/true", marker], os.environ)
+            os.waitpid(pid, 0)
+            execs += 1
+        if conns:
+            conns.join()
+        wall = time.perf_counter() - t0
+        _wait_for_lines(watch.events, f'"args":["/bin/true","{marker}"]', '"action":"exec"', execs)
+        _settle_process(watch, watch.counts())
+        cpu = watch.cpu_seconds() - cpu0
+        after = watch.counts()
+    finally:
+        stop.set()
+        server.close()
+        watch.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+    return {
+        "execs_per_s": execs / wall,
+        "conns_per_s": int(conn_rate * seconds) / wall if conn_rate else 0,
+        "cpu_share": cpu / wall,
+        "idle_share": idle,
+        "process_events": after["process"] - before.get("process", 0),
+        "network_events": after["network"] - before.get("network", 0),
+        "kernel_lost": after.get("kernel-lost", -1),
+    }
+
+
+def processes_main(args: argparse.Namespace) -> int:
+    rule_args = _rule_args(Path(args.detection_rules)) if args.detection_rules else ()
+    MODULES.mkdir(parents=True, exist_ok=True)
+    print(f"CPUs: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}")
+    print(f"rules: {' '.join(rule_args[1::2]) or 'the bundled rules'}")
+    if args.storm:
+        r = process_storm(rule_args, args.storm)
+        print(
+            f"exec storm: {r['n']} x /bin/true in {r['loop_seconds']:.1f} s ({r['n'] / r['loop_seconds']:,.0f}/s); "
+            f"all events read after {r['drained_seconds']:.1f} s; seen {r['seen']}, missing {r['missing']}, "
+            f"duplicated {r['duplicated']}, wrong argv/executable/parent {r['wrong']}, kernel-lost {r['kernel_lost']}; "
+            f"CPU of vigil watch {r['cpu_seconds']:.1f} s"
+        )
+    r = process_cpu(rule_args, args.exec_rate, args.conn_rate, args.seconds)
+    print(
+        f"load: {r['execs_per_s']:,.0f} execs/s and {r['conns_per_s']:,.0f} connections/s for {args.seconds} s: "
+        f"{r['process_events']} process and {r['network_events']} network events, kernel-lost {r['kernel_lost']}; "
+        f"CPU of vigil watch {r['cpu_share'] * 100:.1f}% of one core (idle before: {r['idle_share'] * 100:.1f}%)"
+    )
+    return 0
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--rates", default="5000,10000,20000,40000")
+    ap.add_argument(
+        "--processes", action="store_true", help="process and network events (eBPF) instead of files"
+    )
+    ap.add_argument(
+        "--detection-rules", metavar="DIR", help="a detection-rules checkout: its Linux rules run"
+    )
+    ap.add_argument("--storm", type=int, default=10000, help="/bin/true runs checked one by one (0: skip)")
+    ap.add_argument("--exec-rate", type=int, default=1000)
+    ap.add_argument("--conn-rate", type=int, default=1000)
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("sensor_bench: needs root (fanotify)", file=sys.stderr)
         return 1
+    if args.processes:
+        return processes_main(args)
     made_modules = not MODULES.exists()
     made_parent = not MODULES.parent.exists()
     MODULES.mkdir(parents=True, exist_ok=True)

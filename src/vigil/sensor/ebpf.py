@@ -62,7 +62,7 @@ class KernelSensor:
         self.stats.process += len(docs)
         return docs
 
-    def poll(self, limit: int = 4096) -> list[dict]:
+    def poll(self, limit: int = 256) -> list[dict]:
         """Events from the records in the ring buffer (at most ``limit`` records per call)."""
         out: list[dict] = []
         now = time.time_ns()
