@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(Markdown(rule.note or "(this rule has no investigation guide)"))
     console.rule()
     console.print(f"Stored alerts: vigil alerts list --store {args.store}")
+    console.print(f"In a browser: vigil serve --store {args.store}, then open http://127.0.0.1:9200/ui/")
     return code
 
 

@@ -383,7 +383,7 @@ def _alerts(ctx: Ctx, query: dict) -> Safe:
         from vigil import kql
 
         try:
-            filters.kql = kql.compile(q["q"])
+            filters.kql, filters.kql_text = kql.compile(q["q"]), q["q"]
         except Exception as exc:  # a syntax error or an unsupported query: shown, not raised
             kql_error = exc.render() if isinstance(exc, VigilError) else str(exc) or type(exc).__name__
     if kql_error is not None:

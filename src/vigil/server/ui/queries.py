@@ -42,6 +42,7 @@ class Filters:
     host: str | None = None
     status: str | None = None
     kql: Any = None  # a compiled KQL query, or None
+    kql_text: str = ""  # its text (what a cached search is known by)
 
     def where(self) -> tuple[str, list]:
         clauses, params = [], []
@@ -113,7 +114,7 @@ CREATE INDEX IF NOT EXISTS alerts_entity ON alerts({_ENTITY}) WHERE {_ENTITY} IS
 CREATE INDEX IF NOT EXISTS alerts_group ON alerts({_GROUP}) WHERE {_GROUP} IS NOT NULL;
 """
 # A KQL search reads documents; past this many (newest first) it stops and says so.
-KQL_MAX_READ = 20_000
+KQL_MAX_READ = 10_000
 
 
 class AlertQueries:
@@ -121,6 +122,7 @@ class AlertQueries:
         self._conn = connect(path)
         self._lock = threading.Lock()
         self._conn.executescript(_INDEXES)
+        self._cache: dict[tuple, tuple[int, Any]] = {}
 
     def close(self) -> None:
         self._conn.close()
@@ -144,7 +146,6 @@ class AlertQueries:
         order = f" ORDER BY {SORTS.get(sort, 'ts_ms')} {direction}, ts_ms DESC, uuid"
         if filters.kql is not None:
             return self._search_kql(filters, where + order, params, offset, limit, group)
-        total = self._all("SELECT COUNT(*) FROM alerts" + where, params)[0][0]
         rows = self._fetch(
             [
                 u
@@ -153,46 +154,87 @@ class AlertQueries:
                 )
             ]
         )
-        by_sev = Counter(
-            {
-                (s or "").lower(): n
-                for s, n in self._all(f"SELECT severity, COUNT(*) FROM alerts{where} GROUP BY 1", params)
-            }
-        )
-        by_rule = [
-            (name or "", n)
-            for name, n in self._all(
-                f"SELECT rule_name, COUNT(*) FROM alerts{where} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+        total, by_sev, by_rule, lo, bucket, hist = self._aggregates(where, params)
+        result = Result(rows, total, by_sev, by_rule, hist, bucket)
+        if group in ("rule", "host"):
+            result.groups = self._cached(
+                ("group", group, where, *params), lambda: self._groups(group, where, params)
+            )
+        return result
+
+    def _cached(self, key: tuple, compute: Any) -> Any:
+        """``compute()``, kept until another connection (the scheduler, a status change)
+        commits to the store: a page reloaded or paged through costs one read."""
+        version = self._all("PRAGMA data_version")[0][0]
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        value = compute()
+        with self._lock:
+            if len(self._cache) >= 64:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = (version, value)
+        return value
+
+    def _aggregates(self, where: str, params: list) -> tuple:
+        """Total, counts by severity and by rule, and the histogram, in one pass of the index."""
+
+        def compute() -> tuple:
+            lo, hi = self._all(
+                f"SELECT (SELECT MIN(ts_ms) FROM alerts{where}), (SELECT MAX(ts_ms) FROM alerts{where})",
+                params * 2,
+            )[0]
+            bucket = _bucket_ms(lo, hi)
+            total = 0
+            by_sev: Counter = Counter()
+            by_rule: Counter = Counter()
+            buckets: Counter = Counter()
+            for sev, rule, b, n in self._all(
+                f"SELECT severity, rule_name, (ts_ms - ?) / ?, COUNT(*) FROM alerts{where} GROUP BY 1, 2, 3",
+                [lo or 0, bucket, *params],
+            ):
+                total += n
+                by_sev[(sev or "").lower()] += n
+                by_rule[rule or ""] += n
+                if b is not None and lo is not None:
+                    buckets[b] += n
+            top = sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+            return total, by_sev, top, lo, bucket, _histogram(lo, bucket, sorted(buckets.items()))
+
+        return self._cached(("aggregates", where, *params), compute)
+
+    def _groups(self, group: str, where: str, params: list) -> list[dict]:
+        column = "rule_name" if group == "rule" else "host"
+        return [
+            {"key": key, "count": n, "high": high, "last_ms": last}
+            for key, n, high, last in self._all(
+                f"SELECT {column}, COUNT(*), MAX({_SEVERITY_RANK}), MAX(ts_ms) FROM alerts{where}"
+                " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 200",
                 params,
             )
         ]
-        lo, hi = self._all(f"SELECT MIN(ts_ms), MAX(ts_ms) FROM alerts{where}", params)[0]
-        bucket = _bucket_ms(lo, hi)
-        hist = []
-        if lo is not None:
-            hist = self._all(
-                f"SELECT (ts_ms - ?) / ? AS b, COUNT(*) FROM alerts{where}"
-                f"{' AND' if where else ' WHERE'} ts_ms IS NOT NULL GROUP BY b ORDER BY b",
-                [lo, bucket, *params],
-            )
-        result = Result(rows, total, by_sev, by_rule, _histogram(lo, bucket, hist), bucket)
-        if group in ("rule", "host"):
-            column = "rule_name" if group == "rule" else "host"
-            result.groups = [
-                {"key": key, "count": n, "high": high, "last_ms": last}
-                for key, n, high, last in self._all(
-                    f"SELECT {column}, COUNT(*), MAX({_SEVERITY_RANK}), MAX(ts_ms) FROM alerts{where}"
-                    " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 200",
-                    params,
-                )
-            ]
-        return result
 
     def _search_kql(
         self, filters: Filters, tail: str, params: list, offset: int, limit: int, group: str | None
     ) -> Result:
-        rows: list[Row] = []
-        total = 0
+        key = ("kql", filters.kql_text, tail, group, *params)
+        matched, result = self._cached(key, lambda: self._kql_matches(filters, tail, params, group))
+        rows = self._fetch(matched[offset : offset + limit])
+        return Result(
+            rows,
+            result.total,
+            result.by_severity,
+            result.by_rule,
+            result.histogram,
+            result.bucket_ms,
+            result.groups,
+            result.searched,
+        )
+
+    def _kql_matches(self, filters: Filters, tail: str, params: list, group: str | None) -> tuple:
+        """The uuids a KQL search matches, in the page's order, and its counts."""
+        matched: list[str] = []
         by_sev: Counter = Counter()
         by_rule: Counter = Counter()
         times: list[int] = []
@@ -204,16 +246,13 @@ class AlertQueries:
         for row in self._chunks(uuids[:KQL_MAX_READ]):
             if not filters.kql.matches(row.doc):
                 continue
-            if offset <= total < offset + limit:
-                rows.append(row)
-            total += 1
+            matched.append(row.uuid)
             by_sev[(row.severity or "").lower()] += 1
             by_rule[row.rule_name or ""] += 1
             if row.ts_ms is not None:
                 times.append(row.ts_ms)
             if group in ("rule", "host"):
-                key = row.rule_name if group == "rule" else row.host
-                g = groups.setdefault(key or "", [0, 0, None])
+                g = groups.setdefault((row.rule_name if group == "rule" else row.host) or "", [0, 0, None])
                 g[0] += 1
                 g[1] = max(g[1], _rank(row.severity))
                 g[2] = max(g[2] or 0, row.ts_ms or 0)
@@ -221,8 +260,8 @@ class AlertQueries:
         bucket = _bucket_ms(lo, hi)
         counts = Counter((ms - lo) // bucket for ms in times) if times else Counter()
         result = Result(
-            rows,
-            total,
+            [],
+            len(matched),
             by_sev,
             sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0]))[:10],
             _histogram(lo, bucket, sorted(counts.items())),
@@ -233,7 +272,7 @@ class AlertQueries:
             for k, v in sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0]))[:200]
         ]
         result.searched = KQL_MAX_READ if partial else None
-        return result
+        return matched, result
 
     def _fetch(self, uuids: list[str]) -> list[Row]:
         """The rows of these alerts, documents included, in the order given."""
@@ -255,6 +294,12 @@ class AlertQueries:
         return Row(*r[:8], doc=orjson.loads(r[8]) if len(r) > 8 else None)
 
     def hosts(self, limit: int = 500) -> list[str]:
+        return self._cached(("hosts", limit), lambda: self._hosts(limit))
+
+    def rules(self, limit: int = 2000) -> list[tuple[str, str]]:
+        return self._cached(("rules", limit), lambda: self._rules(limit))
+
+    def _hosts(self, limit: int) -> list[str]:
         return [
             h
             for (h,) in self._all(
@@ -262,9 +307,10 @@ class AlertQueries:
             )
         ]
 
-    def rules(self, limit: int = 2000) -> list[tuple[str, str]]:
+    def _rules(self, limit: int) -> list[tuple[str, str]]:
         return self._all(
-            "SELECT rule_id, MAX(rule_name) FROM alerts WHERE rule_id IS NOT NULL GROUP BY 1 ORDER BY 2 LIMIT ?",
+            "SELECT rule_id, MAX(rule_name) FROM alerts INDEXED BY alerts_triage WHERE rule_id IS NOT NULL"
+            " GROUP BY 1 ORDER BY 2 LIMIT ?",
             [limit],
         )
 
