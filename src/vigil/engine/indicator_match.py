@@ -146,10 +146,18 @@ class IndicatorSource:
     # (where, why) of the documents left out as indicators.
     problems: list[tuple[str | None, str]] = field(default_factory=list)
     _threat_query: dict = field(default_factory=dict)
+    _indices: dict = field(default_factory=dict)
+    _matcher: tuple = ((), None)
 
     def offer(self, event: Event) -> bool:
-        if event.index is not None and not matches_patterns(list(self.params.index), event.index):
-            return False
+        if event.index is not None:
+            taken = self._indices.get(event.index)
+            if taken is None:
+                if len(self._indices) > 4096:
+                    self._indices.clear()
+                taken = self._indices[event.index] = matches_patterns(list(self.params.index), event.index)
+            if not taken:
+                return False
         doc = event.doc
         if not any(all(lookup(doc, e.value) for e in group) for group in self.params.mapping):
             return False
@@ -183,6 +191,18 @@ class IndicatorSource:
             ]
             self._threat_query = {key: taken}  # runs go forward in time: one entry is enough
         return [ind for ind in taken if ind.ts is None or ind.ts <= to_ms]
+
+    def matcher(self, to_ms: int, engine=None) -> _Matcher | None:
+        """The indicators of a run at ``to_ms`` (see :meth:`visible`) indexed for its events;
+        the same one for runs that read the same indicators (None: there are none)."""
+        indicators = self.visible(to_ms, engine)
+        if not indicators:
+            return None
+        # Runs go forward: with one threat query key, the visible list only grows.
+        key = (threat_query_at(self.rule, self.params, to_ms)[0], len(indicators))
+        if self._matcher[0] != key:
+            self._matcher = (key, _Matcher(self.params, indicators))
+        return self._matcher[1]
 
 
 def threat_query_at(rule, params: ThreatMatchParams, now_ms: int):
@@ -253,23 +273,28 @@ def _terms_group(group: tuple[MappingEntry, ...]) -> bool:
 class _Matcher:
     """The indicators of one run, indexed for the events of that run."""
 
-    def __init__(self, params: ThreatMatchParams, indicators: list[Indicator], event_first: bool):
+    def __init__(self, params: ThreatMatchParams, indicators: list[Indicator]):
         self.params = params
         self.indicators = indicators
-        self.event_first = event_first
-        # Per terms group: indicator value text -> indicators holding it (in order).
+        # Set per run: whether Kibana searches the indicators with the events' values.
+        self.event_first = True
+        # Per terms group: indicator value text -> indicators holding it (in order); one
+        # table per indicator field, shared by the groups that read it.
         self.terms: dict[int, dict[Any, list[int]]] = {}
+        tables: dict[str, dict[Any, list[int]]] = {}
         for g, group in enumerate(params.mapping):
             if _terms_group(group):
-                e = group[0]
-                table: dict[Any, list[int]] = {}
-                for k, ind in enumerate(indicators):
-                    for v in _indicator_values(ind.event.doc, e.value):
-                        if _js_truthy(v) and not isinstance(v, dict | list):
-                            bucket = table.setdefault(js_string(v), [])
-                            if not bucket or bucket[-1] != k:
-                                bucket.append(k)
-                self.terms[g] = table
+                name = group[0].value
+                if name not in tables:
+                    table: dict[Any, list[int]] = {}
+                    for k, ind in enumerate(indicators):
+                        for v in _indicator_values(ind.event.doc, name):
+                            if _js_truthy(v) and not isinstance(v, dict | list):
+                                bucket = table.setdefault(js_string(v), [])
+                                if not bucket or bucket[-1] != k:
+                                    bucket.append(k)
+                    tables[name] = table
+                self.terms[g] = tables[name]
         # Per match group and entry: (indicator, values as the match compares them).
         self.match_values: dict[int, list[tuple[int, list[list]]]] = {}
         for g, group in enumerate(params.mapping):
@@ -377,16 +402,16 @@ def run_indicator_match(
     rule,
     params: ThreatMatchParams,
     events: list[Seen],
-    indicators: list[Indicator],
+    matcher: _Matcher | None,
     seen_ids: set[str],
     *,
     to_ms: int,
 ) -> list[dict]:
     """The alerts of one run over ``events`` (those of the window, ascending time)
-    against ``indicators`` (those the run reads)."""
-    if not events or not indicators:
+    against the indicators the run reads (:meth:`IndicatorSource.matcher`)."""
+    if not events or matcher is None:
         return []
-    matcher = _Matcher(params, indicators, event_first=len(events) < len(indicators))
+    matcher.event_first = len(events) < len(matcher.indicators)
     started = datetime.fromtimestamp(to_ms / 1000, UTC)
     alerts: list[dict] = []
     for item in reversed(events):  # newest first

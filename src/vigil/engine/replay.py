@@ -182,9 +182,9 @@ class Replay:
             if rule.type == "threshold":
                 found = threshold.run_threshold(rule, params, window, state, from_ms=from_ms, to_ms=to_ms)
             elif rule.type == "threat_match":
-                indicators = self.indicators[rule.rule_id].visible(to_ms, self.engine)
+                matcher = self.indicators[rule.rule_id].matcher(to_ms, self.engine)
                 found = indicator_match.run_indicator_match(
-                    rule, params, window, indicators, alerted, to_ms=to_ms
+                    rule, params, window, matcher, alerted, to_ms=to_ms
                 )
             else:
                 found = new_terms.run_new_terms(
