@@ -142,7 +142,7 @@ def histogram(buckets: list[tuple[int, int]], bucket_ms: int, width: int = 480, 
     if not buckets:
         return t('<p class="muted">No alerts in this range.</p>')
     top = max(n for _, n in buckets) or 1
-    bar = width / len(buckets)
+    bar = min(width / len(buckets), 24.0)
     rects = []
     for i, (start, n) in enumerate(buckets):
         h = 0 if n == 0 else max(1.0, (height - 2) * n / top)
@@ -336,7 +336,7 @@ def alert_page(
     fields = source_fields(doc)
     status_form = t(
         '<form method="post" action="/ui/alerts/{link}/status" class="inline" id="status-form">{csrf}'
-        'Status <select name="status" id="alert-status">{opts}</select> <button type="submit" id="set-status">'
+        '<select name="status" id="alert-status" aria-label="status">{opts}</select> <button type="submit" id="set-status">'
         "Set</button></form>",
         link=seg(uuid),
         csrf=form_csrf(ctx.csrf),
