@@ -373,3 +373,77 @@ def test_an_indicator_path_that_is_not_an_object_is_left_out_and_reported(threat
             f"indicator 'ioc-1' left out of rule {rule.name!r}: threat.indicator is not an object",
         )
     ]
+
+
+def and_group_rule(threat_rules):
+    """Elastic's URL rule with its mapping made one AND group (a copy): an indicator must
+    hold both the event's url.full and its destination.ip."""
+    rule = copy.copy(threat_rules["Threat Intel URL Indicator Match"])
+    rule.raw = {
+        **rule.raw,
+        "threat_mapping": [
+            {
+                "entries": [
+                    {"field": "url.full", "type": "mapping", "value": "threat.indicator.url.full"},
+                    {"field": "destination.ip", "type": "mapping", "value": "threat.indicator.ip"},
+                ]
+            }
+        ],
+    }
+    return rule
+
+
+def test_and_group_entries_must_match_one_indicator(threat_rules):
+    """validate_complete_threat_matches.ts: partial matches in two indicators are no match."""
+    rule = and_group_rule(threat_rules)
+    url_entry, ip_entry = params_of(rule).mapping[0]
+    url, ip = VALUES["url.full"], VALUES["ip"]
+    both = indicator(rule, url_entry, url, written=RUN - timedelta(days=1), n=1, threat__indicator__ip=ip)
+    url_only = indicator(
+        rule, url_entry, url, written=RUN - timedelta(days=1), n=2, threat__indicator__ip="192.0.2.1"
+    )
+    ip_only = indicator(
+        rule,
+        url_entry,
+        "http://other.example/",
+        written=RUN - timedelta(days=1),
+        n=3,
+        threat__indicator__ip=ip,
+    )
+    ev = event("url.full", url, at=RUN)
+    _put(ev.doc, "destination.ip", ip)
+    got = alerts_of(rule, [both, url_only, ip_only, ev])
+    assert [(e["matched"]["id"], e["matched"]["field"]) for e in got[0]["threat"]["enrichments"]] == [
+        ("ioc-1", "url.full"),
+        ("ioc-1", "destination.ip"),
+    ]
+    assert alerts_of(rule, [url_only, ip_only, ev]) == []
+
+
+def test_and_group_values_are_single_on_the_side_the_query_is_built_from(threat_rules):
+    """build_threat_mapping_filter.ts: an AND group is match queries built from single values
+    (createInnerAndClauses: value.length === 1); the matched queries always come from the
+    events' values (getSignalIdToMatchedQueriesMap), and when the events are not fewer than
+    the indicators, the events are first searched with the indicators' (createThreatSignal)."""
+    rule = and_group_rule(threat_rules)
+    url_entry = params_of(rule).mapping[0][0]
+    url, ip = VALUES["url.full"], VALUES["ip"]
+
+    def ioc(n, ips):
+        return indicator(
+            rule, url_entry, url, written=RUN - timedelta(days=1), n=n, threat__indicator__ip=ips
+        )
+
+    listed_event = event("url.full", url, at=RUN)
+    _put(listed_event.doc, "destination.ip", [ip, "198.51.100.1"])
+    single_event = event("url.full", url, at=RUN)
+    _put(single_event.doc, "destination.ip", ip)
+    decoys = [ioc(n, "192.0.2.9") for n in (5, 6)]
+    # One event, three indicators: the events' values build the query, so a listed
+    # destination.ip matches nothing, and a listed indicator value is any of its values.
+    assert alerts_of(rule, [ioc(1, ip), *decoys, listed_event]) == []
+    assert len(alerts_of(rule, [ioc(1, [ip, "192.0.2.1"]), *decoys, single_event])) == 1
+    # One event, one indicator: the indicator's value must be single too.
+    assert len(alerts_of(rule, [ioc(1, ip), single_event])) == 1
+    assert alerts_of(rule, [ioc(1, ip), listed_event]) == []
+    assert alerts_of(rule, [ioc(1, [ip, "192.0.2.1"]), single_event]) == []

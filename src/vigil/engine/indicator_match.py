@@ -21,8 +21,9 @@ window (``rule_types/indicator_match/threat_mapping/``: ``create_threat_signals.
   fewer events than indicators Kibana searches the indicators with the events'
   values (``createEventSignal``), else the events with each indicator's first value
   (``createThreatSignal``), which also needs that first value among the event's.
-  Other groups are ``match`` queries: each entry's value must be single on the side
-  the query is built from (the events, or the indicators, as above);
+  Other groups are ``match`` queries: each entry's event value must be single (the
+  enrichment searches the indicators with it, ``createInnerAndClauses``), and so must
+  the indicator's when the events are searched with the indicators' values;
 - **alerts**: one per event that matches, the event as a query rule's alert, with
   ``threat.enrichments``: the event's own, then one per matched (indicator, entry):
   ``indicator`` (the indicator's ``threat_indicator_path``, the first if a list),
@@ -351,18 +352,17 @@ class _Matcher:
         return out
 
     def _match_hits(self, g: int, group: tuple[MappingEntry, ...], doc: dict) -> list[int]:
+        # The matched queries are always built from the events' values (the enrichment
+        # searches the indicators with them, getSignalIdToMatchedQueriesMap): each single.
         event_values = [[_match_text(v, e.field) for v in _event_values(doc, e.field)] for e in group]
-        if self.event_first and any(len(vs) != 1 for vs in event_values):
+        if any(len(vs) != 1 for vs in event_values):
             return []
         out = []
         for k, ind_values in self.match_values[g]:
+            # Searching the events with the indicators' values takes single ones too.
             if not self.event_first and any(len(vs) != 1 for vs in ind_values):
                 continue
-            if self.event_first:
-                ok = all(ev[0] in iv for ev, iv in zip(event_values, ind_values, strict=True))
-            else:
-                ok = all(iv[0] in ev for ev, iv in zip(event_values, ind_values, strict=True))
-            if ok:
+            if all(ev[0] in iv for ev, iv in zip(event_values, ind_values, strict=True)):
                 out.append(k)
         return out
 
