@@ -447,3 +447,12 @@ def test_and_group_values_are_single_on_the_side_the_query_is_built_from(threat_
     assert len(alerts_of(rule, [ioc(1, ip), single_event])) == 1
     assert alerts_of(rule, [ioc(1, ip), listed_event]) == []
     assert alerts_of(rule, [ioc(1, [ip, "192.0.2.1"]), single_event]) == []
+
+
+def test_an_event_keeps_the_first_200_matches(threat_rules):
+    """MAX_NUMBER_OF_SIGNAL_MATCHES (enrich_signal_threat_matches.ts): 200 matched queries."""
+    rule = threat_rules["Threat Intel IP Address Indicator Match"]
+    entry = params_of(rule).mapping[0][0]
+    iocs = [indicator(rule, entry, VALUES["ip"], written=RUN - timedelta(days=1), n=n) for n in range(250)]
+    got = alerts_of(rule, [*iocs, event("source.ip", VALUES["ip"], at=RUN)])
+    assert [e["matched"]["id"] for e in got[0]["threat"]["enrichments"]] == [f"ioc-{n}" for n in range(200)]

@@ -338,7 +338,9 @@ class _Matcher:
         values = _event_values(doc, e.field)
         if not values or not _js_truthy(values[0]) or isinstance(values[0], dict | list):
             return []
-        hits = self.terms[g].get(js_string(values[0]), [])
+        # Kibana keeps the first 200 matches of an event: the first 200 indicators of each
+        # group hold the first 200 of all (and a value every indicator has costs no more).
+        hits = self.terms[g].get(js_string(values[0]), [])[:MAX_NUMBER_OF_SIGNAL_MATCHES]
         if self.event_first or not hits:
             return hits
         # The events were searched with each indicator's first value (a terms query on the
@@ -364,6 +366,8 @@ class _Matcher:
                 continue
             if all(ev[0] in iv for ev, iv in zip(event_values, ind_values, strict=True)):
                 out.append(k)
+                if len(out) == MAX_NUMBER_OF_SIGNAL_MATCHES:
+                    break
         return out
 
 
