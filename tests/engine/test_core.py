@@ -60,7 +60,8 @@ def _shapes(doc: dict) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def prebuilt(prebuilt_rules):
-    return [r for r in prebuilt_rules if r.runnable]
+    """The runnable prebuilt rules whose query compiles to EQL (EQL and KQL; not ES|QL)."""
+    return [r for r in prebuilt_rules if r.query_language in ("eql", "kuery") and r.runnable]
 
 
 def _stage_queries(query) -> list[tuple[ast.EventQuery, object]]:

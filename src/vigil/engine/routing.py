@@ -58,13 +58,21 @@ class RulePlan:
     # event matching the stage meets one anchor of each (see :meth:`Group.candidates`).
     narrow: dict | None = None
 
+    def stage_filters(self) -> tuple:
+        """:attr:`filters`, compiled on first use (a rule no event reaches never is)."""
+        filters = self.filters
+        if type(filters) is LazyStageFilters:
+            filters = self.filters = filters.build()
+        return filters
+
     def takes(self, doc: dict, stages: tuple[int, ...] | None) -> bool:
         """The query (or, for a sequence or sample, one of ``stages``) matches ``doc``."""
         if stages is None or not self.filters:
             return self.query.matches(doc)
+        filters = self.stage_filters()
         try:
             for i in stages:
-                if self.filters[i](doc):
+                if filters[i](doc):
                     return True
         except Exception:  # noqa: BLE001 - a bad document never matches, as in Query.matches
             return False
@@ -78,6 +86,8 @@ class RulePlan:
         event) and then the matcher (an error is a stage that does not match).
         """
         filters = self.filters
+        if type(filters) is LazyStageFilters:
+            filters = self.stage_filters()
         hit: list[int] = []
         for i in range(len(filters)) if stages is None else stages:
             try:
@@ -195,11 +205,27 @@ def _indexed(a: FieldAnchor) -> FieldAnchor:
     return a if found is None else replace(a, path=tuple(found[0].split(".")))
 
 
-def _stage_filters(query) -> tuple:
-    if query.kind == "event":
-        return ()
-    until = getattr(query, "_until", None)
-    return tuple(s.filter for s in query._stages) + ((until.filter,) if until is not None else ())
+class LazyStageFilters:
+    """A sequence's or sample's stage filters, then until's, compiled when first read
+    (:meth:`RulePlan.stage_filters`); their number is known from the statement."""
+
+    __slots__ = ("query", "count")
+
+    def __init__(self, query) -> None:
+        q = query.statement.query
+        self.query = query
+        self.count = len(q.stages) + (1 if getattr(q, "until", None) is not None else 0)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def build(self) -> tuple:
+        until = self.query._until
+        return tuple(s.filter for s in self.query._stages) + ((until.filter,) if until is not None else ())
+
+
+def _stage_filters(query) -> tuple | LazyStageFilters:
+    return () if query.kind == "event" else LazyStageFilters(query)
 
 
 def event_categories(doc: dict, field: str = "event.category") -> tuple[str, ...] | None:
