@@ -456,3 +456,39 @@ def test_an_event_keeps_the_first_200_matches(threat_rules):
     iocs = [indicator(rule, entry, VALUES["ip"], written=RUN - timedelta(days=1), n=n) for n in range(250)]
     got = alerts_of(rule, [*iocs, event("source.ip", VALUES["ip"], at=RUN)])
     assert [e["matched"]["id"] for e in got[0]["threat"]["enrichments"]] == [f"ioc-{n}" for n in range(200)]
+
+
+def test_exceptions_apply_to_indicators_too(threat_rules, tmp_path):
+    """get_threat_list.ts passes the rule's exception filter to the indicator search
+    ("Exceptions shouldn't apply to threat list??"), as it does to the events."""
+    import orjson
+
+    from vigil.engine import Engine
+    from vigil.rules.exceptions import load_exceptions
+
+    header = {"list_id": "ti-ok", "namespace_type": "single", "type": "detection", "name": "ok"}
+    items = [
+        {"field": "threat.feed.name", "type": "match", "value": "Trusted", "operator": "included"},
+        {"field": "host.name", "type": "match", "value": "scanner-01", "operator": "included"},
+    ]
+    lines = [header] + [
+        {"item_id": f"i{n}", "list_id": "ti-ok", "namespace_type": "single", "type": "simple", "entries": [e]}
+        for n, e in enumerate(items)
+    ]
+    path = tmp_path / "exceptions.ndjson"
+    path.write_bytes(b"\n".join(orjson.dumps(x) for x in lines) + b"\n")
+    lists = load_exceptions(path)
+    assert lists.problems == []
+    rule = copy.copy(threat_rules["Threat Intel IP Address Indicator Match"])
+    rule.exceptions_list = [{"id": "x", "list_id": "ti-ok", "namespace_type": "single", "type": "detection"}]
+    engine = Engine([rule], exceptions=lists)
+    entry = params_of(rule).mapping[0][0]
+    trusted = indicator(rule, entry, VALUES["ip"], written=RUN - timedelta(days=1), n=1)
+    trusted.doc["threat"]["feed"]["name"] = "Trusted"
+    other = indicator(rule, entry, VALUES["ip"], written=RUN - timedelta(days=1), n=2)
+    ev = event("source.ip", VALUES["ip"], at=RUN)
+    got = list(replay([rule], [trusted, other, ev], engine=engine))
+    assert [e["matched"]["id"] for e in got[0]["threat"]["enrichments"]] == ["ioc-2"]
+    assert list(replay([rule], [trusted, ev], engine=engine)) == []
+    ev.doc["host"]["name"] = "scanner-01"
+    assert list(replay([rule], [trusted, other, ev], engine=engine)) == []
