@@ -192,3 +192,25 @@ def test_connect_accept_and_disconnect(kernel):
     assert accept[0]["process"]["entity_id"] == kernel.procs.get(os.getpid()).entity
     closes = [d for d in docs if d["event"]["action"] == "disconnect_received"]
     assert {d["process"]["pid"] for d in closes} & {client.pid, os.getpid()}
+
+
+def test_environment_variables_the_rules_ask_for(kernel):
+    """Only the variables Defend is set to collect for the prebuilt rules (LD_LIBRARY_PATH, the
+    proxies, GLIBC_TUNABLES, ...), as NAME=value; others stay out."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LD_LIBRARY_PATH": "/opt/vigil-test",
+        "https_proxy": "socks5h://x:1",
+        "SECRET": "no",
+    }
+    proc = subprocess.Popen(["/bin/true", "vigil-env"], env=env)
+    proc.wait()
+    docs = _collect(
+        kernel,
+        lambda acc: any(d["event"]["action"] == "end" and d["process"]["pid"] == proc.pid for d in acc),
+    )
+    exe = [d for d in docs if d["event"]["action"] == "exec" and d["process"]["pid"] == proc.pid]
+    assert exe and sorted(exe[0]["process"]["env_vars"]) == [
+        "LD_LIBRARY_PATH=/opt/vigil-test",
+        "https_proxy=socks5h://x:1",
+    ]

@@ -49,6 +49,13 @@ CAPABILITIES = (
     "CAP_PERFMON CAP_BPF CAP_CHECKPOINT_RESTORE"
 ).split()
 
+# process.env_vars: the variables the prebuilt rules' set-up asks Defend to collect
+# (``linux.advanced.capture_env_vars``), names compared upper-cased.
+ENV_VARS = frozenset(
+    b"LD_PRELOAD LD_LIBRARY_PATH GLIBC_TUNABLES HTTP_PROXY HTTPS_PROXY ALL_PROXY "
+    b"HISTSIZE HISTFILESIZE HISTCONTROL HISTFILE RUNNER_TRACKING_ID".split()
+)
+
 # Beats' processdb: container runtimes and the helpers that never start an entry session.
 _CONTAINER_RUNTIMES = ("containerd-shim", "runc", "conmon")
 _FILTERED = ("runc", "containerd-shim", "calico-node", "check-status", "conmon")
@@ -86,6 +93,7 @@ class Task:
     tty: tuple[int, int] = (0, 0)
     source: str = "exec"  # exec | fork | proc (read from /proc at start)
     previous: list[dict] = field(default_factory=list)
+    env: list[str] | None = None
     end: int | None = None  # wall ns
     exit_code: int | None = None
     entry: int | None = None  # pid of the entry leader
@@ -126,14 +134,31 @@ class Record:
         return "/" + "/".join(os.fsdecode(p) for p in reversed(parts))
 
     @property
+    def env(self) -> list[str]:
+        """The environment variables whose names Defend is configured to collect for the rules."""
+        n = struct.unpack_from("<I", self.raw, prog.O_ARGLEN)[0]
+        m = struct.unpack_from("<I", self.raw, prog.O_ENVLEN)[0]
+        out = []
+        for item in self.raw[prog.HEADER + n : prog.HEADER + n + m].split(b"\0"):
+            name, eq, _value = item.partition(b"=")
+            if eq and name.upper() in ENV_VARS:
+                out.append(os.fsdecode(item))
+        return out
+
+    def _paths_at(self) -> tuple[int, int, int]:
+        arglen, exelen, cwdlen = struct.unpack_from("<III", self.raw, prog.O_ARGLEN)
+        envlen = struct.unpack_from("<I", self.raw, prog.O_ENVLEN)[0]
+        return prog.HEADER + arglen + envlen, exelen, cwdlen
+
+    @property
     def executable(self) -> str:
-        arglen, exelen = struct.unpack_from("<II", self.raw, prog.O_ARGLEN)
-        return self._path(prog.HEADER + arglen, exelen)
+        start, exelen, _ = self._paths_at()
+        return self._path(start, exelen)
 
     @property
     def cwd(self) -> str:
-        arglen, exelen, cwdlen = struct.unpack_from("<III", self.raw, prog.O_ARGLEN)
-        return self._path(prog.HEADER + arglen + exelen, cwdlen)
+        start, exelen, cwdlen = self._paths_at()
+        return self._path(start + exelen, cwdlen)
 
 
 _HEAD = struct.Struct("<IIII QQQ 8I QQ II III I q")
@@ -322,7 +347,7 @@ class ProcessTracker:
             task = Task(rec.tgid, rec.ppid, rec.start, source="fork")
             if parent is not None:
                 task.executable, task.args, task.cwd = parent.executable, parent.args, parent.cwd
-                task.entry = parent.entry
+                task.entry, task.env = parent.entry, parent.env
             self._fill(task, rec)
             self._put(task)
             return [("fork", task, rec)]
@@ -330,6 +355,7 @@ class ProcessTracker:
             old = self.tasks.get(rec.tgid)
             task = Task(rec.tgid, rec.ppid, rec.start, source="exec")
             task.executable, task.args, task.cwd = rec.executable, rec.argv, rec.cwd
+            task.env = rec.env
             if old is not None and old.start == rec.start and old.executable:
                 prev = {"executable": old.executable}
                 if old.args:
@@ -408,6 +434,8 @@ class ProcessTracker:
         out["group"] = _id_name(task.egid, group_name)
         out["real_user"] = _id_name(task.uid, user_name)
         out["real_group"] = _id_name(task.gid, group_name)
+        if full and task.env:
+            out["env_vars"] = list(task.env)
         if full:
             out["thread"] = {
                 "capabilities": {

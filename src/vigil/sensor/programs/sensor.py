@@ -6,7 +6,7 @@ Each program writes one record into a per-CPU scratch buffer, then copies it to 
 buffer with ``bpf_ringbuf_output``; a failed copy (buffer full) is counted in the kernel,
 in ``counters[0]``; records sent are counted in ``counters[1]``.
 
-* ``sched_process_exec``: the new program: argv (from the new ``mm``), the executable's path
+* ``sched_process_exec``: the new program: argv and environment (from the new ``mm``), the executable's path
   and the working directory (dentry walks, across mounts), credentials, pids, tty.
 * ``sched_process_fork``: a new process (threads are skipped).
 * ``sched_process_exit``: the last thread of a process exits (``signal->live == 0``).
@@ -56,11 +56,12 @@ O_TTY_INDEX, O_TTY_MAJOR, O_TTY_MINOR = 96, 100, 104
 O_NR, O_RET = 108, 112
 O_ARGLEN, O_EXELEN, O_CWDLEN = 120, 124, 128
 O_FAMILY, O_SPORT, O_DPORT = 132, 134, 136
-O_DADDR4, O_SADDR4, O_DADDR6, O_SADDR6 = 140, 144, 152, 168
+O_DADDR4, O_SADDR4, O_ENVLEN, O_DADDR6, O_SADDR6 = 140, 144, 148, 152, 168
 O_SK, O_OLDSTATE, O_NEWSTATE = 184, 192, 196
 HEADER = 200
 
 ARGV_MAX = 4096
+ENV_MAX = 4096
 NAME_MAX = 256
 LIMIT = 16384  # the running offset never passes this before a component is written
 SCRATCH = LIMIT + NAME_MAX + 256
@@ -370,11 +371,11 @@ def exec_program(off: Offsets, maps: Maps) -> bytes:
     p.alu("+", R6, off.fs_pwd)
     p.label("no_fs")
     p.stx(8, FP, -64, R6)
-    # argv: mm->arg_start .. arg_end, capped.
+    # argv: mm->arg_start .. arg_end, capped; then the environment, env_start .. env_end.
     p.load_ptr(R6, R8, off.mm)
-    p.read(FP, -24, 16, R6, off.arg_start)
-    p.ldx(8, R6, FP, -24)
-    p.ldx(8, R7, FP, -16)
+    p.read(FP, -120, 32, R6, off.arg_start)
+    p.ldx(8, R6, FP, -120)
+    p.ldx(8, R7, FP, -112)
     p.alu("-", R7, R6, reg=True)
     p.jmp("<=", R7, ARGV_MAX, "argv_ok")
     p.mov(R7, ARGV_MAX)
@@ -386,6 +387,21 @@ def exec_program(off: Offsets, maps: Maps) -> bytes:
     p.movr(R2, R7)
     p.call(PROBE_READ_USER)
     p.alu("+", R7, HEADER)
+    p.ldx(8, R6, FP, -104)
+    p.ldx(8, R1, FP, -96)
+    p.alu("-", R1, R6, reg=True)
+    p.jmp("<=", R1, ENV_MAX, "env_ok")
+    p.mov(R1, ENV_MAX)
+    p.label("env_ok")
+    p.stx(4, R9, O_ENVLEN, R1)
+    p.stx(8, FP, -88, R1)
+    p.movr(R3, R6)
+    p.movr(R2, R1)
+    p.movr(R1, R9)
+    p.alu("+", R1, R7, reg=True)
+    p.call(PROBE_READ_USER)
+    p.ldx(8, R1, FP, -88)
+    p.alu("+", R7, R1, reg=True)
     p.walk(-56, O_EXELEN)
     p.walk(-64, O_CWDLEN)
     p.output(R7)
