@@ -98,9 +98,11 @@ def test_indicators_among_the_inputs_give_the_same_alert(capsys, tmp_path, rules
     _, by_option, _ = scan(capsys, "--rules", rule_file(rules_dir), "--indicators", feed, events)
     _, by_input, err = scan(capsys, "--rules", rule_file(rules_dir), feed, events)
     assert by_input == by_option and len(by_input) == 1
-    # Without indicators, nothing.
-    code, none, _ = scan(capsys, "--rules", rule_file(rules_dir), events)
+    assert "had no indicators" not in err
+    # Without indicators, nothing, and the summary says why.
+    code, none, err = scan(capsys, "--rules", rule_file(rules_dir), events)
     assert code == 0 and none == []
+    assert "1 indicator match rules had no indicators" in err
 
 
 def test_bad_indicator_lines_are_reported_and_the_rest_read(capsys, tmp_path, rules_dir):

@@ -283,6 +283,12 @@ def _report(detection: Detection, stats: ReadStats, count: int, store, fmt: str)
         rules += ", " + ", ".join(f"{n} {kind} not runnable yet" for kind, n in sorted(not_runnable.items()))
     if ml:
         rules += f", {ml} not runnable ({ML_REASON})"
+    threat = [r for r in engine.scheduled if r.type == "threat_match"]
+    if threat and not any(engine.stats[r.rule_id]["indicators"] for r in threat):
+        output.say(
+            f"vigil: {len(threat)} indicator match rules had no indicators: scan the documents of "
+            "their threat_index (logs-ti_*) with the events, or give --indicators FILE"
+        )
     if stats.unparsed:
         # Lines no rule's literal is in are not parsed: a malformed one among them is not seen.
         output.say(

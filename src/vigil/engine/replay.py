@@ -249,6 +249,8 @@ def replay_paths(
     for alert in alerts:
         # Alerts written earlier in the scan: documents of the alerts index (.alerts-security.*).
         r.feed(alert_event(alert))
+    for rule_id, source in r.indicators.items():
+        engine.stats[rule_id]["indicators"] = len(source.items)
     for origin, why in r.errors if stats is not None else ():
         # Documents left out as indicators, reported where they are.
         file, _, line = (origin or "").rpartition(":")
