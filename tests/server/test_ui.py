@@ -9,7 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from test_serve_seed_rule import SEED_ID, STREAM, defend_file_event
 
@@ -200,3 +200,52 @@ def test_a_sequence_alert_shows_its_events_in_order_and_its_process_alerts(make_
     # Its building-block alerts share process.entity_id E-1: found through the index.
     related = page[page.index('id="related-process"') :]
     assert related[: related.index("</table>")].count("<tr>") == 2
+
+
+def test_hostile_requests_to_the_pages_get_clear_answers_never_a_server_error(make_server):
+    s = make_server(None)
+    s.start()
+    _, _, page = request(s, "GET", "/ui/alerts")
+    csrf = csrf_of(page)
+    gets = [
+        "/ui/alerts?page=-1&size=100000000&sort=;drop&dir=sideways&group=%00",
+        "/ui/alerts?page=99999999999999999999",
+        "/ui/alerts?q=" + "(" * 5000,
+        "/ui/alerts?q=" + quote("a:b or " * 2000 + "c:d"),
+        "/ui/alerts?since=yesterday",
+        "/ui/alerts?until=1e300",
+        "/ui/alerts?severity=%ff%fe&host=%00&rule=%0a",
+        "/ui/alerts/%00%ff",
+        "/ui/rules/..%2f..%2fetc%2fpasswd",
+        "/ui/static/%2e%2e%2fpages.py",
+        "/ui/nothing",
+    ]
+    for path in gets:
+        status, headers, _ = request(s, "GET", path)
+        assert status in (200, 303, 400, 404), (path, status)
+        assert "Content-Security-Policy" in headers or status == 404
+    posts = [
+        ("/ui/alerts/status", {"csrf": csrf, "status": "pwned", "id": "x"}),
+        ("/ui/alerts/status", {"csrf": csrf, "status": "closed", "id": ["nope"] * 999}),
+        ("/ui/alerts/status", {"csrf": csrf, "status": "closed", "id": ["a"] * 5000}),
+        ("/ui/alerts/nope/exception", {"csrf": csrf, "field": "host.name"}),
+        ("/ui/exceptions/nope/delete", {"csrf": csrf, "next": "https://evil.example/"}),
+        ("/ui/rules/nope/enable", {"csrf": csrf}),
+    ]
+    for path, form in posts:
+        status, headers, _ = request(s, "POST", path, form)
+        assert status in (303, 400, 404), (path, status)
+        if status == 303:
+            assert headers["Location"].startswith("/ui/"), headers["Location"]  # never off this server
+    # A form that is not UTF-8, one too large, and a strange cookie.
+    status, _, _ = request(s, "POST", "/ui/alerts/status", None, {"Content-Type": "text/plain"})
+    assert status in (400, 403)
+    parts = urlsplit(s.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn.request("POST", "/ui/alerts/status", body=b"csrf=\xff\xfe", headers={"Content-Type": "x"})
+    assert conn.getresponse().status == 400
+    conn.close()
+    big = {"csrf": csrf, "id": "x" * (2 * 1024 * 1024)}
+    assert request(s, "POST", "/ui/alerts/status", big)[0] == 413
+    assert request(s, "GET", "/ui/alerts", headers={"Cookie": "vigil_session=" + "\x7f" * 9000})[0] == 200
+    assert s.get("/health")["status"] == "ok"

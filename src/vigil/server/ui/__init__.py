@@ -175,7 +175,12 @@ def _form(body: bytes) -> dict[str, list[str]]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise HttpError(400, "parse_exception", "a form must be UTF-8", close=False) from None
-    return parse_qs(text, keep_blank_values=True, max_num_fields=MAX_BULK + 20)
+    try:
+        return parse_qs(text, keep_blank_values=True, max_num_fields=MAX_BULK + 20)
+    except ValueError:  # more fields than any page's form has
+        raise HttpError(
+            400, "parse_exception", f"a form has at most {MAX_BULK} values", close=False
+        ) from None
 
 
 def _next(form: dict, default: str) -> str:
