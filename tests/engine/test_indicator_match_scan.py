@@ -102,7 +102,7 @@ def test_indicators_among_the_inputs_give_the_same_alert(capsys, tmp_path, rules
     # Without indicators, nothing, and the summary says why.
     code, none, err = scan(capsys, "--rules", rule_file(rules_dir), events)
     assert code == 0 and none == []
-    assert "1 indicator match rules had no indicators" in err
+    assert "1 indicator match rule had no indicators" in err
 
 
 def test_bad_indicator_lines_are_reported_and_the_rest_read(capsys, tmp_path, rules_dir):

@@ -286,8 +286,8 @@ def _report(detection: Detection, stats: ReadStats, count: int, store, fmt: str)
     threat = [r for r in engine.scheduled if r.type == "threat_match"]
     if threat and not any(engine.stats[r.rule_id]["indicators"] for r in threat):
         output.say(
-            f"vigil: {len(threat)} indicator match rules had no indicators: scan the documents of "
-            "their threat_index (logs-ti_*) with the events, or give --indicators FILE"
+            f"vigil: {len(threat)} indicator match rule{'s' if len(threat) > 1 else ''} had no indicators: "
+            "scan the documents of their threat_index (logs-ti_*) with the events, or give --indicators FILE"
         )
     if stats.unparsed:
         # Lines no rule's literal is in are not parsed: a malformed one among them is not seen.
