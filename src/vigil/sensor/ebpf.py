@@ -68,21 +68,25 @@ class KernelSensor:
         now = time.time_ns()
         records = self.probes.ring.read(limit)
         self.stats.records += len(records)
+        boot = self.procs.boot_ns
         for raw in records:
             rec = decode(raw)
             if rec is None:
                 continue
+            # @timestamp is when the kernel saw it, not when it was read: a sequence's maxspan
+            # holds even while the engine is behind.
+            at = boot + rec.time if rec.time else now
             if rec.kind in _SOCKET_KINDS:
                 if rec.tgid in self.ignore_pids:
                     continue
-                docs = self.net.handle(rec, event_id=self.event_id, now_ns=now)
+                docs = self.net.handle(rec, event_id=self.event_id, now_ns=at)
                 self.stats.network += len(docs)
                 out += docs
                 continue
             for action, task, _rec in self.procs.handle(rec):
                 if task.pid in self.ignore_pids:
                     continue
-                out.append(self.procs.document(action, task, event_id=self.event_id(), now_ns=now))
+                out.append(self.procs.document(action, task, event_id=self.event_id(), now_ns=at))
                 self.stats.process += 1
         dropped, _sent = self.probes.counts()
         if dropped != self.stats.dropped:
