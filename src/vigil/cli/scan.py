@@ -111,7 +111,7 @@ def register(subparsers) -> None:
         "--replay-start",
         metavar="TIME",
         type=_replay_time,
-        help="enable threshold and new terms rules at this time (ISO 8601) in the replay: "
+        help="enable threshold, new terms and indicator match rules at this time (ISO 8601) in the replay: "
         "earlier events are history only (default: the first event; see below)",
     )
     p.add_argument(
