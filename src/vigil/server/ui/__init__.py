@@ -455,9 +455,8 @@ def _why_not(rule: Any) -> str:
     why = getattr(rule, "why_not_runnable", None)
     if why:
         return str(why)
-    if getattr(rule, "type", None) in ("threshold", "new_terms"):
-        return f"{rule.type} rules run in vigil scan only, not yet on a schedule"
-    return "does not run"
+    # Runnable as a rule, not yet by the scheduler (rule types it does not serve).
+    return f"{getattr(rule, 'type', 'these')} rules run in vigil scan, not yet in vigil serve"
 
 
 def _rules(ctx: Ctx, query: dict) -> Safe:
