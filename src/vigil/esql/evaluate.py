@@ -1174,10 +1174,34 @@ class Program:
         return lambda r: target in values_of(_get(r, name, typ))
 
 
-def _rebuild(text: str, options: dict) -> Program:
-    from vigil.esql.parser import parse
+def _rebuild(text: str, options: dict) -> _Deferred:
+    # Read from the rule cache, a program was checked when it was written: it is built
+    # again only when first used (212 prebuilt programs cost seconds to build).
+    return _Deferred(text, options)
 
-    return Program(parse(text), **options)
+
+class _Deferred:
+    """A checked program kept as its text, built on first use; stands for the Program."""
+
+    def __init__(self, text: str, options: dict) -> None:
+        self._args = (text, options)
+        self._real: Program | None = None
+
+    def _program(self) -> Program:
+        if self._real is None:
+            from vigil.esql.parser import parse
+
+            text, options = self._args
+            self._real = Program(parse(text), **options)
+        return self._real
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("_args", "_real"):
+            raise AttributeError(name)
+        return getattr(self._program(), name)
+
+    def __reduce__(self):
+        return (_rebuild, self._args)
 
 
 # --- aggregation ---------------------------------------------------------------------------
