@@ -41,6 +41,7 @@ def browser():
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium never looks for a driver online
     options = Options()
     options.binary_location = CHROMIUM
     for arg in (
