@@ -60,6 +60,19 @@ class NewTermsIndex:
         for term in item.terms:
             self.times.setdefault(_ident(term), []).append(item.ts)
 
+    def insert(self, item: Seen) -> None:
+        """Add an event that may be older than those already in (a late arrival)."""
+        for term in item.terms:
+            bisect.insort(self.times.setdefault(_ident(term), []), item.ts)
+
+    def prune(self, start_ms: int) -> None:
+        """Forget the times before ``start_ms`` (out of every later history window)."""
+        for key in list(self.times):
+            times = self.times[key]
+            del times[: bisect.bisect_left(times, start_ms)]
+            if not times:
+                del self.times[key]
+
     def first_seen(self, term: tuple, start_ms: int) -> int | None:
         times = self.times.get(_ident(term), [])
         i = bisect.bisect_left(times, start_ms)

@@ -155,6 +155,8 @@ class Scheduler:
         self._window_lock = threading.Lock()
         # rule_id -> (run's now, window start, window end) of the search in progress.
         self.running: dict[str, tuple[int, int, int]] = {}
+        # New terms rules' histories, brought up to date run by run (rebuilt after a start).
+        self._terms: dict[str, stateful.TermsHistory] = {}
 
     def runnable(self, rule: Any) -> bool:
         # Threshold and new terms rules keep their state in the store (vigil.scheduler.stateful);
@@ -289,6 +291,24 @@ class Scheduler:
             ]
         return cache[key]
 
+    def _after(self, seq: int) -> tuple[int, list[Event]]:
+        """The events stored after position ``seq`` (a page), read once per tick for every
+        new terms rule at that position; the alert store's alerts are not among them."""
+        cache = self._windows if self._windows is not None else {}
+        with self._window_lock:
+            key = ("after", seq)
+            if key not in cache:
+                if len(cache) >= WINDOWS_KEPT:
+                    cache.pop(next(iter(cache)))
+                last, rows = self.events.after(seq)
+                cache[key] = (last, [Event(doc, idx, i, f"{idx}/{i}") for idx, i, doc in rows])
+            return cache[key]
+
+    def _alerts_after(self, position: int) -> tuple[int, list[Event]]:
+        """The alerts stored after ``position``, as documents of the alerts index."""
+        last, alerts = self.alerts.after(position)
+        return last, [alert_event(a) for a in alerts]
+
     def _read(self, rule: Any, start_ms: int, end_ms: int) -> list[Event]:
         """The events of ``[start_ms, end_ms]`` a rule's index takes, cut on its
         ``timestamp_override`` (``@timestamp`` as the fallback); the alert store's alerts
@@ -327,9 +347,14 @@ class Scheduler:
             try:
                 if getattr(rule, "type", None) in stateful.SERVED:
                     engine = self.engine_factory([rule], now)
-                    read = lambda a, b: self._read(rule, a, b)  # noqa: E731
+                    history = None
+                    if rule.type == "new_terms":
+                        history = self._terms.setdefault(rid, stateful.TermsHistory())
+                    sources = {"events": self._after}
+                    if reads_alerts(rule):
+                        sources["alerts"] = self._alerts_after
                     alerts += stateful.scheduled_alerts(
-                        rule, engine, found, read, memory, from_ms=start_ms, to_ms=end_ms
+                        rule, engine, found, history, sources, memory, from_ms=start_ms, to_ms=end_ms
                     )
                 else:
                     failed = self._evaluate(rule, now, found, deadline, alerts)

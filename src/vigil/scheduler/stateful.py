@@ -7,8 +7,9 @@ runs (:mod:`vigil.engine.threshold`, :mod:`vigil.engine.new_terms`,
 - a threshold rule's signal history (Kibana keeps it in the rule's task state) is
   stored with the run that leaves it, in the same transaction as the schedule, so a
   restart goes on from it;
-- a new terms rule reads its history from the event store, ``[to -
-  history_window_start, to]``, on every run, as Kibana searches the index;
+- a new terms rule's history, ``[to - history_window_start, to]``, is read from the
+  event store: in full on its first run after a start, then, on each run, the events
+  stored since (:class:`TermsHistory`);
 - suppression (:mod:`vigil.engine.suppression`) finds the alert it updates in the
   alert store; a custom query rule's groups already alerted on (Kibana's
   ``suppressionGroupHistory``) are stored with the run.
@@ -32,6 +33,8 @@ from vigil.store.alerts import AlertStore
 # The scheduled rule types serve runs (vigil.rules.model.SCHEDULED_TYPES may hold more).
 SERVED = ("threshold", "new_terms")
 SIGNAL_HISTORY = "threshold.signal_history"
+# A store's events after a position: (the last position read, the events).
+Source = Callable[[int], tuple[int, list[Event]]]
 BUCKET_HISTORY = "suppression.bucket_history"
 
 
@@ -51,39 +54,59 @@ def dump_threshold_state(state: threshold.ThresholdState) -> dict:
     }
 
 
+class TermsHistory:
+    """A new terms rule's terms and their times over its history window, brought up to date
+    on each run from the events stored since the last one (a late event too), so a run
+    evaluates the rule's query on new events only. Rebuilt from the store after a restart."""
+
+    def __init__(self) -> None:
+        self.index = new_terms.NewTermsIndex()
+        self.positions: dict[str, int] = {}  # source -> the position read up to
+
+    def catch_up(self, rule, engine, sources: dict[str, Source]) -> None:
+        replay = Replay([rule], engine=engine)
+        for name, after in sources.items():
+            while True:
+                position, events = after(self.positions.get(name, 0))
+                if not events:
+                    break
+                for event in events:
+                    replay.feed(event)
+                self.positions[name] = position
+                for ts, item in replay.drain(rule.rule_id):
+                    self.index.insert(new_terms.Seen(ts, None, item.terms))
+
+
 def scheduled_alerts(
     rule,
     engine,
     window: list[Event],
-    read: Callable[[int, int], list[Event]],
+    history: TermsHistory | None,
+    sources: dict[str, Source],
     memory: dict[str, Any],
     *,
     from_ms: int,
     to_ms: int,
 ) -> list[dict]:
     """One run of a threshold or new terms rule over ``window`` (the events of ``[from_ms,
-    to_ms]``); ``read(start, end)`` gives the events of another range (a new terms rule's
-    history); ``memory`` holds what the last run left and takes what this one leaves."""
+    to_ms]``); ``history`` is a new terms rule's, kept up to date from ``sources`` (each
+    gives the events stored after a position); ``memory`` holds what the last run left and takes what this one leaves."""
     replay = Replay([rule], engine=engine)
+    for event in window:
+        replay.feed(event)
+    params, times, items = replay.take(rule.rule_id)
+    items = items[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
     if rule.type == "threshold":
-        for event in window:
-            replay.feed(event)
-        params, times, items = replay.take(rule.rule_id)
-        items = items[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
         state = load_threshold_state(memory.get(SIGNAL_HISTORY))
         alerts = threshold.run_threshold(rule, params, items, state, from_ms=from_ms, to_ms=to_ms)
         memory[SIGNAL_HISTORY] = dump_threshold_state(state)
         return alerts
-    params = new_terms.params_of(rule)
-    for event in read(to_ms - params.history_ms, to_ms):
-        replay.feed(event)
-    params, times, items = replay.take(rule.rule_id)
-    index = new_terms.NewTermsIndex()
-    for item in items:
-        index.add(item)
-    in_run = items[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
+    assert history is not None
+    history.catch_up(rule, engine, sources)
+    history.index.prune(to_ms - params.history_ms)
+    # The window was read before the catch-up: its events are in the index.
     # Ids already written are the alert store's to refuse (a uuid is kept once).
-    return new_terms.run_new_terms(rule, params, in_run, index, set(), from_ms=from_ms, to_ms=to_ms)
+    return new_terms.run_new_terms(rule, params, items, history.index, set(), from_ms=from_ms, to_ms=to_ms)
 
 
 class StoreIndex(suppression.AlertIndex):

@@ -251,6 +251,17 @@ class AlertStore:
                 self._conn.execute("ROLLBACK")
                 raise
 
+    def after(self, position: int, limit: int = 50_000) -> tuple[int, list[dict]]:
+        """Alerts stored after ``position`` (storage order, at most ``limit``) and the last
+        position read."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT rowid, doc FROM alerts WHERE rowid > ? ORDER BY rowid LIMIT ?", (position, limit)
+            ).fetchall()
+        if not rows:
+            return position, []
+        return rows[-1][0], [orjson.loads(r[1]) for r in rows]
+
     def between(self, start_ms: int, end_ms: int) -> list[dict]:
         """Alerts whose ``@timestamp`` falls in ``[start_ms, end_ms]``, oldest first: the
         ``.alerts-security.*`` documents rules over alerts search."""

@@ -189,6 +189,17 @@ class EventStore:
             out = _sorted_on(out, post, fallback="@timestamp")
         yield from out
 
+    def after(self, seq: int, limit: int = 50_000) -> tuple[int, list[tuple[str, str, dict]]]:
+        """Events stored after position ``seq`` (arrival order, at most ``limit``): the last
+        position read and ``(index, id, doc)`` of each. A document replaced in place keeps
+        its position."""
+        rows = self._fetch(
+            "SELECT seq, idx, id, doc FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        )
+        if not rows:
+            return seq, []
+        return rows[-1][0], [(idx, doc_id, orjson.loads(body)) for _, idx, doc_id, body in rows]
+
     def _fetch(self, sql: str, params: tuple) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
