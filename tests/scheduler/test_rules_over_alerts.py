@@ -129,3 +129,54 @@ def test_scan_threshold_rule_over_the_alerts_written_earlier_in_the_scan(tmp_pat
     assert len(overflow) == 1
     assert overflow[0]["kibana.alert.threshold_result"]["count"] == 120
     assert len(_scan(tmp_path, 99)) == 99  # the building block's alerts only
+
+
+DISCOVERY_NEW_TERMS = "29ef5686-9b93-433e-91b5-683911094698"  # over alerts: host.id, user.id, command line
+
+
+def _discovery_alert(uuid: str, ingested_ms: int, command_line: str) -> dict:
+    """An alert of one of the discovery rules the new terms rule reads, as the store keeps it."""
+    return {
+        "@timestamp": iso_from_millis(ingested_ms + 60_000),
+        "kibana.alert.uuid": uuid,
+        "kibana.alert.rule.rule_id": "d68e95ad-1c82-4074-a12a-125fe10ac8ba",
+        "kibana.alert.rule.name": "discovery",
+        "event": {"kind": "signal", "ingested": iso_from_millis(ingested_ms)},
+        "host": {"os": {"type": "windows"}, "id": "host-1"},
+        "user": {"id": "S-1-5-21-1"},
+        "process": {"command_line": command_line},
+    }
+
+
+def test_serve_new_terms_rule_over_alerts_keeps_its_history_across_a_restart(tmp_path, prebuilt_rules):
+    rule = next(r for r in prebuilt_rules if r.rule_id == DISCOVERY_NEW_TERMS)
+    db = tmp_path / "vigil.db"
+    day = 86_400_000
+
+    def start(now: int) -> Scheduler:
+        s = Scheduler([rule], EventStore(db), AlertStore(db), RunStore(db), clock=ManualClock(now), workers=1)
+        s.set_enabled(rule.rule_id, True)
+        return s
+
+    def tick(s: Scheduler, now: int) -> None:
+        s.clock.now = now
+        assert all(run.error is None for run in s.tick())
+
+    s = start(T)
+    s.alerts.add([_discovery_alert("a1", T + 1 * M, "whoami /all")])
+    tick(s, T + 5 * M)
+    s.close()
+    s = start(T + day)  # a restart: the history comes back from the alert store
+    s.alerts.add(
+        [
+            _discovery_alert("a2", T + day + 1 * M, "whoami /all"),
+            _discovery_alert("a3", T + day + 2 * M, "net user"),
+        ]
+    )
+    tick(s, T + day + 5 * M)
+    found = s.alerts.list(rule=rule.rule_id)
+    # "whoami /all" was seen a day before, inside the 5 days of history: only "net user" is new.
+    assert sorted(a["kibana.alert.new_terms"][2] for a in found) == ["net user", "whoami /all"]
+    assert [
+        a["kibana.alert.new_terms"][2] for a in found if a["kibana.alert.ancestors"][0]["id"] == "a3"
+    ] == ["net user"]
