@@ -30,3 +30,34 @@ def compile(text: str, **options):  # noqa: A001 - mirrors re.compile
     from vigil.esql.evaluate import Program
 
     return Program(parse(text), **options)
+
+
+def deferred(text: str, options: dict) -> _Deferred:
+    """A program read from the rule cache: it was checked when the cache was written, so
+    it is parsed and built again only when first used (building Elastic's 212 prebuilt
+    programs, and importing the evaluator, would cost seconds at every start)."""
+    return _Deferred(text, options)
+
+
+class _Deferred:
+    """A checked program kept as its text, built on first use; stands for the Program."""
+
+    def __init__(self, text: str, options: dict) -> None:
+        self._args = (text, options)
+        self._real = None
+
+    def _program(self):
+        if self._real is None:
+            from vigil.esql.evaluate import Program
+
+            text, options = self._args
+            self._real = Program(parse(text), **options)
+        return self._real
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("_args", "_real"):
+            raise AttributeError(name)
+        return getattr(self._program(), name)
+
+    def __reduce__(self):
+        return (deferred, self._args)

@@ -196,8 +196,10 @@ class Program:
 
     def __reduce__(self):
         # A program pickles as its text (the rule cache keeps checked rules): its
-        # closures are built again when it is read.
-        return (_rebuild, (self.text, self._options))
+        # closures are built again when it is first used (vigil.esql.deferred).
+        from vigil.esql import deferred
+
+        return (deferred, (self.text, self._options))
 
     # --- running ------------------------------------------------------------------------
 
@@ -1172,36 +1174,6 @@ class Program:
         if target is None:
             raise _err(f"cannot match [{q}] against field [{name}] of type [{typ}]", loc, self.text)
         return lambda r: target in values_of(_get(r, name, typ))
-
-
-def _rebuild(text: str, options: dict) -> _Deferred:
-    # Read from the rule cache, a program was checked when it was written: it is built
-    # again only when first used (212 prebuilt programs cost seconds to build).
-    return _Deferred(text, options)
-
-
-class _Deferred:
-    """A checked program kept as its text, built on first use; stands for the Program."""
-
-    def __init__(self, text: str, options: dict) -> None:
-        self._args = (text, options)
-        self._real: Program | None = None
-
-    def _program(self) -> Program:
-        if self._real is None:
-            from vigil.esql.parser import parse
-
-            text, options = self._args
-            self._real = Program(parse(text), **options)
-        return self._real
-
-    def __getattr__(self, name: str):
-        if name.startswith("__") or name in ("_args", "_real"):
-            raise AttributeError(name)
-        return getattr(self._program(), name)
-
-    def __reduce__(self):
-        return (_rebuild, self._args)
 
 
 # --- aggregation ---------------------------------------------------------------------------
