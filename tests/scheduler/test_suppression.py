@@ -253,3 +253,23 @@ def test_new_terms_alerts_suppressed_per_group_in_serve_and_in_the_replay(tmp_pa
 def _free_host(rule) -> bool:
     b = _base(rule)
     return b is not None and _doc(rule, b, T, **{"host.name": "h1"}).get("host", {}).get("name") == "h1"
+
+
+def test_suppression_settings_kibana_refuses_make_a_rule_not_runnable(prebuilt_rules):
+    from vigil.rules.model import rule_from_dict
+
+    s3 = _rule(prebuilt_rules, S3)
+    bad = {
+        "group_by": ["a", "b", "c", "d"],
+        "duration": {"value": 5, "unit": "m"},
+    }
+    for spec, reason in (
+        (bad, "1 to 3 fields"),
+        ({"group_by": ["source.ip"], "duration": {"value": 5, "unit": "d"}}, "unit: s, m or h"),
+        ({"group_by": ["source.ip"], "missing_fields_strategy": "drop"}, "suppress or doNotSuppress"),
+    ):
+        rule = rule_from_dict({**s3.raw, "alert_suppression": spec})
+        assert rule.why_not_runnable is not None and reason in rule.why_not_runnable
+    threshold = _copy_of_type(prebuilt_rules, "threshold", "My First Rule")
+    rule = rule_from_dict({**threshold.raw, "alert_suppression": {"group_by": ["host.name"]}})
+    assert "needs a duration" in rule.why_not_runnable

@@ -101,6 +101,13 @@ class Rule:
             problem = self.scheduled_problem()
             if problem:
                 return problem
+        if self.raw.get("alert_suppression") is not None:
+            from vigil.engine.suppression import suppression_of
+
+            try:
+                suppression_of(self)  # as Kibana's rule schema checks it
+            except ValueError as exc:
+                return str(exc)
         if self.query_language == "eql":
             # Elasticsearch refuses an EQL search whose event_category_field or
             # timestamp_field is empty (EqlSearchRequest.validate).
