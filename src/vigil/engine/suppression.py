@@ -66,9 +66,6 @@ DOCS = "kibana.alert.suppression.docs_count"
 EXECUTION = "kibana.alert.rule.execution.uuid"
 LAST_DETECTED = "kibana.alert.last_detected"
 ALERT_START = "kibana.alert.start"
-# MAX_SIGNALS_SUPPRESSION_MULTIPLIER (rule_types/constants.ts): created plus suppressed
-# alerts of one run stop at this many times max_signals.
-MULTIPLIER = 5
 MAX_GROUP_BY = 3
 _UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000}
 
