@@ -38,7 +38,9 @@ window (``rule_types/indicator_match/threat_mapping/``: ``create_threat_signals.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -178,31 +180,40 @@ class IndicatorSource:
         self.items.append(Indicator(event, written_at(doc), event_key(event), event.index or ""))
         return True
 
-    def visible(self, to_ms: int, engine=None) -> list[Indicator]:
-        """The indicators a run at ``to_ms`` reads: written by then, taken by the threat
-        query at ``to_ms``, the threat filters and the exceptions."""
+    def _taken(self, to_ms: int, engine) -> tuple[tuple, list[Indicator], list[float]]:
+        """(key, indicators, their sorted write times) that the threat query at ``to_ms``,
+        the threat filters and the exceptions take."""
         key, query = threat_query_at(self.rule, self.params, to_ms)
-        taken = self._threat_query.get(key)
-        if taken is None:
+        cached = self._threat_query.get(key)
+        if cached is None:
             taken = [
                 ind
                 for ind in self.items
                 if query.matches(ind.event.doc)
                 and not (engine is not None and engine._suppressed(self.rule, ind.event.doc))
             ]
-            self._threat_query = {key: taken}  # runs go forward in time: one entry is enough
+            times = sorted(-math.inf if ind.ts is None else ind.ts for ind in taken)
+            # Runs go forward in time: one entry is enough.
+            self._threat_query = {key: (taken, times)}
+            cached = (taken, times)
+        return (key, *cached)
+
+    def visible(self, to_ms: int, engine=None) -> list[Indicator]:
+        """The indicators a run at ``to_ms`` reads: written by then, taken by the threat
+        query at ``to_ms``, the threat filters and the exceptions (in the order read)."""
+        _, taken, _ = self._taken(to_ms, engine)
         return [ind for ind in taken if ind.ts is None or ind.ts <= to_ms]
 
     def matcher(self, to_ms: int, engine=None) -> _Matcher | None:
         """The indicators of a run at ``to_ms`` (see :meth:`visible`) indexed for its events;
         the same one for runs that read the same indicators (None: there are none)."""
-        indicators = self.visible(to_ms, engine)
-        if not indicators:
+        key, _, times = self._taken(to_ms, engine)
+        # With one threat query key, runs going forward see more indicators or the same.
+        count = bisect.bisect_right(times, to_ms)
+        if not count:
             return None
-        # Runs go forward: with one threat query key, the visible list only grows.
-        key = (threat_query_at(self.rule, self.params, to_ms)[0], len(indicators))
-        if self._matcher[0] != key:
-            self._matcher = (key, _Matcher(self.params, indicators))
+        if self._matcher[0] != (key, count):
+            self._matcher = ((key, count), _Matcher(self.params, self.visible(to_ms, engine)))
         return self._matcher[1]
 
 
