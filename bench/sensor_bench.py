@@ -426,12 +426,17 @@ def processes_main(args: argparse.Namespace) -> int:
             f"duplicated {r['duplicated']}, wrong argv/executable/parent {r['wrong']}, kernel-lost {r['kernel_lost']}; "
             f"CPU of vigil watch {r['cpu_seconds']:.1f} s"
         )
-    r = process_cpu(rule_args, args.exec_rate, args.conn_rate, args.seconds)
-    print(
-        f"load: {r['execs_per_s']:,.0f} execs/s and {r['conns_per_s']:,.0f} connections/s for {args.seconds} s: "
-        f"{r['process_events']} process and {r['network_events']} network events, kernel-lost {r['kernel_lost']}; "
-        f"CPU of vigil watch {r['cpu_share'] * 100:.1f}% of one core (idle before: {r['idle_share'] * 100:.1f}%)"
-    )
+    runs = [("the bundled file rule only (the sensor's own cost)", ())]
+    if rule_args:
+        runs.append(("the Linux rules", rule_args))
+    for what, rules in runs:
+        r = process_cpu(rules, args.exec_rate, args.conn_rate, args.seconds)
+        print(
+            f"load with {what}: {r['execs_per_s']:,.0f} execs/s and {r['conns_per_s']:,.0f} connections/s "
+            f"for {args.seconds} s: {r['process_events']} process and {r['network_events']} network events, "
+            f"kernel-lost {r['kernel_lost']}; CPU of vigil watch {r['cpu_share'] * 100:.1f}% of one core "
+            f"(idle before: {r['idle_share'] * 100:.1f}%)"
+        )
     return 0
 
 

@@ -21,6 +21,7 @@ import os
 import struct
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from vigil.sensor.ecs import ECS_VERSION, HostInfo, entity_id, group_name, timestamp, user_name
 from vigil.sensor.programs import sensor as prog
@@ -62,7 +63,12 @@ _FILTERED = ("runc", "containerd-shim", "calico-node", "check-status", "conmon")
 
 
 def capability_names(mask: int) -> list[str]:
-    return [name for bit, name in enumerate(CAPABILITIES) if mask >> bit & 1]
+    return list(_capability_names(mask))
+
+
+@lru_cache(maxsize=64)
+def _capability_names(mask: int) -> tuple[str, ...]:
+    return tuple(name for bit, name in enumerate(CAPABILITIES) if mask >> bit & 1)
 
 
 def tty_kind(major: int, minor: int) -> str | None:
