@@ -110,6 +110,9 @@ def test_query_rule_updates_its_open_alert_across_runs_and_a_restart(tmp_path, p
     assert a["kibana.alert.suppression.end"] == iso(T + 8 * M)
     assert a["kibana.alert.last_detected"] == iso(T + 10 * M)
     assert a["kibana.alert.instance.id"] == first["10.0.0.1"]["kibana.alert.instance.id"]
+    # The run wrote no alert and folded two events into the open one.
+    assert (serve.runs[-1].alerts_written, serve.runs[-1].alerts_suppressed) == (0, 2)
+    assert (serve.runs[0].alerts_written, serve.runs[0].alerts_suppressed) == (2, 1)
     assert a["kibana.alert.suppression.terms"] == [
         {"field": "source.ip", "value": "10.0.0.1"},
         {"field": "cloud.account.id", "value": "123456789012"},

@@ -306,7 +306,7 @@ class AlertIndex:
 class Outcome:
     created: list[dict] = field(default_factory=list)  # new alerts (with their building blocks)
     updated: list[dict] = field(default_factory=list)  # stored alerts with new counts
-    suppressed: int = 0  # candidates folded into another alert
+    suppressed: int = 0  # events folded into an alert (Kibana's suppressed alerts count)
 
 
 def persist(
@@ -352,7 +352,6 @@ def persist(
             f[DOCS] += head[DOCS] + 1
             if _ms(head[END]) > _ms(f[END]):
                 f[END] = head[END]
-            out.suppressed += 1
             continue
         first[iid] = head
         kept.append(signal)
@@ -368,9 +367,10 @@ def persist(
             ex[LAST_DETECTED] = now_iso
             ex[DOCS] = int(ex.get(DOCS) or 0) + head[DOCS] + 1
             out.updated.append(ex)
-            out.suppressed += 1
+            out.suppressed += head[DOCS] + 1
         elif len(out.created) < max_alerts:
             out.created.append(signal)
+            out.suppressed += head[DOCS]
     return out
 
 

@@ -368,7 +368,7 @@ class Scheduler:
             run.capped = run.matches >= max_signals
             spec = suppression_of(rule) if getattr(rule, "raw", None) else None
             if spec is not None:
-                run.alerts_written, _ = stateful.write_suppressed(
+                run.alerts_written, run.alerts_suppressed = stateful.write_suppressed(
                     rule,
                     spec,
                     [alert for signal in found_signals for alert in signal],

@@ -63,6 +63,7 @@ class Run:
     events_failed: int = 0  # events set aside because evaluating them raised
     alerts_written: int = 0
     capped: bool = False
+    alerts_suppressed: int = 0  # alerts folded into a suppressed one (alert_suppression)
     gap_from_ms: int | None = None
     gap_to_ms: int | None = None
     error: str | None = None
@@ -92,6 +93,8 @@ class RunStore:
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(runs)")}
         if "events_failed" not in columns:  # a store written before the column existed
             self._conn.execute("ALTER TABLE runs ADD COLUMN events_failed INTEGER NOT NULL DEFAULT 0")
+        if "alerts_suppressed" not in columns:
+            self._conn.execute("ALTER TABLE runs ADD COLUMN alerts_suppressed INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._conn.close()
