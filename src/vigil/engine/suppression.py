@@ -35,14 +35,12 @@ the default, or ``doNotSuppress``) works as Kibana's detection engine does it:
   are folded together in memory first (sorted on start). Closed alerts are never
   updated: the next candidate opens a new alert.
 
-Kibana's instance id is ``objectHash([terms, ruleId, spaceId])`` (the ``object-hash``
-package); Vigil's is a SHA-256 of the same three parts, so it is stable across runs and
-restarts but not byte-equal to Kibana's.
+The instance id is Kibana's ``objectHash([terms, ruleId, spaceId])``
+(:mod:`vigil.engine.object_hash`), with the rule's ``rule_id`` as its id.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,6 +50,7 @@ from typing import Any
 import orjson
 
 from vigil.engine.alerts import alert_uuid, build_alert, event_key, rule_uuid
+from vigil.engine.object_hash import object_hash
 from vigil.engine.threshold import distinct, js_string, sort_key
 from vigil.eql.dates import iso_from_millis, to_millis
 from vigil.eql.fields import lookup
@@ -116,9 +115,8 @@ def _duration_ms(spec: Any) -> int | None:
 
 
 def instance_id(terms: list[dict], rule) -> str:
-    """``kibana.alert.instance.id``: the group's terms, the rule and the space."""
-    text = orjson.dumps([terms, rule_uuid(rule), SPACE], option=orjson.OPT_SORT_KEYS, default=str)
-    return hashlib.sha256(text).hexdigest()
+    """``kibana.alert.instance.id``: ``objectHash([terms, ruleId, spaceId])``."""
+    return object_hash([terms, rule_uuid(rule), SPACE])
 
 
 def _stamp(alert: dict, rule, terms: list[dict], start: int, end: int, docs: int, instance=None) -> dict:
@@ -169,8 +167,7 @@ def in_memory_candidates(
             values = sorted((t["value"] for t in terms), key=sort_key)
             start = _ms(result.get("from"))
             end = _ms(head.get("kibana.alert.original_time"))
-            text = orjson.dumps([values, rule_uuid(rule), SPACE], default=str)
-            _stamp(head, rule, terms, start, end, 0, hashlib.sha256(text).hexdigest())
+            _stamp(head, rule, terms, start, end, 0, object_hash([values, rule_uuid(rule), SPACE]))
             suppressible.append(signal)
             continue
         doc = source(head) or head
