@@ -126,6 +126,38 @@ def entity_id(agent_id: str, pid: int, start: float) -> str:
     return base64.b64encode(f"{agent_id}-{pid}-{int(start)}".encode()).decode()
 
 
+def envelope(
+    host: HostInfo,
+    dataset: str,
+    category: str,
+    action: str,
+    types: list[str],
+    *,
+    event_id: str,
+    ts: str,
+    message: str,
+) -> dict:
+    """What every Defend-shaped event carries besides its own fields."""
+    return {
+        "@timestamp": ts,
+        "agent": dict(host.agent),
+        "ecs": {"version": ECS_VERSION},
+        "data_stream": {"type": "logs", "dataset": dataset, "namespace": "default"},
+        "event": {
+            "kind": "event",
+            "category": [category],
+            "type": list(types),
+            "action": action,
+            "dataset": dataset,
+            "module": "endpoint",
+            "created": ts,
+            "id": event_id,
+        },
+        "host": host.host,
+        "message": message,
+    }
+
+
 def _file_fields(path: str) -> dict:
     directory, _, name = path.rpartition("/")
     fields: dict = {"path": path, "name": name, "directory": directory or "/"}
@@ -157,27 +189,19 @@ def file_event(
     if old_path is not None:
         file["Ext"] = {"original": _file_fields(old_path)}
     process: dict = {"pid": pid}
-    doc: dict = {
-        "@timestamp": ts,
-        "agent": dict(host.agent),
-        "ecs": {"version": ECS_VERSION},
-        "data_stream": {"type": "logs", "dataset": DATASET, "namespace": "default"},
-        "event": {
-            "kind": "event",
-            "category": ["file"],
-            "type": list(EVENT_TYPES[action]),
-            "action": action,
-            "dataset": DATASET,
-            "module": "endpoint",
-            "created": ts,
-            "ingested": ts,
-            "id": event_id,
-        },
-        "file": file,
-        "host": host.host,
-        "message": "Endpoint file event",
-        "process": process,
-    }
+    doc = envelope(
+        host,
+        DATASET,
+        "file",
+        action,
+        EVENT_TYPES[action],
+        event_id=event_id,
+        ts=ts,
+        message="Endpoint file event",
+    )
+    doc["event"]["ingested"] = ts
+    doc["file"] = file
+    doc["process"] = process
     if proc is not None:
         process["entity_id"] = entity_id(host.agent["id"], pid, proc.start)
         if proc.executable:

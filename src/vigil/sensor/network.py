@@ -16,7 +16,7 @@ import socket
 import struct
 from collections import OrderedDict
 
-from vigil.sensor.ecs import ECS_VERSION, timestamp
+from vigil.sensor.ecs import envelope, timestamp
 from vigil.sensor.process import ProcessTracker, Record
 from vigil.sensor.programs import sensor as prog
 
@@ -125,26 +125,12 @@ class NetworkTracker:
             addr["source"]["port"] = src[1]
         if dst[1]:
             addr["destination"]["port"] = dst[1]
-        return {
-            "@timestamp": ts,
-            "agent": dict(self.procs.host.agent),
-            "ecs": {"version": ECS_VERSION},
-            "data_stream": {"type": "logs", "dataset": DATASET, "namespace": "default"},
-            "event": {
-                "kind": "event",
-                "category": ["network"],
-                "type": event_type,
-                "action": action,
-                "dataset": DATASET,
-                "module": "endpoint",
-                "created": ts,
-                "id": event_id,
-            },
-            "host": self.procs.host.host,
-            "message": "Endpoint network event",
-            "network": {"direction": "ingress" if inbound else "egress", "transport": "tcp", "type": kind},
-            "process": process,
-            "user": full["user"],
-            "group": full["group"],
-            **addr,
-        }
+        doc = envelope(
+            self.procs.host, DATASET, "network", action, event_type, event_id=event_id, ts=ts,
+            message="Endpoint network event",
+        )  # fmt: skip
+        doc["network"] = {"direction": "ingress" if inbound else "egress", "transport": "tcp", "type": kind}
+        doc["process"] = process
+        doc["user"] = full["user"]
+        doc["group"] = full["group"]
+        return doc | addr

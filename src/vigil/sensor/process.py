@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from vigil.sensor.ecs import ECS_VERSION, HostInfo, entity_id, group_name, timestamp, user_name
+from vigil.sensor.ecs import HostInfo, entity_id, envelope, group_name, timestamp, user_name
 from vigil.sensor.programs import sensor as prog
 
 DATASET = "endpoint.events.process"
@@ -489,27 +489,13 @@ class ProcessTracker:
                 process["end"] = timestamp(task.end)
             if task.exit_code is not None:
                 process["exit_code"] = task.exit_code
-        doc: dict = {
-            "@timestamp": ts,
-            "agent": dict(self.host.agent),
-            "ecs": {"version": ECS_VERSION},
-            "data_stream": {"type": "logs", "dataset": DATASET, "namespace": "default"},
-            "event": {
-                "kind": "event",
-                "category": ["process"],
-                "type": list(EVENT_TYPES[action]),
-                "action": action,
-                "dataset": DATASET,
-                "module": "endpoint",
-                "created": ts,
-                "id": event_id,
-            },
-            "host": self.host.host,
-            "message": "Endpoint process event",
-            "process": process,
-            "user": process["user"] | {"Ext": {"real": process["real_user"]}},
-            "group": process["group"] | {"Ext": {"real": process["real_group"]}},
-        }
+        doc = envelope(
+            self.host, DATASET, "process", action, EVENT_TYPES[action], event_id=event_id, ts=ts,
+            message="Endpoint process event",
+        )  # fmt: skip
+        doc["process"] = process
+        doc["user"] = process["user"] | {"Ext": {"real": process["real_user"]}}
+        doc["group"] = process["group"] | {"Ext": {"real": process["real_group"]}}
         return doc
 
 
