@@ -262,6 +262,18 @@ class _Program(Asm):
         self.read(R9, O_TTY_MINOR, 4, R6, o.drv_minor_start)
         self.label(no_tty)
 
+    def span(self, length: int, start: int, start_slot: int, end_slot: int, cap: int, len_off: int) -> None:
+        """``start`` and ``length`` (at most ``cap``, also stored at ``len_off``) of the user
+        memory range whose bounds are on the stack."""
+        ok = self.fresh("span_ok")
+        self.ldx(8, start, FP, start_slot)
+        self.ldx(8, length, FP, end_slot)
+        self.alu("-", length, start, reg=True)
+        self.jmp("<=", length, cap, ok)
+        self.mov(length, cap)
+        self.label(ok)
+        self.stx(4, R9, len_off, length)
+
     def sock(self, sk: int) -> None:
         """The addresses and ports of the ``struct sock`` in register ``sk`` (r6 or r7)."""
         o = self.o
@@ -374,26 +386,14 @@ def exec_program(off: Offsets, maps: Maps) -> bytes:
     # argv: mm->arg_start .. arg_end, capped; then the environment, env_start .. env_end.
     p.load_ptr(R6, R8, off.mm)
     p.read(FP, -120, 32, R6, off.arg_start)
-    p.ldx(8, R6, FP, -120)
-    p.ldx(8, R7, FP, -112)
-    p.alu("-", R7, R6, reg=True)
-    p.jmp("<=", R7, ARGV_MAX, "argv_ok")
-    p.mov(R7, ARGV_MAX)
-    p.label("argv_ok")
-    p.stx(4, R9, O_ARGLEN, R7)
+    p.span(R7, R6, -120, -112, ARGV_MAX, O_ARGLEN)
     p.movr(R3, R6)
     p.movr(R1, R9)
     p.alu("+", R1, HEADER)
     p.movr(R2, R7)
     p.call(PROBE_READ_USER)
     p.alu("+", R7, HEADER)
-    p.ldx(8, R6, FP, -104)
-    p.ldx(8, R1, FP, -96)
-    p.alu("-", R1, R6, reg=True)
-    p.jmp("<=", R1, ENV_MAX, "env_ok")
-    p.mov(R1, ENV_MAX)
-    p.label("env_ok")
-    p.stx(4, R9, O_ENVLEN, R1)
+    p.span(R1, R6, -104, -96, ENV_MAX, O_ENVLEN)
     p.stx(8, FP, -88, R1)
     p.movr(R3, R6)
     p.movr(R2, R1)
