@@ -91,12 +91,11 @@ def run_esql(
     ``kept``: the events already passed the query's leading WHERE (``Program.keeps``)."""
     now = datetime.fromtimestamp(to_ms / 1000, UTC)
     max_signals = max(int(rule.max_signals or 0), 0)
-    program.now = to_ms
     aggregating = program.query.aggregating
     expands = bool(program.mv_expanded)
     if not aggregating and not expands and excluded:
         events = [e for e in events if (e.index or "", e.id or event_key(e)) not in excluded]
-    result = program.run(events, limit=None, kept=kept)
+    result = program.run(events, limit=None, kept=kept, now=to_ms)
     alerts: list[dict] = []
     if aggregating:
         window = (iso_from_millis(from_ms), iso_from_millis(to_ms))
@@ -146,15 +145,25 @@ class EsqlReplay:
         self.kept: dict[str, list[tuple[int, int, Event]]] = {r.rule_id: [] for r in self.rules}
         self.stats: dict[str, dict[str, int]] = {r.rule_id: {"runs": 0, "alerts": 0} for r in self.rules}
         self._arrival = 0
+        self._readers: dict[str | None, list] = {}  # index -> the rules whose FROM reads it
 
     def feed(self, event: Event) -> None:
         from vigil.engine.replay import event_time
 
         self._arrival += 1
-        for rule in self.rules:
+        readers = self._readers.get(event.index)
+        if readers is None:
+            readers = [r for r in self.rules if takes_index(self.programs[r.rule_id], event.index)]
+            if len(self._readers) < 4096:
+                self._readers[event.index] = readers
+        row = None
+        for rule in readers:
             program = self.programs[rule.rule_id]
-            if not takes_index(program, event.index) or not program.keeps(event):
-                continue
+            if program.leading_where:
+                if row is None:
+                    row = program.source_row(event)
+                if not program.keeps(event, row):
+                    continue
             if self.engine is not None and self.engine._suppressed(rule, event.doc):
                 continue
             ts = event_time(event.doc, rule.timestamp_override)

@@ -203,12 +203,23 @@ class Program:
 
     # --- running ------------------------------------------------------------------------
 
-    def run(self, events: Iterable[Any], *, limit: int | None = DEFAULT_LIMIT, kept: bool = False) -> Result:
+    def run(
+        self,
+        events: Iterable[Any],
+        *,
+        limit: int | None = DEFAULT_LIMIT,
+        kept: bool = False,
+        now: int | None = None,
+    ) -> Result:
         """Run over ``events``: JSON documents, :class:`vigil.events.model.Event` objects,
         or ``(document, metadata)`` pairs (metadata: ``_id``, ``_index``, ``_version``).
-        ``kept``: every event already passed :meth:`keeps`, so the leading WHERE is skipped."""
+        ``kept``: every event already passed :meth:`keeps`, so the leading WHERE is skipped.
+        ``now``: the time NOW() gives in this run (epoch milliseconds; default: the
+        program's ``now``, else the present)."""
         self.warn.counts.clear()
-        self._now = self.now if self.now is not None else int(datetime.now(UTC).timestamp() * 1000)
+        if now is None:
+            now = self.now if self.now is not None else int(datetime.now(UTC).timestamp() * 1000)
+        self._now = now
         rows = [self._row(e) for e in events]
         steps = self.steps[1:] if kept and self.leading_where else self.steps
         for step in steps:
@@ -217,12 +228,24 @@ class Program:
             rows = rows[:limit]
         return self._result(rows)
 
-    def keeps(self, event: Any) -> bool:
+    def keeps(self, event: Any, row: Row | None = None) -> bool:
         """Whether ``event`` passes the query's leading WHERE (true when it has none that
-        reads only the event)."""
+        reads only the event). ``row``: the event's row from :meth:`source_row`, shared by
+        the programs that test one event, so each field is read once."""
         if not self.leading_where:
             return True
-        return bool(self.steps[0]([self._row(event)]))
+        return bool(self.steps[0]([row if row is not None else self._row(event)]))
+
+    @staticmethod
+    def source_row(event: Any) -> Row:
+        """A row of ``event`` that any program's leading WHERE can read: its fields, typed
+        by name alone, and every metadata field."""
+        doc, meta = _doc_meta(event)
+        cols = {}
+        for name, typ in METADATA_FIELDS.items():
+            v = doc if name == "_source" else meta.get(name)
+            cols[name] = v if name == "_source" or v is None else coerce(v, typ)
+        return Row(doc, cols, meta)
 
     def run_pages(self, pages: Iterable[dict[str, list]], **kw) -> Result:
         """Run over pages of columns: column name -> list of values (a value may be a list)."""
@@ -238,17 +261,7 @@ class Program:
         return self.run(docs(), **kw)
 
     def _row(self, event: Any) -> Row:
-        if isinstance(event, tuple):
-            doc, meta = event
-        elif isinstance(event, dict):
-            doc, meta = event, {}
-        else:
-            doc = event.doc
-            meta = {
-                "_id": getattr(event, "id", None),
-                "_index": getattr(event, "index", None),
-                "_event": event,
-            }
+        doc, meta = _doc_meta(event)
         cols = {}
         for name in self.metadata:
             if name == "_source":
@@ -1174,6 +1187,18 @@ class Program:
         if target is None:
             raise _err(f"cannot match [{q}] against field [{name}] of type [{typ}]", loc, self.text)
         return lambda r: target in values_of(_get(r, name, typ))
+
+
+def _doc_meta(event: Any) -> tuple[Any, dict]:
+    if isinstance(event, tuple):
+        return event
+    if isinstance(event, dict):
+        return event, {}
+    return event.doc, {
+        "_id": getattr(event, "id", None),
+        "_index": getattr(event, "index", None),
+        "_event": event,
+    }
 
 
 # --- aggregation ---------------------------------------------------------------------------
