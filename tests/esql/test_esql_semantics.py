@@ -389,3 +389,10 @@ def test_leading_where_tested_once_per_event_gives_the_same_rows():
     assert q.run(kept, kept=True).rows == q.run(docs).rows == [{"n": 2, "a": "x1"}]
     # NOW() changes per run: such a WHERE is never taken out of the run.
     assert not esql.compile("FROM i | WHERE @timestamp > NOW() - 1 hour").leading_where
+
+
+def test_a_program_from_the_rule_cache_runs_with_the_run_time():
+    import pickle
+
+    cached = pickle.loads(pickle.dumps(esql.compile("FROM i | EVAL t = NOW() - 1 hour | KEEP t")))
+    assert [str(r["t"]) for r in cached.run([{}], now=NOW).rows] == ["2025-12-31T23:00:00.000Z"]
