@@ -19,13 +19,12 @@ As Kibana's new terms executor (``rule_types/new_terms/``:
 from __future__ import annotations
 
 import bisect
-import itertools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from vigil.engine.alerts import alert_uuid, build_alert, event_key, rule_uuid
-from vigil.engine.threshold import distinct, js_string, sort_key
+from vigil.engine.threshold import combinations, distinct, js_string, sort_key
 from vigil.eql.fields import lookup
 from vigil.events.model import Event
 from vigil.rules.params import NewTermsParams, new_terms_params
@@ -42,7 +41,7 @@ class Seen:
 
 def seen(params: NewTermsParams, event: Event, ts: int) -> Seen:
     values = [distinct(lookup(event.doc, f)) for f in params.fields]
-    return Seen(ts, event, list(itertools.product(*values)))
+    return Seen(ts, event, combinations(values))
 
 
 def _ident(term: tuple) -> tuple:

@@ -41,7 +41,6 @@ The instance id is Kibana's ``objectHash([terms, ruleId, spaceId])``
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,7 +50,7 @@ import orjson
 
 from vigil.engine.alerts import alert_uuid, build_alert, event_key, rule_uuid
 from vigil.engine.object_hash import object_hash
-from vigil.engine.threshold import distinct, js_string, sort_key
+from vigil.engine.threshold import combinations, distinct, js_string, sort_key
 from vigil.eql.dates import iso_from_millis, to_millis
 from vigil.eql.fields import lookup
 from vigil.events.model import Event
@@ -255,7 +254,7 @@ def query_candidates(
                 ordinary.append(event)
                 continue
             values = [v or [None] for v in values]
-        for key in itertools.product(*values):
+        for key in combinations(values):
             ident = tuple((v is None, type(v) is str, js_string(v)) for v in key)
             g = groups.get(ident)
             if g is None:

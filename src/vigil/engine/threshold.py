@@ -41,6 +41,9 @@ from vigil.rules.params import ThresholdParams, threshold_params
 NAMESPACE = uuid.UUID("0684ec03-7201-4ee0-8ee0-3a3f6b2479b2")
 # A search's hits.total is exact up to Elasticsearch's default track_total_hits.
 TRACK_TOTAL_HITS = 10_000
+# An event gives one bucket per combination of its fields' values; an event from a hostile
+# host could hold enough values for billions of them. Vigil takes the first ones only.
+MAX_COMBINATIONS = 10_000
 
 
 def js_string(value: Any) -> str:
@@ -71,6 +74,11 @@ def distinct(values: list) -> list:
             seen.add(key)
             out.append(v)
     return out
+
+
+def combinations(values) -> list[tuple]:
+    """The combinations of the fields' values (the cartesian product), at most MAX_COMBINATIONS."""
+    return list(itertools.islice(itertools.product(*values), MAX_COMBINATIONS))
 
 
 @dataclass(slots=True)
@@ -188,7 +196,7 @@ def _buckets(params: ThresholdParams, events: list[Counted]) -> list[_Bucket]:
         return [whole]
     groups: dict[tuple, _Bucket] = {}
     for e in events:
-        for key in itertools.product(*e.values):
+        for key in combinations(e.values):
             ident = tuple((type(v) is str, js_string(v)) for v in key)
             b = groups.get(ident)
             if b is None:
