@@ -159,3 +159,30 @@ def test_max_signals_caps_a_run(prebuilt_rules, with_limit):
     # One alert per run; later runs that still see the others alert on them one by one.
     assert 1 <= len(alerts) <= 5
     assert len({a["kibana.alert.uuid"] for a in alerts}) == len(alerts)
+
+
+POSH_AGG = "f770ce79-05fd-4d74-9866-1c5d66c9b34b"  # FROM .alerts-security.*: 5 PowerShell rules, one script
+
+
+def test_rule_over_the_alerts_index_reads_alerts_written_earlier(prebuilt_rules):
+    from vigil.store.alert_index import alert_event, reads_alerts
+
+    rule = _rule(prebuilt_rules, POSH_AGG)
+    assert reads_alerts(rule)
+    alerts = [
+        {
+            "@timestamp": _at(1),
+            "kibana.alert.uuid": f"a{i}",
+            "kibana.alert.rule.name": f"Potential PowerShell Obfuscation {i}",
+            "message": "Creating Scriptblock text (1 of 1): ... ScriptBlock ID: 4b7e-11",
+            "host": {"id": "h1"},
+            "user": {"id": "S-1-5-21"},
+        }
+        for i in range(5)
+    ]
+    found = list(replay(Engine([rule]).scheduled, [alert_event(a) for a in alerts]))
+    assert len(found) == 1
+    assert found[0]["Esql.kibana_alert_rule_name_count_distinct"] == 5
+    assert found[0]["host.id"] == "h1" and found[0]["Esql.script_block_id"] == "4b7e-11"
+    four = list(replay(Engine([rule]).scheduled, [alert_event(a) for a in alerts[:4]]))
+    assert four == []

@@ -50,6 +50,12 @@ def takes_index(program, index: str | None) -> bool:
     return any(matches_patterns(p, index) for p in program.indices)
 
 
+def reads_index(rule, index: str) -> bool:
+    """Whether a runnable ES|QL rule's FROM reads ``index`` (an ES|QL rule has no ``index``
+    parameter: its query names its sources)."""
+    return rule.runnable and takes_index(rule.compiled(), index)
+
+
 def merge_columns(doc: dict, record: dict) -> dict:
     """The source document with the ES|QL columns set over it as dotted fields: a nested
     or dotted key of the same name is removed first (mergeEsqlResultInSource)."""

@@ -63,5 +63,9 @@ def alert_event(alert: dict) -> Event:
 
 def reads_alerts(rule) -> bool:
     """Whether the rule's index patterns take the alerts index."""
+    if getattr(rule, "type", None) == "esql":
+        from vigil.engine.esql_rule import reads_index
+
+        return reads_index(rule, ALERTS_INDEX)
     matches = getattr(rule, "matches_index", None)
     return bool(getattr(rule, "index", None)) and matches is not None and matches(ALERTS_INDEX)
