@@ -186,3 +186,39 @@ def test_rule_over_the_alerts_index_reads_alerts_written_earlier(prebuilt_rules)
     assert found[0]["host.id"] == "h1" and found[0]["Esql.script_block_id"] == "4b7e-11"
     four = list(replay(Engine([rule]).scheduled, [alert_event(a) for a in alerts[:4]]))
     assert four == []
+
+
+NFS_BURST = (
+    "8e78b1a5-9674-4a96-8ce7-76ef54566a85"  # aggregating, alert_suppression by source.ip, destination.ip
+)
+
+
+def _nfs(n: int, minutes: float, opcode: str, src: str = "10.0.0.1") -> Event:
+    doc = {
+        "@timestamp": _at(minutes),
+        "event": {"ingested": _at(minutes)},
+        "network_traffic": {"nfs": {"opcode": opcode, "status": "NFS_OK"}},
+        "source": {"ip": src},
+        "destination": {"ip": "10.0.0.2"},
+    }
+    return Event(doc, index="logs-network_traffic.nfs-default", id=f"nfs-{n}")
+
+
+def test_suppression_folds_an_aggregating_rules_repeated_alerts(prebuilt_rules):
+    import copy
+
+    rule = _rule(prebuilt_rules, NFS_BURST)
+    burst = [_nfs(i, 1, "WRITE" if i < 70 else "REMOVE") for i in range(100)]
+    events = burst + [_nfs(999, 7, "WRITE", src="10.9.9.9")]
+    # Runs at 1 and 6 both see the burst (9m look-back): without suppression two alerts...
+    plain = copy.copy(rule)
+    plain.raw = {k: v for k, v in rule.raw.items() if k != "alert_suppression"}
+    unsuppressed = list(replay(Engine([plain]).scheduled, events))
+    assert len(unsuppressed) == 2
+    assert unsuppressed[0]["Esql.mutating_ops"] == 100 and unsuppressed[0]["Esql.destructive_ops"] == 30
+    # ...with the rule's suppression (source.ip, destination.ip for 1h) one, counting the other.
+    suppressed = list(replay(Engine([rule]).scheduled, events))
+    assert len(suppressed) == 1
+    assert suppressed[0]["kibana.alert.suppression.docs_count"] == 1
+    terms = {t["field"]: t["value"] for t in suppressed[0]["kibana.alert.suppression.terms"]}
+    assert set(terms) == {"source.ip", "destination.ip"}

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vigil.engine.alerts import alert_uuid, build_alert, event_key, rule_uuid
+from vigil.engine.suppression import ReplaySuppressor
 from vigil.eql.dates import iso_from_millis
 from vigil.events.model import Event
 from vigil.rules.indices import matches_patterns
@@ -187,6 +188,9 @@ class EsqlReplay:
             seen: set[str] = set()
             excluded: set[tuple[str, str]] = set()
             stats = self.stats[rule.rule_id]
+            # alert_suppression (17 prebuilt ES|QL rules): Kibana's in-memory suppression over
+            # each run's alerts, as the replay does for the other scheduled rules.
+            suppressor = ReplaySuppressor.for_rule(rule)
             for from_ms, to_ms in schedule(rule, times, self.start_ms):
                 window = events[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
                 found = run_esql(
@@ -200,5 +204,12 @@ class EsqlReplay:
                     kept=True,
                 )
                 stats["runs"] += 1
+                if suppressor is not None:
+                    suppressor.run(found, from_ms=from_ms, to_ms=to_ms)
+                    continue
                 stats["alerts"] += len(found)
                 yield from found
+            if suppressor is not None:
+                kept_alerts = suppressor.alerts()
+                stats["alerts"] += len(kept_alerts)
+                yield from kept_alerts
