@@ -276,3 +276,24 @@ def test_suppression_settings_kibana_refuses_make_a_rule_not_runnable(prebuilt_r
     threshold = _copy_of_type(prebuilt_rules, "threshold", "My First Rule")
     rule = rule_from_dict({**threshold.raw, "alert_suppression": {"group_by": ["host.name"]}})
     assert "needs a duration" in rule.why_not_runnable
+
+
+def test_eql_rule_suppression_across_runs(tmp_path, prebuilt_rules):
+    eql = [r for r in prebuilt_rules if r.type == "eql" and r.runnable and r.compiled().kind == "event"]
+    rule0 = next(r for r in eql if _base(r) is not None and _free_host(r))
+    from vigil.scheduler.windows import duration_ms
+
+    step = duration_ms(rule0.interval, what="interval")
+    # The window reaches back past the first run: its alert is updated, not written again
+    # (an overlapping run finding the first event again counts it once).
+    rule = _with(rule0, {"group_by": ["host.name"], "duration": {"value": 3 * step // 1000, "unit": "s"}})
+    b = _base(rule)
+    serve = Serve(tmp_path, rule, T)
+    serve.write([(_doc(rule, b, T + step - 1000, **{"host.name": "h1"}), T + step - 1000)])
+    serve.write([(_doc(rule, b, T + 3 * step - 1000, **{"host.name": "h1"}), T + 3 * step - 1000)])
+    for k in range(1, 4):
+        serve.tick_at(T + k * step)
+    (alert,) = serve.alerts()
+    assert alert["kibana.alert.suppression.docs_count"] == 1
+    assert alert["kibana.alert.suppression.terms"] == [{"field": "host.name", "value": ["h1"]}]
+    assert alert["kibana.alert.suppression.end"] == iso(T + 3 * step - 1000)

@@ -140,6 +140,8 @@ def write_suppressed(
     by_key = {(e.index or "", e.id): e for e in events}
 
     def source(alert: dict) -> dict | None:
+        if alert.get("kibana.alert.group.id"):
+            return None  # a sequence's terms are its shell alert's (buildShellAlertSuppressionTermsAndFields)
         for ancestor in alert.get("kibana.alert.ancestors") or []:
             if isinstance(ancestor, dict) and ancestor.get("depth", 0) == 0:
                 event = by_key.get((str(ancestor.get("index") or ""), str(ancestor.get("id"))))
