@@ -396,3 +396,30 @@ def test_a_program_from_the_rule_cache_runs_with_the_run_time():
 
     cached = pickle.loads(pickle.dumps(esql.compile("FROM i | EVAL t = NOW() - 1 hour | KEEP t")))
     assert [str(r["t"]) for r in cached.run([{}], now=NOW).rows] == ["2025-12-31T23:00:00.000Z"]
+
+
+def test_hostile_multivalued_keys_never_stall_stats():
+    import time
+
+    doc = {"a": [f"a{i}" for i in range(3000)], "b": [f"b{i}" for i in range(3000)], "c": list(range(3000))}
+    start = time.perf_counter()
+    result = run("FROM i | STATS n = COUNT(*) BY a, b, c", [doc])
+    assert time.perf_counter() - start < 5
+    assert len(result.rows) <= 10_000
+    assert any("more than 10000 groups" in w for w in result.warnings)
+
+
+def test_functions_grok_types_dissect_append_json_and_url():
+    docs = [
+        {"m": "took 42ms code=7", "j": '{"a": {"b": [1, {"c": "x"}]}}', "u": "a%20b+c", "ip": "010.1.1.1"}
+    ]
+    out = rows(
+        'FROM i | GROK m "took %{INT:ms:int}ms code=%{INT:code}" | DISSECT m "%{+w} %{+w} %{}" APPEND_SEPARATOR="_" '
+        '| EVAL c = JSON_EXTRACT(j, "a.b[1].c"), o = JSON_EXTRACT(j, "a.b[1]"), d = URL_DECODE(u), t = TO_IP(ip) '
+        "| KEEP ms, code, w, c, o, d, t",
+        docs,
+    )
+    # GROK :int gives an integer column (grok.md); DISSECT %{+key} appends with the separator;
+    # JSON_EXTRACT returns strings unquoted, objects as JSON text; URL_DECODE reads + as a space;
+    # TO_IP refuses an address with leading zeros by default (to_ip.md: leading_zeros reject).
+    assert out == [{"ms": 42, "code": "7", "w": "took_42ms", "c": "x", "o": '{"c":"x"}', "d": "a b c"}]

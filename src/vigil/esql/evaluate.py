@@ -584,7 +584,7 @@ class Program:
                 table[()] = ([agg.start() for agg in aggs], [])
             for r in rows:
                 keys = [fn(r) for _, fn, _ in groups]
-                for combo in _combinations(keys):
+                for combo in _combinations(keys, warn):
                     hkey = tuple(_hashable(k) for k in combo)
                     entry = table.get(hkey)
                     if entry is None:
@@ -1331,12 +1331,24 @@ def _mapped_names(pattern: str) -> list[str]:
     return sorted(n for n in ecs._table() if fnmatch.fnmatchcase(n, pattern))
 
 
-def _combinations(keys: list) -> Iterator[list]:
+# Groups one row may join: the product of its multi-valued keys' sizes (an event an
+# intruder writes could hold three keys of 10,000 values each). Past it, the row joins the
+# first combinations only and a warning says so, rather than stalling the run.
+MAX_GROUP_COMBINATIONS = 10_000
+
+
+def _combinations(keys: list, warn: F.Warnings | None = None) -> list[list]:
     combos: list[list] = [[]]
     for k in keys:
-        vals = k if isinstance(k, list) else [k]
-        combos = [c + [v] for c in combos for v in dict.fromkeys(_hashable(x) for x in vals)]
-    return iter(combos)
+        vals = list(dict.fromkeys(_hashable(x) for x in (k if isinstance(k, list) else [k])))
+        if len(combos) * len(vals) > MAX_GROUP_COMBINATIONS:
+            if warn is not None:
+                warn.add(
+                    f"a row's multi-valued BY keys give more than {MAX_GROUP_COMBINATIONS} groups: the rest left out"
+                )
+            vals = vals[: max(1, MAX_GROUP_COMBINATIONS // len(combos))]
+        combos = [c + [v] for c in combos for v in vals]
+    return combos
 
 
 def _hashable(v: Any) -> Any:
