@@ -21,7 +21,8 @@ from vigil.esql import tree as T
 from vigil.esql.errors import EsqlSyntaxError
 
 KEYWORDS = frozenset("and or not in is like rlike null true false by asc desc nulls first last".split())
-# Time-span units (EsqlDataTypeConverter.parseTemporalAmount): name -> canonical unit.
+# Time-span units (EsqlDataTypeConverter.parseTemporalAmount, which takes ``m`` for
+# minutes in current Elasticsearch): name -> canonical unit.
 SPAN_UNITS = {
     **dict.fromkeys(("millisecond", "milliseconds", "ms"), "millisecond"),
     **dict.fromkeys(("second", "seconds", "sec", "s"), "second"),
