@@ -423,3 +423,12 @@ def test_functions_grok_types_dissect_append_json_and_url():
     # JSON_EXTRACT returns strings unquoted, objects as JSON text; URL_DECODE reads + as a space;
     # TO_IP refuses an address with leading zeros by default (to_ip.md: leading_zeros reject).
     assert out == [{"ms": 42, "code": "7", "w": "took_42ms", "c": "x", "o": '{"c":"x"}', "d": "a b c"}]
+
+
+def test_replace_lookahead_of_characters_before_a_class_is_that_class():
+    # Elastic's PowerShell backtick obfuscation rule: a backtick between word characters,
+    # not before an escape letter (`r `n `t `b), a line break or a digit.
+    pattern = "[A-Za-z0-9_-]`(?![rntb]|\\r|\\n|\\d)[A-Za-z0-9_-]"
+    query = f'FROM i | EVAL r = REPLACE(s, """{pattern}""", "#") | KEEP r'
+    out = rows(query, [{"s": "I`nvoke-Ex`pression W`rite a`1 b`tx"}])
+    assert out == [{"r": "I`nvoke-E#ression W`rite a`1 b`tx"}]

@@ -43,8 +43,8 @@ THRESHOLD_RUNNABLE = 30
 # names threatintel.indicator.file.hash.*, fields Vigil's mapping does not hold.
 THREAT_MATCH_RUNNABLE = 8
 # ES|QL rules that run (tests/esql/test_esql_corpus.py): not the 7 that call a language model
-# (COMPLETION), nor one RLIKE with Lucene's '&' and one REPLACE with a Java lookahead.
-ESQL_RUNNABLE = 203
+# (COMPLETION), nor one RLIKE with Lucene's '&'.
+ESQL_RUNNABLE = 204
 DRACUT_ID = "dc765fb2-0c99-4e57-8c11-dafdf1992b66"
 
 

@@ -59,8 +59,36 @@ def _unpossess(pattern: str) -> str:
     return out
 
 
+# ``(?!a|b|...)[class]``: a negative lookahead of single characters before an ASCII class.
+_LOOKAHEAD_CLASS = re.compile(
+    r"\(\?!((?:\[(?:\\.|[^\]\\])+\]|\\[A-Za-z]|[^|()\\\[\]])(?:\|(?:\[(?:\\.|[^\]\\])+\]|\\[A-Za-z]|[^|()\\\[\]]))*)\)(\[[^\]^\\]*(?:\\.[^\]\\]*)*\])"
+)
+
+
+def _subtract_lookahead(pattern: str) -> str:
+    """``(?!x|y)[class]`` written as the one class it means: the characters of ``[class]``
+    that none of the single-character alternatives match. Only for a class of ASCII
+    characters (so the set is written out exactly); anything else stays a lookahead."""
+
+    def subtract(m: re.Match) -> str:
+        alternatives, cls = m.group(1).split("|"), m.group(2)
+        if any(ord(c) > 127 for c in cls):
+            return m.group(0)
+        keep = [
+            chr(c)
+            for c in range(128)
+            if re.fullmatch(cls, chr(c)) and not any(re.fullmatch(a, chr(c)) for a in alternatives)
+        ]
+        if not keep:
+            return "[^\\x00-\\x{10FFFF}]"
+        return "[" + "".join(re.escape(c) if not c.isalnum() else c for c in keep) + "]"
+
+    return _LOOKAHEAD_CLASS.sub(subtract, pattern)
+
+
 class JavaRegex:
     def __init__(self, pattern: str) -> None:
+        pattern = _subtract_lookahead(pattern)
         for token, what in _REFUSED:
             if token in pattern:
                 raise JavaRegexError(f"{what} has no linear-time form (RE2)")
