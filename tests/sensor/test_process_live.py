@@ -214,3 +214,19 @@ def test_environment_variables_the_rules_ask_for(kernel):
         "LD_LIBRARY_PATH=/opt/vigil-test",
         "https_proxy=socks5h://x:1",
     ]
+
+
+def test_arguments_that_are_not_utf8_are_written_escaped(kernel):
+    """An intruder picks argv bytes: what is not UTF-8 comes out as \\xNN, and the event
+    still serializes (one bad argument never stops the sensor)."""
+    from vigil.cli.output import dumps
+
+    proc = subprocess.Popen([b"/bin/true", b"vigil-\xfe\xff", "caf\u00e9".encode()])
+    proc.wait()
+    docs = _collect(
+        kernel,
+        lambda acc: any(d["event"]["action"] == "end" and d["process"]["pid"] == proc.pid for d in acc),
+    )
+    exe = [d for d in docs if d["event"]["action"] == "exec" and d["process"]["pid"] == proc.pid]
+    assert exe and exe[0]["process"]["args"] == ["/bin/true", "vigil-\\xfe\\xff", "caf\u00e9"]
+    assert b"vigil-\\\\xfe\\\\xff" in dumps(exe[0])

@@ -564,3 +564,17 @@ def test_as_nobody_one_clear_line(tmp_path):
     assert len(lines) == 1, lines
     assert lines[0].startswith("vigil watch: missing CAP_SYS_ADMIN")
     assert res.stdout == b""
+
+
+def test_file_name_that_is_not_utf8_is_written_escaped(watch):
+    """A file name is any bytes: what is not UTF-8 comes out as \\xNN, and the sensor goes on."""
+    bad = os.fsencode(str(TEST_DIR)) + b"/vigil-\xff.sh"
+    fd = os.open(bad, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+    try:
+        assert watch.events_for(f"{TEST_DIR}/vigil-\\xff.sh")
+        after = TEST_DIR / "after-bad-name.sh"
+        subprocess.run(["/usr/bin/touch", str(after)], check=True)
+        assert watch.events_for(str(after))
+    finally:
+        os.unlink(bad)

@@ -120,6 +120,22 @@ def timestamp(ns: int) -> str:
     return f"{_second(secs)}.{frac}Z" if frac else f"{_second(secs)}Z"
 
 
+def text(value: str) -> str:
+    """A name, path or argument as valid UTF-8 (an intruder picks them): a byte that is not
+    UTF-8 (kept by the file system decoding as a lone surrogate) is written ``\\xNN``."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return value
+
+
+def texts(values: list[str]) -> list[str]:
+    return [text(v) for v in values]
+
+
 @lru_cache(maxsize=4096)
 def entity_id(agent_id: str, pid: int, start: float) -> str:
     """Defend's process.entity_id: base64 of agent id, pid and start time."""
@@ -182,12 +198,12 @@ def file_event(
 ) -> dict:
     """One Defend-shaped Linux file event (``proc.start``: the kernel start time in boot ticks)."""
     ts = timestamp(now_ns)
-    file = _file_fields(path)
+    file = _file_fields(text(path))
     if stat is not None:
         file["inode"] = stat.st_ino
         file["size"] = stat.st_size
     if old_path is not None:
-        file["Ext"] = {"original": _file_fields(old_path)}
+        file["Ext"] = {"original": _file_fields(text(old_path))}
     process: dict = {"pid": pid}
     doc = envelope(
         host,
@@ -205,12 +221,12 @@ def file_event(
     if proc is not None:
         process["entity_id"] = entity_id(host.agent["id"], pid, proc.start)
         if proc.executable:
-            process["executable"] = proc.executable
-            process["name"] = proc.executable.rpartition("/")[2]
+            process["executable"] = text(proc.executable)
+            process["name"] = process["executable"].rpartition("/")[2]
         if proc.args:
-            process["args"] = list(proc.args)
+            process["args"] = texts(proc.args)
             process["args_count"] = len(proc.args)
-            process["command_line"] = " ".join(proc.args)
+            process["command_line"] = " ".join(process["args"])
         if proc.ppid is not None:
             process["parent"] = {"pid": proc.ppid}
             if parent_entity is not None:

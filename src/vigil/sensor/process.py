@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from vigil.sensor.ecs import HostInfo, entity_id, envelope, group_name, timestamp, user_name
+from vigil.sensor.ecs import HostInfo, entity_id, envelope, group_name, text, timestamp, user_name
 from vigil.sensor.programs import sensor as prog
 
 DATASET = "endpoint.events.process"
@@ -133,11 +133,11 @@ class Record:
     def argv(self) -> list[str]:
         n = struct.unpack_from("<I", self.raw, prog.O_ARGLEN)[0]
         data = self.raw[prog.HEADER : prog.HEADER + n]
-        return [os.fsdecode(a) for a in data.split(b"\0")[: -1 if data.endswith(b"\0") else None]]
+        return [_decode(a) for a in data.split(b"\0")[: -1 if data.endswith(b"\0") else None]]
 
     def _path(self, start: int, n: int) -> str:
         parts = self.raw[start : start + n].split(b"\0")[:-1]
-        return "/" + "/".join(os.fsdecode(p) for p in reversed(parts))
+        return "/" + "/".join(_decode(p) for p in reversed(parts))
 
     @property
     def env(self) -> list[str]:
@@ -148,7 +148,7 @@ class Record:
         for item in self.raw[prog.HEADER + n : prog.HEADER + n + m].split(b"\0"):
             name, eq, _value = item.partition(b"=")
             if eq and name.upper() in ENV_VARS:
-                out.append(os.fsdecode(item))
+                out.append(_decode(item))
         return out
 
     def _paths_at(self) -> tuple[int, int, int]:
@@ -182,6 +182,11 @@ def decode(raw: bytes) -> Record | None:
         kind, tgid, pid, ppid, start // TICKS_NS, pstart // TICKS_NS, t, creds,
         cap_perm, cap_eff, pgid, sid, tty, nr, ret, raw,
     )  # fmt: skip
+
+
+def _decode(raw: bytes) -> str:
+    """Kernel bytes as valid UTF-8 (an intruder picks them): a byte that is not is ``\\xNN``."""
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def boot_wall_ns() -> int:
@@ -222,17 +227,17 @@ def proc_task(pid: int) -> Task | None:
         return None
     task = Task(pid, st["ppid"], st["start"], pgid=st["pgid"], sid=st["sid"], tty=st["tty"], source="proc")
     try:
-        exe = os.readlink(f"/proc/{pid}/exe")
+        exe = text(os.readlink(f"/proc/{pid}/exe"))
         task.executable = exe[: -len(" (deleted)")] if exe.endswith(" (deleted)") else exe
     except OSError:
         pass
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            task.args = [os.fsdecode(a) for a in fh.read().split(b"\0")[:-1]] or None
+            task.args = [_decode(a) for a in fh.read().split(b"\0")[:-1]] or None
     except OSError:
         pass
     try:
-        task.cwd = os.readlink(f"/proc/{pid}/cwd")
+        task.cwd = text(os.readlink(f"/proc/{pid}/cwd"))
     except OSError:
         pass
     try:
