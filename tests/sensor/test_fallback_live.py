@@ -1,0 +1,84 @@
+"""Where eBPF cannot load, `vigil watch` says so and falls back to the process connector and
+/proc for file attribution, reported as lossy. The refusal is real: `vigil watch` runs under
+a seccomp filter that makes bpf(2) fail with EPERM, as a locked-down host would."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = Path("/usr/lib/dracut/modules.d")
+
+# Runs the rest of argv with bpf(2) refused: a classic-BPF seccomp filter (linux/seccomp.h,
+# linux/filter.h) returning SECCOMP_RET_ERRNO | EPERM for that system call only.
+WRAPPER = r"""
+import ctypes, os, struct, sys
+NR_BPF = int(sys.argv[1])
+AUDIT_ARCH_X86_64 = 0xC000003E
+def stmt(code, k): return struct.pack("=HBBI", code, 0, 0, k)
+def jump(code, k, jt, jf): return struct.pack("=HBBI", code, jt, jf, k)
+prog = b"".join([
+    stmt(0x20, 4),                             # ld [arch]
+    jump(0x15, AUDIT_ARCH_X86_64, 1, 0),       # jeq x86_64
+    stmt(0x06, 0x7FFF0000),                    # ret ALLOW (another arch: leave it be)
+    stmt(0x20, 0),                             # ld [nr]
+    jump(0x15, NR_BPF, 0, 1),                  # jeq bpf
+    stmt(0x06, 0x00050000 | 1),                # ret ERRNO(EPERM)
+    stmt(0x06, 0x7FFF0000),                    # ret ALLOW
+])
+buf = ctypes.create_string_buffer(prog)
+fprog = struct.pack("=HxxxxxxQ", len(prog) // 8, ctypes.addressof(buf))
+fbuf = ctypes.create_string_buffer(fprog)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+assert libc.prctl(38, 1, 0, 0, 0) == 0                        # PR_SET_NO_NEW_PRIVS
+assert libc.prctl(22, 2, ctypes.addressof(fbuf), 0, 0) == 0   # PR_SET_SECCOMP, FILTER
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or platform.machine() != "x86_64", reason="needs root on x86_64"
+)
+
+
+def test_without_ebpf_the_connector_attributes_files_and_says_it_is_lossy(tmp_path):
+    folder = MODULES / "96vigil-fallback"
+    made = not MODULES.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    events = tmp_path / "events.ndjson"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    cmd = [sys.executable, "-c", WRAPPER, "321", sys.executable, "-m", "vigil.cli", "watch"]
+    cmd += ["--format", "ndjson", "--events-out", str(events), "--path", str(folder)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    err = b""
+    try:
+        while b"watching" not in (line := proc.stderr.readline()):
+            err += line
+            assert line, f"vigil watch exited: {err.decode()}"
+        target = folder / "fallback.sh"
+        subprocess.run(["/usr/bin/touch", str(target)], check=True)
+        deadline = time.monotonic() + 10
+        docs: list[dict] = []
+        while time.monotonic() < deadline and not docs:
+            time.sleep(0.1)
+            if events.exists():
+                docs = [json.loads(x) for x in events.read_text().split("\n")[:-1] if x.strip()]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=60)
+        subprocess.run(["rm", "-rf", str(MODULES if made else folder)], check=False)
+    text = (err + rest).decode()
+    assert "process events: process connector + /proc, lossy for programs that exit at once" in text
+    assert "Operation not permitted" in text
+    assert [d["event"]["category"] for d in docs] == [["file"]]
+    assert docs[0]["process"]["executable"] == "/usr/bin/touch"
+    assert "process=0 network=0" in text.strip().splitlines()[-1]
