@@ -1,5 +1,5 @@
 """Where eBPF cannot load, `vigil watch` says so and falls back to the process connector and
-/proc for file attribution, reported as lossy. The refusal is real: `vigil watch` runs under
+/proc for process events and file attribution, reported as lossy. The refusal is real: `vigil watch` runs under
 a seccomp filter that makes bpf(2) fail with EPERM, as a locked-down host would."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_without_ebpf_the_connector_attributes_files_and_says_it_is_lossy(tmp_path):
+def test_without_ebpf_the_connector_and_proc_give_process_events_and_say_they_are_lossy(tmp_path):
     folder = MODULES / "96vigil-fallback"
     made = not MODULES.exists()
     folder.mkdir(parents=True, exist_ok=True)
@@ -65,10 +65,11 @@ def test_without_ebpf_the_connector_attributes_files_and_says_it_is_lossy(tmp_pa
             err += line
             assert line, f"vigil watch exited: {err.decode()}"
         target = folder / "fallback.sh"
-        subprocess.run(["/usr/bin/touch", str(target)], check=True)
+        # A shell that lives a while: /proc still shows it when the notices are read.
+        subprocess.run(["/bin/sh", "-c", f"sleep 0.3; /usr/bin/touch {target}; sleep 0.3"], check=True)
         deadline = time.monotonic() + 10
         docs: list[dict] = []
-        while time.monotonic() < deadline and not docs:
+        while time.monotonic() < deadline and not any(d["event"]["category"] == ["file"] for d in docs):
             time.sleep(0.1)
             if events.exists():
                 docs = [json.loads(x) for x in events.read_text().split("\n")[:-1] if x.strip()]
@@ -79,6 +80,18 @@ def test_without_ebpf_the_connector_attributes_files_and_says_it_is_lossy(tmp_pa
     text = (err + rest).decode()
     assert "process events: process connector + /proc, lossy for programs that exit at once" in text
     assert "Operation not permitted" in text
-    assert [d["event"]["category"] for d in docs] == [["file"]]
-    assert docs[0]["process"]["executable"] == "/usr/bin/touch"
-    assert "process=0 network=0" in text.strip().splitlines()[-1]
+    files = [d for d in docs if d["event"]["category"] == ["file"]]
+    assert len(files) == 1 and files[0]["process"]["executable"] == "/usr/bin/touch"
+    actions = {d["event"]["action"] for d in docs if d["event"]["category"] == ["process"]}
+    assert "already_running" in actions and "fork" in actions
+    shells = [
+        d
+        for d in docs
+        if d["event"]["action"] == "exec" and d["process"].get("args", [])[:2] == ["/bin/sh", "-c"]
+    ]
+    assert shells and shells[0]["process"]["executable"] == os.path.realpath("/bin/sh")
+    # The shell's entity id is the one its child, touch, names as its parent in the file event.
+    assert files[0]["process"]["parent"]["pid"] == shells[0]["process"]["pid"]
+    assert files[0]["process"]["parent"]["entity_id"] == shells[0]["process"]["entity_id"]
+    assert not any(d["event"]["category"] == ["network"] for d in docs)
+    assert "network=0" in text.strip().splitlines()[-1]

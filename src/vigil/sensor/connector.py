@@ -47,15 +47,18 @@ class ProcConnector:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, on_exec: Callable[[int], Any] | None = None) -> None:
+    def start(
+        self, on_exec: Callable[[int], Any] | None = None, on_fork: Callable[[int], Any] | None = None
+    ) -> None:
         """Read in a thread, so ``on_exec(pid)`` (reading /proc) runs while the process still
-        shows the program it just exec'ed: a short-lived one is gone by the next poll."""
+        shows the program it just exec'ed: a short-lived one is gone by the next poll.
+        ``on_fork(child)``, likewise, while the child still exists."""
         self._thread = threading.Thread(
-            target=self._run, args=(on_exec,), name="vigil-proc-connector", daemon=True
+            target=self._run, args=(on_exec, on_fork), name="vigil-proc-connector", daemon=True
         )
         self._thread.start()
 
-    def _run(self, on_exec: Callable[[int], Any] | None) -> None:
+    def _run(self, on_exec: Callable[[int], Any] | None, on_fork: Callable[[int], Any] | None = None) -> None:
         while not self._stop.is_set():
             try:
                 data = self.sock.recv(65536)
@@ -67,11 +70,15 @@ class ProcConnector:
                 self.lost += 1
                 continue
             for kind, a, b in parse(data):
-                extra = on_exec(a) if kind == "exec" and on_exec is not None else None
+                extra = None
+                if kind == "exec" and on_exec is not None:
+                    extra = on_exec(a)
+                elif kind == "fork" and on_fork is not None:
+                    extra = on_fork(b)
                 self._queue.append((kind, a, b, extra))
 
     def drain(self) -> Iterator[tuple[str, int, int, Any]]:
-        """Notices so far, in order: ("fork", parent, child, None), ("exec", pid, 0, extra), ("exit", pid, 0, None)."""
+        """Notices so far, in order: ("fork", parent, child, extra), ("exec", pid, 0, extra), ("exit", pid, 0, None)."""
         queue = self._queue
         while queue:
             yield queue.popleft()

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from vigil.sensor import fanotify as fan
 from vigil.sensor.connector import ProcConnector
 from vigil.sensor.ecs import HostInfo, file_event, health_event
-from vigil.sensor.process import read_stat
-from vigil.sensor.procs import Proc, ProcessTable, read_proc
+from vigil.sensor.fallback import ConnectorEvents
+from vigil.sensor.process import proc_task, read_stat
+from vigil.sensor.procs import Proc, ProcessTable
 
 DEFAULT_PATHS = ("/lib/dracut/modules.d", "/usr/lib/dracut/modules.d")
 
@@ -103,12 +104,19 @@ class Sensor:
                 except (BPFUnavailable, OSError) as exc:
                     self.kernel_error = str(exc).splitlines()[0]
             self.connector: ProcConnector | None = None
+            self.fallback: ConnectorEvents | None = None
+            self._pending: list[dict] = []
             if self.kernel is None:
                 try:
                     self.connector = ProcConnector()
-                    self.connector.start(read_proc)
+                    if processes:
+                        self.fallback = ConnectorEvents(
+                            self.host, self._event_id, frozenset({self._self_pid})
+                        )
+                    self.connector.start(proc_task, read_stat)
                 except OSError:
                     self.connector = None
+                    self.fallback = None
             self.procs.snapshot()
         except BaseException:
             self.close()
@@ -121,12 +129,18 @@ class Sensor:
         if self.kernel is not None:
             return f"eBPF ({', '.join(self.kernel.probes.attached)})"
         why = f" ({self.kernel_error})" if self.kernel_error else ""
+        if self.connector is None:
+            return f"none: no eBPF and no process connector{why}"
         return f"process connector + /proc, lossy for programs that exit at once{why}"
 
     def already_running(self) -> list[dict]:
         """``already_running`` process events for what runs now (eBPF sensor only)."""
         if self.kernel is None:
-            return []
+            if self.fallback is None:
+                return []
+            docs = self.fallback.already_running()
+            self.stats.process = self.fallback.events
+            return docs
         docs = self.kernel.already_running()
         self.stats.process = self.kernel.stats.process
         return docs
@@ -144,12 +158,18 @@ class Sensor:
         if ready and self.coalesce:
             time.sleep(self.coalesce)
         self._drain_connector()
+        if self._pending:
+            out += self._pending
+            self._pending = []
         if self.kernel is not None:
             # Process events first: a file event's writer has exec'ed before it wrote.
             out += self._drain_kernel()
         if self.group.fd in ready:
             for raw in self.group.read(1 << 18):
                 doc = self._handle(raw)
+                if self._pending:  # process events read while attributing this one come first
+                    out += self._pending
+                    self._pending = []
                 if doc is not None:
                     out.append(doc)
         now = time.monotonic()
@@ -172,9 +192,23 @@ class Sensor:
             if kind == "fork":
                 self.procs.on_fork(a, b)
             elif kind == "exec":
-                self.procs.on_exec_notice(a, extra)
+                live = None
+                if extra is not None:
+                    live = Proc(
+                        a,
+                        extra.executable,
+                        extra.args,
+                        extra.ppid,
+                        source="proc",
+                        uid=extra.uid,
+                        gid=extra.gid,
+                    )
+                self.procs.on_exec_notice(a, live)
             else:
                 self.procs.on_exit(a)
+            if self.fallback is not None:
+                self._pending += self.fallback.handle(kind, a, b, extra)
+                self.stats.process = self.fallback.events
 
     def _handle(self, raw: fan.RawEvent) -> dict | None:
         mask = raw.mask
@@ -235,18 +269,28 @@ class Sensor:
             self._drain_connector()
         proc = self.procs.lookup(raw.pid)
         parent_entity = None
-        task = self.kernel.procs.get(raw.pid) if self.kernel is not None else None
+        table = (
+            self.kernel.procs if self.kernel is not None else self.fallback.procs if self.fallback else None
+        )
+        task = table.get(raw.pid) if table is not None else None
+        if self.kernel is not None and (
+            task is None or (proc is not None and proc.executable != task.executable)
+        ):
+            # The writer's fork or exec records came after the ring buffer was read: read on.
+            self._pending += self._drain_kernel()
+            task = table.get(raw.pid)
         if task is not None:
-            # The eBPF table gives the entity ids (the writer's and its parent's), the same as
-            # in its process events. Its program may already be a later one (the exec record
+            # The process table gives the entity ids (the writer's and its parent's), the same
+            # as in its process events. Its program may already be a later one (the exec record
             # is read before this file event): the fanotify table, in the same queue as the
             # file events, says which program wrote, and then its arguments are the previous.
             exe, args = task.executable, task.args
             if proc is not None and proc.source == "exec" and proc.executable and proc.executable != exe:
                 prev = next((p for p in task.previous if p.get("executable") == proc.executable), None)
                 exe, args = proc.executable, prev.get("args") if prev else proc.args
-            proc = Proc(raw.pid, exe, args, task.ppid, task.start, "exec", None, task.euid, task.egid)
-            parent = self.kernel.procs.get(task.ppid)
+            source = "exec" if self.kernel is not None else "proc"
+            proc = Proc(raw.pid, exe, args, task.ppid, task.start, source, None, task.euid, task.egid)
+            parent = table.get(task.ppid)
             parent_entity = parent.entity if parent is not None else None
         elif proc is not None:
             st = read_stat(raw.pid)
