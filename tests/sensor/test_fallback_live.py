@@ -78,6 +78,7 @@ def test_without_ebpf_the_connector_and_proc_give_process_events_and_say_they_ar
         _, rest = proc.communicate(timeout=60)
         subprocess.run(["rm", "-rf", str(MODULES if made else folder)], check=False)
     text = (err + rest).decode()
+    docs = [json.loads(x) for x in events.read_text().split("\n")[:-1] if x.strip()]
     assert "process events: process connector + /proc, lossy for programs that exit at once" in text
     assert "Operation not permitted" in text
     files = [d for d in docs if d["event"]["category"] == ["file"]]
@@ -94,4 +95,8 @@ def test_without_ebpf_the_connector_and_proc_give_process_events_and_say_they_ar
     assert files[0]["process"]["parent"]["pid"] == shells[0]["process"]["pid"]
     assert files[0]["process"]["parent"]["entity_id"] == shells[0]["process"]["entity_id"]
     assert not any(d["event"]["category"] == ["network"] for d in docs)
-    assert "network=0" in text.strip().splitlines()[-1]
+    summary = text.strip().splitlines()[-1]
+    assert "network=0" in summary and "process-missed=" in summary
+    missed = int(summary.rsplit("process-missed=", 1)[1].split()[0])
+    health = [d for d in docs if d["event"]["kind"] == "metric"]
+    assert (missed == 0) == (not health) and all(h["event"]["action"] == "queue-overflow" for h in health)

@@ -268,7 +268,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"vigil watch: events={st.events} alerts={counts['alerts']} suppressed={suppressed} "
             f"lost={st.lost} unattributed={st.unattributed} proc-fallback={st.fallback} "
-            f"process={st.process} network={st.network} kernel-lost={st.kernel_lost}",
+            f"process={st.process} network={st.network} kernel-lost={st.kernel_lost}"
+            + (
+                f" process-missed={st.process_missed}"
+                if sensor.kernel is None and not args.files_only
+                else ""
+            ),
             file=sys.stderr,
             flush=True,
         )

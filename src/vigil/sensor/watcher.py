@@ -30,6 +30,7 @@ class SensorStats:
     process: int = 0  # process events (eBPF)
     network: int = 0  # network events (eBPF)
     kernel_lost: int = 0  # eBPF records the ring buffer had no room for
+    process_missed: int = 0  # without eBPF: processes gone before /proc was read (events lost)
 
 
 def existing_ancestor(path: str) -> str:
@@ -209,6 +210,17 @@ class Sensor:
             if self.fallback is not None:
                 self._pending += self.fallback.handle(kind, a, b, extra)
                 self.stats.process = self.fallback.events
+        if self.fallback is not None and self.fallback.missed != self.stats.process_missed:
+            self.stats.process_missed = self.fallback.missed
+            self._pending.append(
+                health_event(
+                    "process connector: processes exited before /proc was read: their events were lost",
+                    host=self.host,
+                    event_id=self._event_id(),
+                    now_ns=time.time_ns(),
+                    lost=self.fallback.missed,
+                )
+            )
 
     def _handle(self, raw: fan.RawEvent) -> dict | None:
         mask = raw.mask
