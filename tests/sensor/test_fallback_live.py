@@ -93,7 +93,12 @@ def test_without_ebpf_the_connector_and_proc_give_process_events_and_say_they_ar
     assert shells and shells[0]["process"]["executable"] == os.path.realpath("/bin/sh")
     # The shell's entity id is the one its child, touch, names as its parent in the file event.
     assert files[0]["process"]["parent"]["pid"] == shells[0]["process"]["pid"]
-    assert files[0]["process"]["parent"]["entity_id"] == shells[0]["process"]["entity_id"]
+    # When the notice of touch's exec came while it still ran (lossy: not always), its parent
+    # is named with the shell's entity id.
+    assert (
+        files[0]["process"]["parent"].get("entity_id", shells[0]["process"]["entity_id"])
+        == (shells[0]["process"]["entity_id"])
+    )
     assert not any(d["event"]["category"] == ["network"] for d in docs)
     summary = text.strip().splitlines()[-1]
     assert "network=0" in summary and "process-missed=" in summary
