@@ -52,12 +52,49 @@ RUN_TIMEOUT_S = 300.0
 WORKERS = 4
 # Events one run may set aside because evaluating them failed; past this the run fails.
 MAX_FAILED_EVENTS = 16
+# From this many rules due in one tick over one window, they run as one pass of the
+# columnar engine core (vigil.engine.core) rather than one engine pass each.
+SHARED_MIN = 64
 # What a rule carries from run to run in the store (vigil.scheduler.stateful).
 MEMORY_KINDS = (stateful.SIGNAL_HISTORY, stateful.BUCKET_HISTORY)
 
 
 class RunTimeout(Exception):
     """A run past its time budget."""
+
+
+class SharedPass:
+    """One window that many rules search in a tick, searched once for all of them by the
+    engine core. The first of their runs makes the pass; the others wait for it (within
+    their own time budget). If the pass fails or runs out of time, each rule searches the
+    window on its own, so a hostile event still costs only itself (see ``_evaluate``)."""
+
+    def __init__(self, rules: list[Any]) -> None:
+        self.rules = rules
+        self._lock = threading.Lock()
+        self._done = False
+        self._alerts: dict[str, list[dict]] | None = None
+
+    def alerts(
+        self, scheduler: Any, key: tuple, rule: Any, now: datetime, deadline: float
+    ) -> list[dict] | None:
+        """``rule``'s alerts from the pass (None: the rule must search on its own)."""
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return None
+        try:
+            if not self._done:
+                self._done = True
+                try:
+                    self._alerts = scheduler._core_pass(self.rules, key, now, deadline)
+                except Exception as exc:  # noqa: BLE001 - every rule then runs alone
+                    log.warning(
+                        "shared pass over %d rules failed (%s); each runs alone", len(self.rules), exc
+                    )
+        finally:
+            self._lock.release()
+        if self._alerts is None:
+            return None
+        return list(self._alerts.get(rule_id(rule), ()))
 
 
 def _budgeted(events: list[Event], deadline: float, seen: list[int]) -> Iterator[Event]:
@@ -157,6 +194,7 @@ class Scheduler:
         self.running: dict[str, tuple[int, int, int]] = {}
         # New terms rules' histories, brought up to date run by run (rebuilt after a start).
         self._terms: dict[str, stateful.TermsHistory] = {}
+        self.shared_min = SHARED_MIN
 
     def runnable(self, rule: Any) -> bool:
         # Threshold and new terms rules keep their state in the store (vigil.scheduler.stateful);
@@ -195,6 +233,7 @@ class Scheduler:
         self._windows = {}
         slots: list[list[Run] | tuple[str, Future]] = []
         try:
+            due: list[Any] = []
             for rule in list(self.rules.values()):
                 rid = rule_id(rule)
                 with self._lock:
@@ -210,9 +249,12 @@ class Scheduler:
                         self.runs.finish(run, started_ms=now)
                         slots.append([run])
                     continue
+                due.append(rule)
+            passes = self._shared_passes(due, now)
+            for rule in due:
                 with self._lock:
-                    self._busy.add(rid)
-                slots.append((rid, self._pool.submit(self._job, rule, now)))
+                    self._busy.add(rule_id(rule))
+                slots.append((rule_id(rule), self._pool.submit(self._job, rule, now, passes)))
             deadline = None if wait_s is None else time.monotonic() + wait_s
             done: list[Run] = []
             for slot in slots:
@@ -229,10 +271,10 @@ class Scheduler:
         finally:
             self._windows = None
 
-    def _job(self, rule: Any, now_ms: int) -> list[Run]:
+    def _job(self, rule: Any, now_ms: int, passes: dict | None = None) -> list[Run]:
         rid = rule_id(rule)
         try:
-            return self.run_rule(rule, now_ms)
+            return self.run_rule(rule, now_ms, passes)
         except Exception as exc:  # a broken rule must not stop the others
             log.error("rule %s failed: %s\n%s", rid, exc, traceback.format_exc())
             run = Run(rid, now_ms, 0, now_ms, now_ms, error=f"{type(exc).__name__}: {str(exc)[:500]}")
@@ -245,17 +287,40 @@ class Scheduler:
             with self._lock:
                 self._busy.discard(rid)
 
-    def run_rule(self, rule: Any, now_ms: int) -> list[Run]:
-        rid = rule_id(rule)
+    def _plan(self, rule: Any, now_ms: int):
         interval = duration_ms(getattr(rule, "interval", "5m"), what="interval")
         span = duration_ms(getattr(rule, "from_", "now-6m"), what="from")
-        state = self.runs.state(rid)
-        p = plan(now_ms, interval, span, state.last_started_ms)
+        return plan(now_ms, interval, span, self.runs.state(rule_id(rule)).last_started_ms)
+
+    def _shared_passes(self, due: list[Any], now_ms: int) -> dict[tuple, SharedPass]:
+        """The windows that many of the ``due`` event, sequence and sample rules search in
+        this tick: each is searched by one pass of the engine core for all of them."""
+        groups: dict[tuple, list[Any]] = {}
+        for rule in due:
+            if getattr(rule, "type", None) in SCHEDULED_TYPES or reads_alerts(rule):
+                continue
+            try:
+                windows = self._plan(rule, now_ms).windows
+            except VigilError:
+                continue
+            for w in windows:
+                groups.setdefault(self._window_key(rule, w.start_ms, w.end_ms), []).append(rule)
+        return {key: SharedPass(rules) for key, rules in groups.items() if len(rules) >= self.shared_min}
+
+    @staticmethod
+    def _window_key(rule: Any, start_ms: int, end_ms: int) -> tuple:
+        window_field = getattr(rule, "timestamp_override", None) or "@timestamp"
+        return (start_ms, end_ms, window_field, eql_timestamp_field(rule))
+
+    def run_rule(self, rule: Any, now_ms: int, passes: dict | None = None) -> list[Run]:
+        rid = rule_id(rule)
+        p = self._plan(rule, now_ms)
         out = []
         memory = {kind: self.runs.memory(rid, kind) for kind in MEMORY_KINDS}
         for i, window in enumerate(p.windows):
             last = i == len(p.windows) - 1
-            run = self._search(rule, window.start_ms, window.end_ms, now_ms, memory=memory)
+            shared = (passes or {}).get(self._window_key(rule, window.start_ms, window.end_ms))
+            run = self._search(rule, window.start_ms, window.end_ms, now_ms, memory=memory, shared=shared)
             run.catch_up = window.catch_up
             if i == 0 and p.gap_from_ms is not None:
                 run.gap_from_ms, run.gap_to_ms = p.gap_from_ms, p.gap_to_ms
@@ -330,7 +395,13 @@ class Scheduler:
         return found
 
     def _search(
-        self, rule: Any, start_ms: int, end_ms: int, now_ms: int, memory: dict[str, Any] | None = None
+        self,
+        rule: Any,
+        start_ms: int,
+        end_ms: int,
+        now_ms: int,
+        memory: dict[str, Any] | None = None,
+        shared: SharedPass | None = None,
     ) -> Run:
         t0 = time.monotonic()
         rid = rule_id(rule)
@@ -357,8 +428,13 @@ class Scheduler:
                         rule, engine, found, history, sources, memory, from_ms=start_ms, to_ms=end_ms
                     )
                 else:
-                    failed = self._evaluate(rule, now, found, deadline, alerts)
-                    run.events_failed = len(failed)
+                    key = self._window_key(rule, start_ms, end_ms)
+                    found_together = None if shared is None else shared.alerts(self, key, rule, now, deadline)
+                    if found_together is not None:
+                        alerts += found_together
+                    else:
+                        failed = self._evaluate(rule, now, found, deadline, alerts)
+                        run.events_failed = len(failed)
             except RunTimeout:
                 run.error = f"timed out after {self.run_timeout_s:g} s; the alerts found so far are kept"
                 log.warning("rule %s: run %s", rid, run.error)
@@ -390,6 +466,23 @@ class Scheduler:
             self.running.pop(rid, None)
         run.duration_ms = int((time.monotonic() - t0) * 1000)
         return run
+
+    def _core_pass(
+        self, rules: list[Any], key: tuple, now: datetime, deadline: float
+    ) -> dict[str, list[dict]]:
+        """The alerts of ``rules`` over the window ``key``, by rule: one pass of the engine
+        core, each rule reading the window's events of its own indices."""
+        from vigil.engine.core import scan_items
+
+        engine = self.engine_factory(rules, now)
+        events = self._window(*key)
+        seen = [0]
+        out: dict[str, list[dict]] = {}
+        for alert in scan_items(engine, ((e, None) for e in _budgeted(events, deadline, seen))):
+            if time.monotonic() > deadline:
+                raise RunTimeout
+            out.setdefault(alert["kibana.alert.rule.rule_id"], []).append(alert)
+        return out
 
     def _scan(self, rule: Any, now: datetime, events: list[Event], deadline: float, out: list[dict]) -> None:
         """One engine pass over ``events``, its alerts appended to ``out`` as they come."""
