@@ -32,7 +32,8 @@ def few_rules(shared, data):
     """The Linux EQL event rules that raise alerts on the data, and the seed rule: few
     enough that each share of them keeps a line pre-filter of its own."""
     linux = load_rules([shared / "detection-rules" / "rules" / "linux"]).rules
-    rules = [r for r in linux if r.runnable and r.compiled().kind == "event"] + bundled_rules().rules
+    rules = [r for r in linux if r.type == "eql" and r.runnable and r.compiled().kind == "event"]
+    rules += bundled_rules().rules
     engine = Engine(rules, now=NOW)
     firing = {a["kibana.alert.rule.rule_id"] for a in scan_paths(engine, [data], fast=False)}
     return [r for r in rules if r.rule_id in firing]
