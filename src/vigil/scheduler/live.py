@@ -16,14 +16,16 @@ from typing import Any
 
 from vigil.engine import new_terms, threshold
 from vigil.engine.replay import Replay
-from vigil.scheduler.stateful import SERVED
 from vigil.scheduler.windows import duration_ms
+
+# The scheduled rule types watch runs (ES|QL rules run in scan and serve, indicator match in scan).
+LIVE = ("threshold", "new_terms")
 
 
 class LiveRules:
     def __init__(self, engine) -> None:
         self.engine = engine
-        self.rules = [r for r in getattr(engine, "scheduled", []) if r.type in SERVED]
+        self.rules = [r for r in getattr(engine, "scheduled", []) if r.type in LIVE]
         self.replay = Replay(self.rules, engine=engine) if self.rules else None
         self.items: dict[str, list[tuple[int, Any]]] = {r.rule_id: [] for r in self.rules}
         self.next_ms: dict[str, int | None] = {r.rule_id: None for r in self.rules}

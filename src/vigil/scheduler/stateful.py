@@ -1,6 +1,6 @@
 """What a scheduled run carries from one run to the next, kept in the store.
 
-Threshold and new terms rules run in ``vigil serve`` with the code the scan's replay
+Threshold, new terms and ES|QL rules run in ``vigil serve`` with the code the scan's replay
 runs (:mod:`vigil.engine.threshold`, :mod:`vigil.engine.new_terms`,
 :class:`vigil.engine.replay.Replay` for the query, exceptions and event times):
 
@@ -25,13 +25,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from vigil.engine import new_terms, suppression, threshold
+from vigil.engine import esql_rule, new_terms, suppression, threshold
 from vigil.engine.replay import Replay
 from vigil.events.model import Event
 from vigil.store.alerts import AlertStore
 
 # The scheduled rule types serve runs (vigil.rules.model.SCHEDULED_TYPES may hold more).
-SERVED = ("threshold", "new_terms")
+SERVED = ("threshold", "new_terms", "esql")
 SIGNAL_HISTORY = "threshold.signal_history"
 # A store's events after a position: (the last position read, the events).
 Source = Callable[[int], tuple[int, list[Event]]]
@@ -91,6 +91,8 @@ def scheduled_alerts(
     """One run of a threshold or new terms rule over ``window`` (the events of ``[from_ms,
     to_ms]``); ``history`` is a new terms rule's, kept up to date from ``sources`` (each
     gives the events stored after a position); ``memory`` holds what the last run left and takes what this one leaves."""
+    if rule.type == "esql":
+        return _esql_run(rule, engine, window, from_ms=from_ms, to_ms=to_ms)
     replay = Replay([rule], engine=engine)
     for event in window:
         replay.feed(event)
@@ -107,6 +109,20 @@ def scheduled_alerts(
     # The window was read before the catch-up: its events are in the index.
     # Ids already written are the alert store's to refuse (a uuid is kept once).
     return new_terms.run_new_terms(rule, params, items, history.index, set(), from_ms=from_ms, to_ms=to_ms)
+
+
+def _esql_run(rule, engine, window: list[Event], *, from_ms: int, to_ms: int) -> list[dict]:
+    """One run of an ES|QL rule: its query over the window's events of the indices its FROM
+    reads, less those its exceptions cover, as the scan's replay runs it
+    (:func:`vigil.engine.esql_rule.run_esql`). Alert ids are stable across runs (a
+    non-aggregating alert's from its document, an aggregating one's from the window), and
+    the alert store keeps each id once, so overlapping look-backs never alert twice on a
+    document."""
+    program = rule.compiled()
+    events = [
+        e for e in window if esql_rule.takes_index(program, e.index) and not engine._suppressed(rule, e.doc)
+    ]
+    return esql_rule.run_esql(rule, program, events, from_ms=from_ms, to_ms=to_ms, seen=set(), excluded=set())
 
 
 class StoreIndex(suppression.AlertIndex):
