@@ -101,7 +101,7 @@ class Watch:
         # A line still being written (no newline yet) is read next time.
         return [json.loads(x) for x in path.read_text().split("\n")[:-1] if x.strip()]
 
-    def events_for(self, path: str, action: str = "creation", timeout: float = 5.0) -> list[dict]:
+    def events_for(self, path: str, action: str = "creation", timeout: float = 15.0) -> list[dict]:
         deadline = time.monotonic() + timeout
         while True:
             found = [
@@ -113,7 +113,7 @@ class Watch:
                 return found
             time.sleep(0.05)
 
-    def alerts_for(self, path: str, timeout: float = 2.0) -> list[dict]:
+    def alerts_for(self, path: str, timeout: float = 10.0) -> list[dict]:
         deadline = time.monotonic() + timeout
         while True:
             found = [a for a in self._read(self.alerts_path) if _get(a, "file.path") == path]
