@@ -225,3 +225,58 @@ def scan_items(
     if seqs is not None:
         for alert in seqs.finish():
             yield (None, alert) if ordinals else alert
+
+
+class LiveCore:
+    """The core over events that arrive live (``vigil watch``), a micro-batch at a time:
+    whatever the sensor read since the last batch. The event rules run as masks over each
+    batch (the busier the host, the larger the batch and the cheaper each event); sequences
+    and samples stream event by event through ``sequences`` (an engine of those rules, or
+    anything with its ``process``/``finish``), so a sequence alerts as soon as it completes.
+    An event's alerts come together: its event rules' (in rule order), then its sequences'."""
+
+    def __init__(self, engine: Engine, sequences: Callable[[Engine], object] | None = None) -> None:
+        self.engine = engine
+        self.event_rules = EventRules(engine)
+        stateful = [r for r in engine.rules if r.compiled().kind != "event"]
+        sub = Engine(
+            stateful, exceptions=engine.exceptions, exceptions_all=engine.exceptions_all, now=engine.now
+        )
+        sub.stats = engine.stats
+        sub._seen = engine._seen
+        self.sequences = sequences(sub) if sequences is not None and stateful else sub
+        self.reader = Reader(self.event_rules.paths)
+        self.starts = Starts()
+
+    def process_batch(self, events: list[Event]) -> list[dict]:
+        if not events:
+            return []
+        by_row: dict[int, list[dict]] = {}
+        if self.event_rules.plans:
+            batch = self.reader.batch([e.doc for e in events])
+            for row, alert in self.event_rules.alerts(batch, self.starts.of(events), events):
+                by_row.setdefault(row, []).append(alert)
+        out: list[dict] = []
+        for row, event in enumerate(events):
+            out += by_row.get(row, ())
+            out += self.sequences.process(event)
+        return out
+
+    def finish(self) -> list[dict]:
+        return self.sequences.finish()
+
+    # What stands for the engine elsewhere in watch: its rules, counts and exceptions.
+    @property
+    def rules(self) -> list:
+        return self.engine.rules
+
+    @property
+    def scheduled(self) -> list:
+        return self.engine.scheduled
+
+    @property
+    def stats(self) -> dict:
+        return self.engine.stats
+
+    def _suppressed(self, rule, doc: dict) -> bool:
+        return self.engine._suppressed(rule, doc)
