@@ -59,7 +59,7 @@ def _run(tmp_path, name, rules, events, shared_min):
 @pytest.mark.parametrize("mix", ["linux", "default"])
 def test_one_core_pass_gives_each_rule_its_own_runs_and_alerts(tmp_path, endpoint_rules, mix, monkeypatch):
     start = datetime.fromtimestamp((T - 30_000) / 1000, UTC)
-    events = list(gen_events.generate(1500, seed=11, start=start, mix=mix))
+    events = list(gen_events.generate(700, seed=11, start=start, mix=mix))
     passes = []
     real = Scheduler._core_pass
 
