@@ -192,8 +192,9 @@ class Scheduler:
         self._window_lock = threading.Lock()
         # rule_id -> (run's now, window start, window end) of the search in progress.
         self.running: dict[str, tuple[int, int, int]] = {}
-        # New terms rules' histories, brought up to date run by run (rebuilt after a start).
-        self._terms: dict[str, stateful.TermsHistory] = {}
+        # New terms rules' histories and indicator match rules' indicators, brought up to
+        # date run by run (rebuilt from the store after a start).
+        self._terms: dict[str, stateful.TermsHistory | stateful.IndicatorHistory] = {}
         self.shared_min = SHARED_MIN
 
     def runnable(self, rule: Any) -> bool:
@@ -421,6 +422,8 @@ class Scheduler:
                     history = None
                     if rule.type == "new_terms":
                         history = self._terms.setdefault(rid, stateful.TermsHistory())
+                    elif rule.type == "threat_match":
+                        history = self._terms.setdefault(rid, stateful.IndicatorHistory(rule))
                     sources = {"events": self._after}
                     if reads_alerts(rule):
                         sources["alerts"] = self._alerts_after

@@ -25,13 +25,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from vigil.engine import esql_rule, new_terms, suppression, threshold
+from vigil.engine import esql_rule, indicator_match, new_terms, suppression, threshold
 from vigil.engine.replay import Replay
 from vigil.events.model import Event
 from vigil.store.alerts import AlertStore
 
 # The scheduled rule types serve runs (vigil.rules.model.SCHEDULED_TYPES may hold more).
-SERVED = ("threshold", "new_terms", "esql")
+SERVED = ("threshold", "new_terms", "esql", "threat_match")
 SIGNAL_HISTORY = "threshold.signal_history"
 # A store's events after a position: (the last position read, the events).
 Source = Callable[[int], tuple[int, list[Event]]]
@@ -77,11 +77,32 @@ class TermsHistory:
                     self.index.insert(new_terms.Seen(ts, None, item.terms))
 
 
+class IndicatorHistory:
+    """An indicator match rule's indicators: the stored documents of its threat index,
+    brought up to date on each run from the events stored since the last one (rebuilt from
+    the store after a restart); each run reads those its threat query takes at its time
+    and that were written by then (:class:`vigil.engine.indicator_match.IndicatorSource`)."""
+
+    def __init__(self, rule) -> None:
+        self.source = indicator_match.IndicatorSource(rule, indicator_match.params_of(rule))
+        self.positions: dict[str, int] = {}
+
+    def catch_up(self, sources: dict[str, Source]) -> None:
+        for name, after in sources.items():
+            while True:
+                position, events = after(self.positions.get(name, 0))
+                if not events:
+                    break
+                for event in events:
+                    self.source.offer(event)
+                self.positions[name] = position
+
+
 def scheduled_alerts(
     rule,
     engine,
     window: list[Event],
-    history: TermsHistory | None,
+    history: TermsHistory | IndicatorHistory | None,
     sources: dict[str, Source],
     memory: dict[str, Any],
     *,
@@ -98,6 +119,12 @@ def scheduled_alerts(
         replay.feed(event)
     params, times, items = replay.take(rule.rule_id)
     items = items[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
+    if rule.type == "threat_match":
+        assert isinstance(history, IndicatorHistory)
+        history.catch_up(sources)
+        matcher = history.source.matcher(to_ms, engine)
+        # Ids already written are the alert store's to refuse (a uuid is kept once).
+        return indicator_match.run_indicator_match(rule, params, items, matcher, set(), to_ms=to_ms)
     if rule.type == "threshold":
         state = load_threshold_state(memory.get(SIGNAL_HISTORY))
         alerts = threshold.run_threshold(rule, params, items, state, from_ms=from_ms, to_ms=to_ms)
