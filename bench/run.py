@@ -7,7 +7,7 @@ Baselines, on the same generated file:
   floor   parse every line with orjson and do nothing else;
   duckdb  DuckDB's read_json with hand-written SQL equivalent to the seed rule.
 Vigil runs `vigil scan` end to end (a subprocess, output discarded) with the
-bundled seed rule and with every rule of the prebuilt corpus that runs (EQL and KQL), single process
+bundled seed rule and with every rule of the prebuilt corpus that runs (every type), single process
 and with --jobs 2 (and on Spark with --spark, e.g. local[2]). Peak memory is the
 child's maximum resident set size.
 """
@@ -212,7 +212,7 @@ def main() -> None:
     if "all" not in skip and rules.is_dir():
         runs.append(
             (
-                "vigil scan, all prebuilt EQL and KQL rules",
+                "vigil scan, all runnable prebuilt rules",
                 ["--rules", str(rules / "rules"), "--rules", str(rules / "rules_building_block")],
             )
         )
