@@ -75,3 +75,56 @@ def test_live_new_terms_rules_alert_as_the_replay(prebuilt_rules):
         assert _ids(got) == _ids(replay([rule], events, start_ms=T)), rule.name
         alerted += len(got) == 3
     assert alerted >= 15
+
+
+BEDROCK_PHANTOM = "71159cad-f8b3-4b3c-ac6e-9cab05594670"  # ES|QL, non-aggregating
+WIDESPREAD_MALWARE = "28371aa1-14ed-46cf-ab5b-2fc7d1942278"  # ES|QL, aggregating
+
+
+def _esql_docs(rule_id: str, start: int) -> list[tuple[dict, str, int]]:
+    from vigil.store.events import iso_millis
+
+    if rule_id == BEDROCK_PHANTOM:
+        out = []
+        for n, target in enumerate(["BedrockAPIKey-abc", "alice", "BedrockAPIKey-def"]):
+            ms = start + n * 7 * 60_000
+            doc = {
+                "@timestamp": iso_millis(ms),
+                "event": {"provider": "iam.amazonaws.com", "action": "CreateAccessKey", "outcome": "success"},
+                "user": {"target": {"name": target}, "name": "attacker"},
+                "aws": {"cloudtrail": {"user_identity": {"arn": "arn:aws:iam::1:user/x"}}},
+            }
+            out.append((doc, "logs-aws.cloudtrail-default", ms))
+        return out
+    return [
+        (
+            {
+                "@timestamp": iso_millis(start + n * 60_000),
+                "event": {"code": "malicious_file"},
+                "rule": {"name": "EICAR"},
+                "host": {"id": f"h{n}"},
+            },
+            "logs-endpoint.alerts-default",
+            start + n * 60_000,
+        )
+        for n in range(3)
+    ]
+
+
+def test_live_esql_rules_alert_as_the_replay(prebuilt_rules):
+    for rule_id in (BEDROCK_PHANTOM, WIDESPREAD_MALWARE):
+        rule = next(r for r in prebuilt_rules if r.rule_id == rule_id)
+        interval = duration_ms(rule.interval, what="interval")
+        docs = _esql_docs(rule_id, T + SECOND)
+        live = LiveRules(ByCategory(Engine([rule])))
+        assert live.esql_rules == [rule]
+        got: list[dict] = []
+        pending = list(enumerate(docs))
+        for t in [T + i * interval for i in range(8)]:
+            while pending and pending[0][1][2] <= t:
+                n, (doc, index, _) = pending.pop(0)
+                live.feed(Event(doc, index, f"e{n}"))
+            got += live.tick(t)
+        events = [Event(doc, index, f"e{n}") for n, (doc, index, _) in enumerate(docs)]
+        expected = list(replay([rule], events, start_ms=T))
+        assert got and _ids(got) == _ids(expected), rule.name

@@ -216,6 +216,9 @@ class _Outputs:
             raise
 
     def alerts(self, alerts: list[dict]) -> None:
+        # Stored first: an alert a reader of the output sees is already in the store.
+        if self.store is not None:
+            self.store.add(alerts)
         if self._console is not None:
             for alert in alerts:
                 style = "bold red" if alert.get("kibana.alert.severity") in ("high", "critical") else None
@@ -225,8 +228,6 @@ class _Outputs:
             assert self.out is not None
             self.out.write(b"".join(dumps(a) + b"\n" for a in alerts))
             self.out.flush()
-        if self.store is not None:
-            self.store.add(alerts)
 
     def record(self, docs: list[dict]) -> None:
         if self.events is not None and docs:
@@ -299,7 +300,9 @@ def run(args: argparse.Namespace) -> int:
     old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, report)
     status = 0
     try:
-        rules = f"{len(engine.rules) + len(live.rules)} rules" + (f" ({skipped} skipped)" if skipped else "")
+        rules = f"{len(engine.rules) + len(live.rules) + len(live.esql_rules)} rules" + (
+            f" ({skipped} skipped)" if skipped else ""
+        )
         if not args.files_only:
             print(f"vigil watch: process events: {sensor.collection}", file=sys.stderr, flush=True)
         if sensor.connector is None and sensor.kernel is None:

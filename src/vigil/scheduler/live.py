@@ -14,21 +14,26 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from vigil.engine import new_terms, threshold
+from vigil.engine import esql_rule, new_terms, threshold
 from vigil.engine.replay import Replay
 from vigil.scheduler.windows import duration_ms
 
-# The scheduled rule types watch runs (ES|QL rules run in scan and serve, indicator match in scan).
-LIVE = ("threshold", "new_terms")
+# The scheduled rule types watch runs (indicator match rules need an indicator feed: scan, serve).
+LIVE = ("threshold", "new_terms", "esql")
 
 
 class LiveRules:
     def __init__(self, engine) -> None:
         self.engine = engine
-        self.rules = [r for r in getattr(engine, "scheduled", []) if r.type in LIVE]
-        self.replay = Replay(self.rules, engine=engine) if self.rules else None
+        scheduled = [r for r in getattr(engine, "scheduled", []) if r.type in LIVE]
+        self.rules = [r for r in scheduled if r.type != "esql"]
+        # ES|QL rules keep the events their FROM and leading WHERE take (the replay's
+        # vigil.engine.esql_rule.EsqlReplay), back to their look-back.
+        self.esql_rules = [r for r in scheduled if r.type == "esql"]
+        self.replay = Replay(scheduled, engine=engine) if scheduled else None
+        self.esql_done: dict[str, tuple[set, set]] = {r.rule_id: (set(), set()) for r in self.esql_rules}
         self.items: dict[str, list[tuple[int, Any]]] = {r.rule_id: [] for r in self.rules}
-        self.next_ms: dict[str, int | None] = {r.rule_id: None for r in self.rules}
+        self.next_ms: dict[str, int | None] = {r.rule_id: None for r in scheduled}
         self.states = {r.rule_id: threshold.ThresholdState() for r in self.rules if r.type == "threshold"}
         self.alerted: dict[str, set[str]] = {r.rule_id: set() for r in self.rules}
         self.params = {
@@ -54,7 +59,33 @@ class LiveRules:
             interval = duration_ms(rule.interval, what="interval")
             self.next_ms[rid] = now_ms + interval
             out += self._run(rule, now_ms)
+        for rule in self.esql_rules:
+            due = self.next_ms[rule.rule_id]
+            if due is not None and now_ms < due:
+                continue
+            self.next_ms[rule.rule_id] = now_ms + duration_ms(rule.interval, what="interval")
+            out += self._run_esql(rule, now_ms)
         return out
+
+    def _run_esql(self, rule, now_ms: int) -> list[dict]:
+        """One run of an ES|QL rule over ``[now - from, now]``; older events are let go (no
+        later run reads them). Alert ids and documents already alerted on are remembered, so
+        overlapping look-backs alert once on a document, as in the replay."""
+        from_ms = now_ms - duration_ms(rule.from_, what="from")
+        esql = self.replay.esql
+        kept = esql.kept[rule.rule_id]
+        kept[:] = sorted((k for k in kept if k[0] >= from_ms), key=lambda k: (k[0], k[1]))
+        window = [event for ts, _, event in kept if ts <= now_ms]
+        seen, excluded = self.esql_done[rule.rule_id]
+        return esql_rule.run_esql(
+            rule,
+            esql.programs[rule.rule_id],
+            window,
+            from_ms=from_ms,
+            to_ms=now_ms,
+            seen=seen,
+            excluded=excluded,
+        )
 
     def _run(self, rule, now_ms: int) -> list[dict]:
         rid = rule.rule_id
