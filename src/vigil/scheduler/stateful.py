@@ -21,7 +21,7 @@ Rules over ``.alerts-security.*`` read the alert store as that index
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -65,16 +65,23 @@ class TermsHistory:
 
     def catch_up(self, rule, engine, sources: dict[str, Source]) -> None:
         replay = Replay([rule], engine=engine)
-        for name, after in sources.items():
-            while True:
-                position, events = after(self.positions.get(name, 0))
-                if not events:
-                    break
-                for event in events:
-                    replay.feed(event)
-                self.positions[name] = position
-                for ts, item in replay.drain(rule.rule_id):
-                    self.index.insert(new_terms.Seen(ts, None, item.terms))
+        for events in stored_since(self.positions, sources):
+            for event in events:
+                replay.feed(event)
+            for ts, item in replay.drain(rule.rule_id):
+                self.index.insert(new_terms.Seen(ts, None, item.terms))
+
+
+def stored_since(positions: dict[str, int], sources: dict[str, Source]) -> Iterator[list[Event]]:
+    """The events each source stored after the position last read (``positions``, by
+    source), a page at a time; a page's position is kept once the caller has taken it."""
+    for name, after in sources.items():
+        while True:
+            position, events = after(positions.get(name, 0))
+            if not events:
+                break
+            yield events
+            positions[name] = position
 
 
 class IndicatorHistory:
@@ -88,14 +95,9 @@ class IndicatorHistory:
         self.positions: dict[str, int] = {}
 
     def catch_up(self, sources: dict[str, Source]) -> None:
-        for name, after in sources.items():
-            while True:
-                position, events = after(self.positions.get(name, 0))
-                if not events:
-                    break
-                for event in events:
-                    self.source.offer(event)
-                self.positions[name] = position
+        for events in stored_since(self.positions, sources):
+            for event in events:
+                self.source.offer(event)
 
 
 def scheduled_alerts(
