@@ -116,20 +116,24 @@ class EveryLine:
             return None
 
 
+def sequence_engine(engine: Engine) -> Engine:
+    """An engine of ``engine``'s sequence and sample rules, with its exceptions, sharing its
+    record of counts and of alerts given (one record with the engine of the event rules)."""
+    rules = [r for r in engine.rules if r.compiled().kind != "event"]
+    sub = Engine(rules, exceptions=engine.exceptions, exceptions_all=engine.exceptions_all, now=engine.now)
+    sub.stats = engine.stats
+    sub._seen = engine._seen
+    return sub
+
+
 class StageRules:
     """The sequence and sample rules of an engine, each stage (and until) compiled to
     a superset filter: a row reaches a rule only for the stages whose filter it passes,
     and the rule's exact stage filters (:meth:`RulePlan.hit_stages`) then decide."""
 
     def __init__(self, engine: Engine) -> None:
-        rules = [r for r in engine.rules if r.compiled().kind != "event"]
-        sub = Engine(
-            rules, exceptions=engine.exceptions, exceptions_all=engine.exceptions_all, now=engine.now
-        )
-        # One record of counts and alerts given with the engine of the event rules.
-        sub.stats = engine.stats
-        sub._seen = engine._seen
-        self.engine = sub
+        self.engine = sub = sequence_engine(engine)
+        rules = sub.rules
         self.plans: list[RulePlan] = []
         self.filters: list[tuple] = []
         paths: set[str] = set()
@@ -238,13 +242,8 @@ class LiveCore:
     def __init__(self, engine: Engine, sequences: Callable[[Engine], object] | None = None) -> None:
         self.engine = engine
         self.event_rules = EventRules(engine)
-        stateful = [r for r in engine.rules if r.compiled().kind != "event"]
-        sub = Engine(
-            stateful, exceptions=engine.exceptions, exceptions_all=engine.exceptions_all, now=engine.now
-        )
-        sub.stats = engine.stats
-        sub._seen = engine._seen
-        self.sequences = sequences(sub) if sequences is not None and stateful else sub
+        sub = sequence_engine(engine)
+        self.sequences = sequences(sub) if sequences is not None and sub.rules else sub
         self.reader = Reader(self.event_rules.paths)
         self.starts = Starts()
 
