@@ -55,3 +55,20 @@ def test_unknown_source_is_an_error() -> None:
 def test_forced_sentinelone_on_junk_is_an_error() -> None:
     with pytest.raises(VigilError, match="SentinelOne"):
         normalize({"foo": 1}, source="sentinelone")
+
+
+@pytest.mark.parametrize(
+    ("doc", "source"),
+    [
+        ({"tgt.file.path": "/x", "event": {}}, "sentinelone"),
+        ({"a": 1, "src.process.name": "bash"}, "sentinelone"),
+        # The prefix inside a key (or spread over two keys) is no Cloud Funnel key: an
+        # intruder's key must not send an ECS event through another normalizer.
+        ({"x\nsrc.process.name": "bash", "file": {"path": "/x"}}, "ecs"),
+        ({"tgt": 1, ".file.path": 2}, "ecs"),
+        ({"src.process": {"name": "bash"}}, "ecs"),
+        ({1: "a key that is not text", "tgt.process.pid": 1}, "sentinelone"),
+    ],
+)
+def test_detect_by_key_prefix(doc: dict, source: str) -> None:
+    assert detect(doc) == source

@@ -11,7 +11,7 @@ every date it gives can be printed (:func:`iso_from_millis` does not use
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -64,12 +64,20 @@ def _text_millis(value: str) -> int | None:
         offset = dt.utcoffset()
     except ValueError:
         return None
+    if offset is not None and not offset.microseconds:
+        # Every event's timestamp comes here: timedelta's arithmetic (exact, in C) when
+        # the offset is whole seconds, as the civil-day sum below would give.
+        return _in_range((dt - _EPOCH) // _MILLISECOND)
     # Whole arithmetic: an instant near year 1 or 9999 with an offset stays exact.
     days = _days_from_civil(dt.year, dt.month, dt.day)
     seconds = days * 86400 + dt.hour * 3600 + dt.minute * 60 + dt.second
     if offset is not None:
         seconds -= int(offset.total_seconds())
     return _in_range(seconds * 1000 + dt.microsecond // 1000)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def _days_from_civil(y: int, m: int, d: int) -> int:
@@ -139,11 +147,12 @@ def parse_date(value: Any) -> int:
         dt = value if value.tzinfo else value.replace(tzinfo=UTC)
         delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
         return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-    shown = _show(value)
     if isinstance(value, float) and (not math.isfinite(value) or "e" in repr(value)):
-        raise BadDate(f"failed to parse date field [{shown}]: a number in exponent form is not epoch_millis")
+        raise BadDate(
+            f"failed to parse date field [{_show(value)}]: a number in exponent form is not epoch_millis"
+        )
     if isinstance(value, str) and len(value) > _MAX_TEXT:
-        raise BadDate(f"failed to parse date field [{shown}]")
+        raise BadDate(f"failed to parse date field [{_show(value)}]")
     ms = (
         to_epoch_millis(value)
         if isinstance(value, str | int | float) and not isinstance(value, bool)
@@ -151,7 +160,7 @@ def parse_date(value: Any) -> int:
     )
     if ms is None or not MIN_MILLIS <= ms <= MAX_MILLIS:
         raise BadDate(
-            f"failed to parse date field [{shown}] with format [strict_date_optional_time||epoch_millis]"
+            f"failed to parse date field [{_show(value)}] with format [strict_date_optional_time||epoch_millis]"
         )
     return ms
 

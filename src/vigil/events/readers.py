@@ -29,6 +29,7 @@ from typing import IO, Any
 import orjson
 
 from vigil.errors import VigilError
+from vigil.events import vendors
 from vigil.events.documents import MAX_OBJECT_DEPTH, DocumentError, check_dates, check_shape
 from vigil.events.model import Event
 
@@ -80,10 +81,6 @@ def few_brackets(raw: bytes) -> bool:
 
 
 def _normalize(doc: dict, source: str | None) -> tuple[dict, str | None]:
-    try:
-        from vigil.events import vendors
-    except ImportError:  # vendor normalizers not installed: documents are taken as ECS
-        return doc, None
     if source is None:
         source = vendors.detect(doc)
     if source == "ecs":

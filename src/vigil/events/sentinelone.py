@@ -1670,9 +1670,18 @@ def looks_like(doc: dict) -> bool:
     """True for a Cloud Funnel event: flat, with ``meta.event.name`` or ``src.process.*`` / ``tgt.*`` keys."""
     if "meta.event.name" in doc:
         return True
-    return any(
-        isinstance(k, str) and k.startswith(("src.process.", "tgt.file.", "tgt.process.")) for k in doc
-    )
+    try:
+        # Every event is asked: one search over the joined keys rules most out, and only
+        # a document holding one of the prefixes somewhere is tested key by key.
+        keys = "".join(doc)
+    except TypeError:  # a key that is not text (a document built in Python)
+        keys = None
+    if keys is not None and not any(prefix in keys for prefix in _FLAT_PREFIXES):
+        return False
+    return any(isinstance(k, str) and k.startswith(_FLAT_PREFIXES) for k in doc)
+
+
+_FLAT_PREFIXES = ("src.process.", "tgt.file.", "tgt.process.")
 
 
 def normalize(
