@@ -218,6 +218,10 @@ class _Sequences:
         self.disordered: set[str] = set()
         self.buffered: dict[str, list] = {}
         self._spill = None
+        # Where the spill file ends, and whether a read has moved its position since the
+        # last write (a seek flushes the write buffer: one per event was a system call each).
+        self._end = 0
+        self._read = False
         self._last: tuple[Event | None, object] = (None, None)
         self._key: tuple = (None, None, None)
 
@@ -232,9 +236,13 @@ class _Sequences:
         else:
             if self._spill is None:
                 self._spill = tempfile.TemporaryFile()
-            self._spill.seek(0, 2)
-            handle = (self._spill.tell(), len(record))
+                self._end = 0
+            if self._read:  # a read moved the file's position: back to its end
+                self._spill.seek(self._end)
+                self._read = False
+            handle = (self._end, len(record))
             self._spill.write(record)
+            self._end += len(record)
         self._last = (event, handle)
         return handle
 
@@ -242,6 +250,7 @@ class _Sequences:
         if handle is None or isinstance(handle, Event):
             return handle
         offset, length = handle
+        self._read = True
         self._spill.seek(offset)
         doc, index, eid, origin = orjson.loads(self._spill.read(length))
         return Event(doc, index, eid, origin)
