@@ -235,6 +235,8 @@ def scan_items(
             for event, taken in zip(pending, stages.taken(batch, start, pending), strict=True):
                 for p, hit in taken:
                     seq.stats[p.rule.rule_id]["events"] += 1
+                    if seqs.idle(p, event, hit):
+                        continue
                     hit = p.hit_stages(event.doc, hit)
                     if hit and seq._takes(p.rule, event):
                         seqs.feed(p, event, hit)

@@ -265,8 +265,49 @@ class _Sequences:
         if self.rescan is None or not p.streamable:
             self.buffered.setdefault(rid, []).append(self._park(event))
             return
-        if rid in self.disordered:
+        key = self._in_order(p, event)
+        if key is None:
             return
+        stream = self._stream(p)
+        # The event is known to match and its sort key is known: the stream need not
+        # test it again, and keeps (parks) it only if a sequence may hold it.
+        found = [
+            m.events
+            for m in stream.feed_matched(
+                lambda: self._park(event), event.doc, None if key[0] else key[1], hit
+            )
+        ]
+        if found:
+            self.held.setdefault(rid, []).extend(found)
+
+    def idle(self, p, event: Event, stages: tuple[int, ...]) -> bool:
+        """Whether ``event``, which may match the stages ``stages`` of ``p``'s sequence,
+        can change nothing now (:meth:`SequenceMatcher.idle`), so that it need not be
+        tested exactly nor fed. Its place in time is still checked: an idle event that
+        comes before an earlier one in time is what makes a rule be run again at the end
+        (an event left out now may have met a sequence started at that earlier time)."""
+        rid = p.rule.rule_id
+        if self.rescan is None or not p.streamable:
+            return False
+        if rid in self.disordered:
+            return True  # nothing more is fed to this rule: it is run again at the end
+        if not self._stream(p).idle(stages):
+            return False
+        self._in_order(p, event)
+        return True
+
+    def _stream(self, p):
+        stream = self.streams.get(p.rule.rule_id)
+        if stream is None:
+            stream = self.streams[p.rule.rule_id] = p.query.stream(doc=self._doc)
+        return stream
+
+    def _in_order(self, p, event: Event) -> tuple | None:
+        """The event's sort key, or None when it comes before the rule's last event (the
+        rule is then run again over all the events at the end)."""
+        rid = p.rule.rule_id
+        if rid in self.disordered:
+            return None
         # Rules mostly share their timestamp and tiebreaker fields: one read per event.
         options = p.query.options
         fields = (options.timestamp_field, options.tiebreaker_field)
@@ -281,21 +322,9 @@ class _Sequences:
             self.disordered.add(rid)
             self.streams.pop(rid, None)
             self.held.pop(rid, None)
-            return
+            return None
         self.last[rid] = key
-        stream = self.streams.get(rid)
-        if stream is None:
-            stream = self.streams[rid] = p.query.stream(doc=self._doc)
-        # The event is known to match and its sort key is known: the stream need not
-        # test it again, and keeps (parks) it only if a sequence may hold it.
-        found = [
-            m.events
-            for m in stream.feed_matched(
-                lambda: self._park(event), event.doc, None if key[0] else key[1], hit
-            )
-        ]
-        if found:
-            self.held.setdefault(rid, []).extend(found)
+        return key
 
     def finish(self) -> Iterator[dict]:
         """The rules' alerts in rule order, as :meth:`Engine.scan` gives them."""

@@ -206,6 +206,11 @@ class QueryStream:
         self._sample.feed(item, d)
         return []
 
+    def idle(self, stages) -> bool:
+        """A sequence that an event matching at most ``stages`` would not change now
+        (:meth:`SequenceMatcher.idle`); never for samples and event queries."""
+        return self._seq is not None and self._seq.idle(stages)
+
     def feed_matched(self, item: Callable[[], Any], doc: dict, ts: int | None, stages=None) -> list[Match]:
         """Feed an event already known to match: the matches it completes or releases.
 

@@ -160,6 +160,23 @@ class SequenceMatcher:
         sequence (only positive stages keep events; missing and until stages never do)."""
         return not self.positive_origins.isdisjoint(known)
 
+    def idle(self, known) -> bool:
+        """Whether an event matching at most the query stages ``known`` (until: the number
+        after the last stage) would change nothing if fed now: each positive stage it may
+        match extends a sequence, and none is in flight at the stage before; it matches
+        no missing stage; an until finds nothing to drop; no sequence waits for time.
+
+        Most events that reach a sequence match one of its later stages only, while
+        sequences start rarely: those need no join key, no copy and no exact filter.
+        Completed sequences are ordered by the places of the events fed, so leaving out
+        idle events keeps their order."""
+        if self.awaiting:
+            return False
+        for i, origin in enumerate(self.origin):
+            if origin in known and (self.missing[i] or i == self.first or self.pending[self.prev[i]]):
+                return False
+        return self.until_index not in known or not any(self.pending.values())
+
     def feed(
         self, item: Any, doc: dict, ts: int | None, ordinal: Any = None, known=None
     ) -> list[tuple[list, list]]:
