@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench clean
 
-$(BIN)/vigil: pyproject.toml setup.py src/vigil/engine/_blockscan.c
+$(BIN)/vigil: pyproject.toml setup.py src/vigil/engine/_blockscan.c src/vigil/engine/_batchwalk.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

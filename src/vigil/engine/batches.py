@@ -7,7 +7,8 @@ code in the dictionary; rows holding a value that is not a string are marked
 "odd" and pass every test of that field, so the filters stay supersets. A test is
 run once over the dictionary (Arrow's string kernels) and spread to the rows.
 
-Reading walks each document once, only down the keys some rule reads, the way
+Reading walks each document once (in C, ``_batchwalk.c``, when it was built), only
+down the keys some rule reads, the way
 :func:`vigil.eql.semantics.make_lookup` reads a field: nested objects and dotted
 keys alike (``{"file.path": ...}`` is ``{"file": {"path": ...}}``), arrays of
 objects walked, arrays of values kept as several values of one row.
@@ -23,12 +24,18 @@ import pyarrow.compute as pc
 
 from vigil.engine.vector import ALL, AndF, FieldTest, OrF
 
+try:
+    from vigil.engine import _batchwalk
+except ImportError:  # built without a C compiler: the Python walk is used
+    _batchwalk = None
+
 
 class Reader:
     """Reads the given field paths of documents into :class:`Batch` columns."""
 
-    def __init__(self, paths: Iterable[str]) -> None:
+    def __init__(self, paths: Iterable[str], native: bool = True) -> None:
         self.paths = sorted(set(paths))
+        self.native = native  # the C walk when it was built (False: the Python one)
         # A trie of path segments: segment -> [children, field number or -1].
         self.trie: dict = {}
         for fid, path in enumerate(self.paths):
@@ -42,6 +49,15 @@ class Reader:
             node[1] = fid
 
     def batch(self, docs: list) -> Batch:
+        if _batchwalk is not None and self.native:
+            values, rows, odd = _batchwalk.walk(list(docs), self.trie, len(self.paths))
+        else:
+            values, rows, odd = self.walk_python(docs)
+        return Batch(len(docs), self.paths, values, rows, odd)
+
+    def walk_python(self, docs: list) -> tuple[list, list, list]:
+        """Per field: its string values, their rows, and the (row, value) pairs of values
+        that are not strings (``_batchwalk.c`` does the same walk in C)."""
         n = len(self.paths)
         values: list[list] = [[] for _ in range(n)]
         rows: list[list[int]] = [[] for _ in range(n)]
@@ -51,13 +67,13 @@ class Reader:
         for row, doc in enumerate(docs):
             if type(doc) is dict:
                 walk(doc, trie, row, values, rows, odd)
-        return Batch(len(docs), self.paths, values, rows, odd)
+        return values, rows, odd
 
     def _walk(self, obj: dict, children: dict, row: int, values, rows, odd) -> None:
         for key, v in obj.items():
             node = children.get(key)
             if node is None:
-                if "." in key:
+                if isinstance(key, str) and "." in key:
                     node = self._dotted(key, children)
                 if node is None:
                     continue
