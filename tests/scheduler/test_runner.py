@@ -154,13 +154,18 @@ def test_exceptions_suppress_through_the_scheduler(tmp_path):
 
 
 class CountingEventStore(EventStore):
-    """The real store, counting how many times a window is read."""
+    """The real store, counting how many times events are read (a window, or the span of
+    a tick's windows)."""
 
     searches = 0
 
     def search(self, *args, **kwargs):
         CountingEventStore.searches += 1
         return super().search(*args, **kwargs)
+
+    def span(self, *args, **kwargs):
+        CountingEventStore.searches += 1
+        return super().span(*args, **kwargs)
 
 
 def test_rules_of_one_schedule_read_their_window_once_and_still_see_only_their_indices(tmp_path):

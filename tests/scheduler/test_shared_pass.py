@@ -90,3 +90,65 @@ def test_a_failed_pass_lets_each_rule_search_alone(tmp_path, endpoint_rules, mon
     monkeypatch.setattr(Scheduler, "_core_pass", broken)
     runs, shared = _run(tmp_path, "shared", endpoint_rules[:80], events, shared_min=2)
     assert shared == alone and len(runs) == 80
+
+
+@pytest.fixture(scope="module")
+def scheduled_rules(prebuilt_rules):
+    """The runnable prebuilt threshold, new terms, indicator match and ES|QL rules."""
+    return [
+        r
+        for r in prebuilt_rules
+        if r.runnable and r.type in ("threshold", "new_terms", "esql", "threat_match")
+    ]
+
+
+def _ticks(tmp_path, name, rules, batches, scheduled_shared_min):
+    """Ticks over a store file, events written before each: every run's counts and errors,
+    and the alerts stored."""
+    db = tmp_path / f"{name}.db"
+    clock = ManualClock(T + M)
+    s = Scheduler([copy.copy(r) for r in rules], EventStore(db), AlertStore(db), RunStore(db), clock=clock)
+    s.scheduled_shared_min = scheduled_shared_min
+    runs = []
+    for n, (now, events) in enumerate(batches):
+        clock.now = now
+        s.events.write([Write(_index(e), e, id=f"event-{n}-{k}") for k, e in enumerate(events)], now - 1000)
+        runs += [
+            (r.rule_id, r.window_from_ms, r.catch_up, r.events_searched, r.matches, r.alerts_written, r.error)
+            for r in s.tick()
+        ]
+    alerts = sorted(
+        (a["kibana.alert.rule.rule_id"], a["kibana.alert.uuid"]) for a in s.alerts.between(0, 2**62)
+    )
+    s.close()
+    return sorted(runs, key=lambda r: (r[0], r[1])), alerts
+
+
+def test_one_replay_feed_gives_each_scheduled_rule_its_own_runs_and_alerts(tmp_path, scheduled_rules):
+    # A first tick, an on-time one, and one after a stop (catch-up windows, a gap): the
+    # rules fed together must run exactly as each alone.
+    batches = []
+    for n, now in enumerate((T + M, T + 6 * M, T + 40 * M)):
+        start = datetime.fromtimestamp((now - 60_000) / 1000, UTC)
+        batches.append((now, list(gen_events.generate(300, seed=20 + n, start=start, mix="default"))))
+    alone_runs, alone = _ticks(tmp_path, "alone", scheduled_rules, batches, 10**9)
+    fed_runs, fed = _ticks(tmp_path, "fed", scheduled_rules, batches, 2)
+    assert len(scheduled_rules) > 400 and len(alone) > 5
+    assert any(r[2] for r in alone_runs)  # catch-up windows were searched
+    assert fed == alone
+    assert fed_runs == alone_runs
+    assert not any(r[-1] for r in fed_runs)
+
+
+def test_a_failed_replay_feed_lets_each_scheduled_rule_run_alone(tmp_path, scheduled_rules, monkeypatch):
+    start = datetime.fromtimestamp((T - 30_000) / 1000, UTC)
+    batches = [(T + M, list(gen_events.generate(300, seed=4, start=start, mix="default")))]
+    rules = scheduled_rules[::4]
+    alone_runs, alone = _ticks(tmp_path, "alone", rules, batches, 10**9)
+
+    def broken(self, *a, **kw):
+        raise RuntimeError("no replay today")
+
+    monkeypatch.setattr(Scheduler, "_scheduled_pass", broken)
+    runs, fed = _ticks(tmp_path, "fed", rules, batches, 2)
+    assert fed == alone and runs == alone_runs and len(runs) == len(rules)

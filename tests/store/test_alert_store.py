@@ -96,3 +96,37 @@ def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path):
     with pytest.raises(VigilError) as info:
         AlertStore(bogus)
     assert info.value.file == str(bogus)
+
+
+T = 1_780_000_000_000
+
+
+def test_runs_recorded_together_count_each_alert_once_in_their_order(tmp_path):
+    from vigil.store.alerts import alert_rows
+    from vigil.store.runs import Finished, Run, RunStore
+
+    db = tmp_path / "v.db"
+    alerts, runs = AlertStore(db), RunStore(db)
+    alerts.add([alert("u1")])
+    first, second = Run("r1", T, 1, T - 60_000, T), Run("r2", T, 1, T - 60_000, T)
+    runs.finish_many(
+        [
+            Finished(
+                first,
+                started_ms=T,
+                covered_to_ms=T,
+                alerts=alert_rows([alert("u1"), alert("u2"), alert("u2")]),
+            ),
+            Finished(
+                second,
+                started_ms=T,
+                covered_to_ms=T,
+                memory={"k": [1]},
+                alerts=alert_rows([alert("u2"), alert("u3")]),
+            ),
+        ]
+    )
+    assert (first.alerts_written, second.alerts_written) == (1, 1)
+    assert alerts.count() == 3
+    assert [r["alerts_written"] for r in runs.runs()] == [1, 1]
+    assert runs.states()["r2"].last_started_ms == T and runs.memories(("k",)) == {("r2", "k"): [1]}

@@ -55,3 +55,26 @@ def test_retention_drops_by_arrival_age(tmp_path):
     assert store.purge(T + 1000) == 1
     assert [d["n"] for _, _, d in store.search(0, T + 2000)] == [2]
     assert store.last_ingested_ms() == T + 1000
+
+
+def test_a_span_cuts_every_window_inside_it_as_search_reads_it(tmp_path):
+    import random
+
+    store = EventStore(tmp_path / "e.db")
+    rng = random.Random(7)
+    for batch in range(6):
+        ingested = T + batch * 60_000
+        docs = []
+        for n in range(40):
+            doc = {"n": batch * 100 + n, "custom": {"time": iso_millis(T + rng.randrange(-600_000, 600_000))}}
+            if rng.random() < 0.9:  # some events have no @timestamp
+                doc["@timestamp"] = iso_millis(T + rng.choice([0, 1000, rng.randrange(-900_000, 900_000)]))
+            docs.append(doc)
+        store.write([Write(f"logs-{rng.choice('abc')}", d) for d in docs], ingested)
+    span = store.span(T - 1_000_000, T + 1_000_000)
+    for start, end in ((T - 1_000_000, T + 1_000_000), (T - 300_000, T + 120_000), (T + 60_000, T + 60_000)):
+        for field in ("event.ingested", "@timestamp", None):
+            for order in (None, "@timestamp", "custom.time", "event.ingested"):
+                want = [d["n"] for _, _, d in store.search(start, end, timestamp_field=field, order_by=order)]
+                got = [d["n"] for _, _, d in span.window(start, end, timestamp_field=field, order_by=order)]
+                assert got == want, (start, end, field, order)

@@ -21,7 +21,7 @@ Rules over ``.alerts-security.*`` read the alert store as that index
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -100,26 +100,62 @@ class IndicatorHistory:
                 self.source.offer(event)
 
 
+def catch_up_together(
+    rules: list, histories: dict[str, TermsHistory], engine, sources: dict[str, Source]
+) -> None:
+    """:meth:`TermsHistory.catch_up` for many new terms rules at once: the rules whose
+    histories were read up to the same place are fed the events stored since in one
+    replay, each event once, and each history takes its rule's terms."""
+    groups: dict[tuple, list] = {}
+    for rule in rules:
+        groups.setdefault(tuple(sorted(histories[rule.rule_id].positions.items())), []).append(rule)
+    for place, group in groups.items():
+        if len(group) < 2:
+            histories[group[0].rule_id].catch_up(group[0], engine, sources)
+            continue
+        replay = Replay(group, engine=engine)
+        positions = dict(place)
+        for events in stored_since(positions, sources):
+            for event in events:
+                replay.feed(event)
+        for rule in group:
+            history = histories[rule.rule_id]
+            for ts, item in replay.drain(rule.rule_id):
+                history.index.insert(new_terms.Seen(ts, None, item.terms))
+            history.positions = dict(positions)
+
+
 def scheduled_alerts(
     rule,
     engine,
-    window: list[Event],
+    window: list[Event] | None,
     history: TermsHistory | IndicatorHistory | None,
     sources: dict[str, Source],
     memory: dict[str, Any],
     *,
     from_ms: int,
     to_ms: int,
+    taken: Any = None,
 ) -> list[dict]:
     """One run of a threshold or new terms rule over ``window`` (the events of ``[from_ms,
     to_ms]``); ``history`` is a new terms rule's, kept up to date from ``sources`` (each
-    gives the events stored after a position); ``memory`` holds what the last run left and takes what this one leaves."""
+    gives the events stored after a position); ``memory`` holds what the last run left and takes what this one leaves.
+
+    ``taken``: what the rule takes of a span of events holding the window, already found by a
+    replay feed shared with other rules (:meth:`Replay.take`'s parameters, times and items;
+    for an ES|QL rule the times and the events its FROM, leading WHERE and exceptions keep,
+    in the span's order): the window's part is cut on those times, and ``window`` is not read."""
     if rule.type == "esql":
-        return _esql_run(rule, engine, window, from_ms=from_ms, to_ms=to_ms)
-    replay = Replay([rule], engine=engine)
-    for event in window:
-        replay.feed(event)
-    params, times, items = replay.take(rule.rule_id)
+        kept = None
+        if taken is not None:
+            kept = [event for ts, event in zip(*taken, strict=True) if from_ms <= ts <= to_ms]
+        return _esql_run(rule, engine, window, from_ms=from_ms, to_ms=to_ms, kept=kept)
+    if taken is None:
+        replay = Replay([rule], engine=engine)
+        for event in window or ():
+            replay.feed(event)
+        taken = replay.take(rule.rule_id)
+    params, times, items = taken
     items = items[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
     if rule.type == "threat_match":
         assert isinstance(history, IndicatorHistory)
@@ -140,7 +176,9 @@ def scheduled_alerts(
     return new_terms.run_new_terms(rule, params, items, history.index, set(), from_ms=from_ms, to_ms=to_ms)
 
 
-def _esql_run(rule, engine, window: list[Event], *, from_ms: int, to_ms: int) -> list[dict]:
+def _esql_run(
+    rule, engine, window: list[Event] | None, *, from_ms: int, to_ms: int, kept: list[Event] | None = None
+) -> list[dict]:
     """One run of an ES|QL rule: its query over the window's events of the indices its FROM
     reads, less those its exceptions cover, as the scan's replay runs it
     (:func:`vigil.engine.esql_rule.run_esql`). Alert ids are stable across runs (a
@@ -148,8 +186,16 @@ def _esql_run(rule, engine, window: list[Event], *, from_ms: int, to_ms: int) ->
     the alert store keeps each id once, so overlapping look-backs never alert twice on a
     document."""
     program = rule.compiled()
+    if kept is not None:
+        # The replay's feed (vigil.engine.esql_rule.EsqlReplay) applied the FROM, the leading
+        # WHERE and the exceptions.
+        return esql_rule.run_esql(
+            rule, program, kept, from_ms=from_ms, to_ms=to_ms, seen=set(), excluded=set(), kept=True
+        )
     events = [
-        e for e in window if esql_rule.takes_index(program, e.index) and not engine._suppressed(rule, e.doc)
+        e
+        for e in window or ()
+        if esql_rule.takes_index(program, e.index) and not engine._suppressed(rule, e.doc)
     ]
     return esql_rule.run_esql(rule, program, events, from_ms=from_ms, to_ms=to_ms, seen=set(), excluded=set())
 
@@ -169,7 +215,7 @@ def write_suppressed(
     rule,
     spec: suppression.Suppression,
     alerts: list[dict],
-    events: list[Event],
+    events: list[Event] | Mapping[tuple[str, str], Event],
     store: AlertStore,
     memory: dict[str, Any],
     *,
@@ -181,8 +227,8 @@ def write_suppressed(
     """Write a run's alerts with suppression; returns (alerts created, alerts suppressed).
 
     ``alerts`` are the rule's alerts of the run (uncapped), ``events`` the events of the
-    window (each alert's source is found among them by its ancestor)."""
-    by_key = {(e.index or "", e.id): e for e in events}
+    window, or those by (index, id) (each alert's source is found among them by its ancestor)."""
+    by_key = events if isinstance(events, Mapping) else {(e.index or "", e.id): e for e in events}
 
     def source(alert: dict) -> dict | None:
         if alert.get("kibana.alert.group.id"):

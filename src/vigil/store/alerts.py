@@ -20,7 +20,7 @@ from vigil.eql.fields import lookup
 from vigil.errors import VigilError
 from vigil.store.db import connect
 
-__all__ = ["STATUSES", "AlertStore", "to_millis"]
+__all__ = ["INSERT_ALERT", "STATUSES", "AlertStore", "alert_rows", "to_millis"]
 
 STATUSES = ("open", "acknowledged", "closed")
 
@@ -72,6 +72,40 @@ def _set_path(doc: dict, path: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+INSERT_ALERT = (
+    "INSERT OR IGNORE INTO alerts (uuid, rule_id, rule_name, severity, risk_score, host,"
+    " status, ts_ms, original_ms, stored_ms, doc, instance_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def alert_rows(alerts: Any) -> list[tuple]:
+    """The ``alerts`` rows of ``alerts`` for :data:`INSERT_ALERT` (the uuid first)."""
+    rows = []
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    for alert in alerts:
+        uuid = _first(alert, "kibana.alert.uuid")
+        if uuid is None:
+            raise VigilError("alert has no kibana.alert.uuid")
+        status = _first(alert, "kibana.alert.workflow_status") or "open"
+        rows.append(
+            (
+                str(uuid),
+                _first(alert, "kibana.alert.rule.rule_id", "kibana.alert.rule.parameters.rule_id"),
+                _first(alert, "kibana.alert.rule.name"),
+                _first(alert, "kibana.alert.severity", "kibana.alert.rule.parameters.severity"),
+                _first(alert, "kibana.alert.risk_score", "kibana.alert.rule.parameters.risk_score"),
+                _first(alert, "host.name", "host.hostname"),
+                str(status),
+                to_millis(_first(alert, "@timestamp")),
+                to_millis(_first(alert, "kibana.alert.original_time")),
+                now,
+                orjson.dumps(alert, default=str).decode(),
+                _first(alert, "kibana.alert.instance.id"),
+            )
+        )
+    return rows
+
+
 class AlertStore:
     """The ``alerts`` table of a store file. Safe to share between threads."""
 
@@ -99,40 +133,14 @@ class AlertStore:
 
     def add(self, alerts: list[dict] | Any) -> int:
         """Store alerts in one transaction; returns how many were new (a uuid is kept once)."""
-        rows = []
-        now = int(datetime.now(UTC).timestamp() * 1000)
-        for alert in alerts:
-            uuid = _first(alert, "kibana.alert.uuid")
-            if uuid is None:
-                raise VigilError("alert has no kibana.alert.uuid")
-            status = _first(alert, "kibana.alert.workflow_status") or "open"
-            rows.append(
-                (
-                    str(uuid),
-                    _first(alert, "kibana.alert.rule.rule_id", "kibana.alert.rule.parameters.rule_id"),
-                    _first(alert, "kibana.alert.rule.name"),
-                    _first(alert, "kibana.alert.severity", "kibana.alert.rule.parameters.severity"),
-                    _first(alert, "kibana.alert.risk_score", "kibana.alert.rule.parameters.risk_score"),
-                    _first(alert, "host.name", "host.hostname"),
-                    str(status),
-                    to_millis(_first(alert, "@timestamp")),
-                    to_millis(_first(alert, "kibana.alert.original_time")),
-                    now,
-                    orjson.dumps(alert, default=str).decode(),
-                    _first(alert, "kibana.alert.instance.id"),
-                )
-            )
+        rows = alert_rows(alerts)
         if not rows:
             return 0
         with self._lock:
             before = self._conn.total_changes
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany(
-                    "INSERT OR IGNORE INTO alerts (uuid, rule_id, rule_name, severity, risk_score, host,"
-                    " status, ts_ms, original_ms, stored_ms, doc, instance_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
+                self._conn.executemany(INSERT_ALERT, rows)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")

@@ -193,12 +193,30 @@ class EventStore:
         """Events stored after position ``seq`` (arrival order, at most ``limit``): the last
         position read and ``(index, id, doc)`` of each. A document replaced in place keeps
         its position."""
+        last, rows = self.after_rows(seq, limit)
+        return last, [(idx, doc_id, orjson.loads(body)) for _, idx, doc_id, body in rows]
+
+    def after_rows(self, seq: int, limit: int = 50_000) -> tuple[int, list[tuple[int, str, str, str]]]:
+        """:meth:`after` undecoded: ``(position, index, id, JSON text)`` of each event, so a
+        reader holding some of them decoded already decodes only the others."""
         rows = self._fetch(
             "SELECT seq, idx, id, doc FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
         )
         if not rows:
             return seq, []
-        return rows[-1][0], [(idx, doc_id, orjson.loads(body)) for _, idx, doc_id, body in rows]
+        return rows[-1][0], rows
+
+    def span(self, start_ms: int, end_ms: int, make: Callable[[str, str, dict], Any] | None = None) -> Span:
+        """Every event whose arrival time or ``@timestamp`` falls in ``[start_ms, end_ms]``,
+        read and decoded once, from which the windows inside that span are cut as
+        :meth:`search` cuts them (:meth:`Span.window`). ``make(index, id, doc)`` builds
+        the item a window holds for each event (default: the tuple :meth:`search` gives)."""
+        rows = self._fetch(
+            "SELECT seq, idx, id, ingested_ms, ts_ms, doc FROM events"
+            " WHERE ingested_ms BETWEEN ? AND ? OR ts_ms BETWEEN ? AND ?",
+            (start_ms, end_ms, start_ms, end_ms),
+        )
+        return Span(start_ms, end_ms, rows, make)
 
     def _fetch(self, sql: str, params: tuple) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -224,11 +242,77 @@ class EventStore:
             return self._conn.execute("SELECT MAX(ingested_ms) FROM events").fetchone()[0]
 
 
-def _sorted_on(
-    rows: list[tuple[str, str, dict]], field: str, fallback: str | None = None
-) -> list[tuple[str, str, dict]]:
-    def key(row: tuple[str, str, dict]) -> tuple[bool, int]:
-        values = lookup(row[2], field) or (lookup(row[2], fallback) if fallback else [])
+class Span:
+    """The events of a time span, decoded once (:meth:`EventStore.span`): the windows
+    inside it come out with :meth:`EventStore.search`'s events, in its order, without
+    reading the store again."""
+
+    def __init__(
+        self,
+        start_ms: int,
+        end_ms: int,
+        rows: list[tuple[int, str, str, int, int | None, str]],
+        make: Callable[[str, str, dict], Any] | None = None,
+    ) -> None:
+        self.start_ms, self.end_ms = start_ms, end_ms
+        make = make or (lambda idx, doc_id, doc: (idx, doc_id, doc))
+        # (seq, ingested_ms, ts_ms, item, doc) in arrival order
+        self._rows = [
+            (seq, ingested, ts, make(idx, doc_id, doc), doc)
+            for seq, idx, doc_id, ingested, ts, body in sorted(rows)
+            for doc in (orjson.loads(body),)
+        ]
+        self._by_seq = {row[0]: row[3] for row in self._rows}
+        self._on_ts: list | None = None
+        self._on_ingested: list | None = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def covers(self, start_ms: int, end_ms: int, timestamp_field: str | None) -> bool:
+        """Whether the window can be cut from this span (its time field is a stored column)."""
+        return (
+            timestamp_field in (None, "@timestamp", INGESTED)
+            and self.start_ms <= start_ms
+            and end_ms <= self.end_ms
+        )
+
+    def item(self, seq: int) -> Any:
+        """The item of the event at position ``seq`` (None: not in the span)."""
+        return self._by_seq.get(seq)
+
+    def window(
+        self,
+        start_ms: int,
+        end_ms: int,
+        *,
+        timestamp_field: str | None = INGESTED,
+        order_by: str | None = None,
+    ) -> list[Any]:
+        """The items of :meth:`EventStore.search` with the same arguments (the window must
+        be one the span :meth:`covers`)."""
+        if not self.covers(start_ms, end_ms, timestamp_field):
+            raise ValueError("the window is not inside the span")
+        by_ts = order_by == "@timestamp"
+        if timestamp_field in (None, "@timestamp") or by_ts:
+            if self._on_ts is None:
+                # ORDER BY ts_ms IS NULL, ts_ms, seq
+                self._on_ts = sorted(self._rows, key=lambda r: (r[2] is None, r[2] or 0, r[0]))
+            ordered = self._on_ts
+        else:
+            if self._on_ingested is None:
+                self._on_ingested = sorted(self._rows, key=lambda r: (r[1], r[0]))
+            ordered = self._on_ingested
+        col = 1 if timestamp_field == INGESTED else 2
+        kept = [r for r in ordered if r[col] is not None and start_ms <= r[col] <= end_ms]
+        if order_by is not None and not by_ts:
+            kept = _sorted_on(kept, order_by, doc_at=4)
+        return [r[3] for r in kept]
+
+
+def _sorted_on(rows: list, field: str, fallback: str | None = None, doc_at: int = 2) -> list:
+    def key(row: tuple) -> tuple[bool, int]:
+        values = lookup(row[doc_at], field) or (lookup(row[doc_at], fallback) if fallback else [])
         ms = to_millis(values[0]) if values else None
         return (ms is None, ms or 0)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from vigil.store.alerts import INSERT_ALERT
 from vigil.store.db import connect
 
 _SCHEMA = """
@@ -82,6 +83,17 @@ class RuleState:
     covered_to_ms: int | None = None
 
 
+@dataclass(slots=True)
+class Finished:
+    """A run to record (:meth:`RunStore.finish_many`) with the state it leaves."""
+
+    run: Run
+    started_ms: int | None = None  # the schedule moves on (the run's last window)
+    covered_to_ms: int | None = None
+    memory: dict[str, Any] | None = None
+    alerts: list[tuple] | None = None  # alert rows to store with it (alerts_written set from them)
+
+
 _RUN_COLS = [f for f in Run.__slots__]  # type: ignore[attr-defined]
 
 
@@ -110,31 +122,66 @@ class RunStore:
         """Record a run and advance the rule's state, in one transaction. ``memory`` is what
         the rule carries to its next run (kind -> JSON value: a threshold rule's signal
         history, suppression groups), kept in the same transaction as the schedule."""
-        values = [getattr(run, c) for c in _RUN_COLS]
+        self.finish_many([Finished(run, started_ms, covered_to_ms, memory)])
+
+    def finish_many(self, records: list[Finished]) -> None:
+        """Record many runs (each as :meth:`finish`) and store their alerts, all in one
+        transaction: a crash before it ends repeats every one of them, and alert ids make
+        the repeat write each alert once. A record's ``alerts`` (rows of
+        :func:`vigil.store.alerts.alert_rows`) sets its run's ``alerts_written`` to those
+        not stored before, by it or by an earlier record."""
+        if not records:
+            return
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute(
+                rows = [row for f in records if f.alerts for row in f.alerts]
+                if rows:
+                    known = self._known([row[0] for row in rows])
+                    for f in records:
+                        if f.alerts is not None:
+                            new = 0
+                            for row in f.alerts:
+                                if row[0] not in known:
+                                    known.add(row[0])
+                                    new += 1
+                            f.run.alerts_written = new
+                    self._conn.executemany(INSERT_ALERT, rows)
+                self._conn.executemany(
                     f"INSERT INTO runs ({', '.join(_RUN_COLS)}) VALUES ({', '.join('?' * len(_RUN_COLS))})",
-                    values,
+                    [[getattr(f.run, c) for c in _RUN_COLS] for f in records],
                 )
-                if started_ms is not None or covered_to_ms is not None:
-                    self._conn.execute(
-                        "INSERT INTO rule_state (rule_id, last_started_ms, covered_to_ms) VALUES (?,?,?)"
-                        " ON CONFLICT(rule_id) DO UPDATE SET"
-                        " last_started_ms = COALESCE(excluded.last_started_ms, last_started_ms),"
-                        " covered_to_ms = MAX(COALESCE(excluded.covered_to_ms, 0), COALESCE(covered_to_ms, 0))",
-                        (run.rule_id, started_ms, covered_to_ms),
-                    )
-                for kind, value in (memory or {}).items():
-                    self._conn.execute(
-                        "INSERT OR REPLACE INTO rule_memory (rule_id, kind, body) VALUES (?,?,?)",
-                        (run.rule_id, kind, orjson.dumps(value).decode()),
-                    )
+                self._conn.executemany(
+                    "INSERT INTO rule_state (rule_id, last_started_ms, covered_to_ms) VALUES (?,?,?)"
+                    " ON CONFLICT(rule_id) DO UPDATE SET"
+                    " last_started_ms = COALESCE(excluded.last_started_ms, last_started_ms),"
+                    " covered_to_ms = MAX(COALESCE(excluded.covered_to_ms, 0), COALESCE(covered_to_ms, 0))",
+                    [
+                        (f.run.rule_id, f.started_ms, f.covered_to_ms)
+                        for f in records
+                        if f.started_ms is not None or f.covered_to_ms is not None
+                    ],
+                )
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO rule_memory (rule_id, kind, body) VALUES (?,?,?)",
+                    [
+                        (f.run.rule_id, kind, orjson.dumps(value).decode())
+                        for f in records
+                        for kind, value in (f.memory or {}).items()
+                    ],
+                )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    def _known(self, uuids: list[str]) -> set[str]:
+        out: set[str] = set()
+        for i in range(0, len(uuids), 500):
+            chunk = uuids[i : i + 500]
+            sql = f"SELECT uuid FROM alerts WHERE uuid IN ({','.join('?' * len(chunk))})"
+            out.update(r[0] for r in self._conn.execute(sql, chunk))
+        return out
 
     def runs(self, rule_id: str | None = None, limit: int | None = 100) -> list[dict]:
         sql = f"SELECT {', '.join(_RUN_COLS)} FROM runs"
@@ -164,6 +211,23 @@ class RunStore:
             return RuleState(rule_id)
         enabled = None if row[0] is None else bool(row[0])
         return RuleState(rule_id, enabled, row[1], row[2])
+
+    def states(self) -> dict[str, RuleState]:
+        """Every rule's state, read at once (a rule with none recorded is absent)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT rule_id, enabled, last_started_ms, covered_to_ms FROM rule_state"
+            ).fetchall()
+        return {r[0]: RuleState(r[0], None if r[1] is None else bool(r[1]), r[2], r[3]) for r in rows}
+
+    def memories(self, kinds: tuple[str, ...]) -> dict[tuple[str, str], Any]:
+        """What every rule's last recorded run left it under ``kinds``, by (rule, kind)."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT rule_id, kind, body FROM rule_memory WHERE kind IN ({','.join('?' * len(kinds))})",
+                kinds,
+            ).fetchall()
+        return {(r[0], r[1]): orjson.loads(r[2]) for r in rows}
 
     def memory(self, rule_id: str, kind: str) -> Any:
         """What the rule's last recorded run left it under ``kind`` (None: nothing yet)."""
