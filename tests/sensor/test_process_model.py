@@ -4,12 +4,17 @@ which prebuilt rules `vigil watch` runs, and routing by category that changes no
 from __future__ import annotations
 
 import copy
+import ipaddress
+import socket
 import struct
+
+import pytest
 
 from vigil.cli.watch import ByCategory, for_this_host
 from vigil.engine import Engine
 from vigil.events.model import Event
 from vigil.sensor.ecs import HostInfo
+from vigil.sensor.network import endpoints
 from vigil.sensor.process import ProcessTracker, Task, capability_names, decode, tty_kind
 from vigil.sensor.programs import sensor as prog
 
@@ -116,6 +121,68 @@ def test_exec_keeps_the_previous_program_and_the_entity_id():
     doc = t.document("exec", second, event_id="e", now_ns=0)
     assert doc["user"]["id"] == "0" and doc["user"]["Ext"]["real"]["id"] == "1000"
     assert doc["process"]["real_user"]["id"] == "1000" and doc["process"]["user"]["id"] == "0"
+
+
+def _creds_record(euid: int, sid: int = 42) -> bytes:
+    raw = bytearray(_record(prog.CREDS, [], [], []))
+    struct.pack_into("<8I", raw, prog.O_CREDS, 1000, 1000, 1000, 1000, euid, 1000, euid, 1000)
+    struct.pack_into("<II", raw, prog.O_PGID, sid, sid)
+    return bytes(raw)
+
+
+def test_documents_follow_a_change_of_user_and_session_after_being_built_once():
+    # Views of a process are kept between its events: a uid change or setsid must show.
+    t = ProcessTracker(HostInfo.local())
+    [(_, task, _)] = t.handle(decode(_record(prog.EXEC, [b"su"], [b"bin", b"su"], [])))
+    before = t.document("exec", task, event_id="a", now_ns=0)
+    assert before["process"]["user"]["id"] == "0"
+    events = t.handle(decode(_creds_record(euid=1000)))
+    assert [action for action, _, _ in events] == ["uid_change", "gid_change"]
+    after = t.document("uid_change", events[0][1], event_id="b", now_ns=0)
+    assert after["process"]["user"]["id"] == "1000" and after["user"]["id"] == "1000"
+    assert before["process"]["user"]["id"] == "0"  # an event already made is never changed
+    raw = bytearray(_record(prog.SETSID, [], [], []))
+    struct.pack_into("<8I", raw, prog.O_CREDS, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000)
+    struct.pack_into("<II", raw, prog.O_PGID, 42, 42)
+    [(action, task, _)] = t.handle(decode(bytes(raw)))
+    doc = t.document(action, task, event_id="c", now_ns=0)
+    assert doc["process"]["session_leader"]["same_as_process"] is True
+    assert doc["process"]["group_leader"]["entity_id"] == task.entity
+
+
+def test_every_event_of_a_process_carries_the_same_fields_as_a_fresh_description():
+    t = _tracker(_task(1, 0, "/sbin/init"), _task(300, 1, "/usr/sbin/sshd"), _task(500, 300, "/bin/bash"))
+    bash = t.get(500)
+    first = t.document("exec", bash, event_id="a", now_ns=0)
+    again = t.document("end", bash, event_id="b", now_ns=0)
+    fresh = _tracker(_task(1, 0, "/sbin/init"), _task(300, 1, "/usr/sbin/sshd"), _task(500, 300, "/bin/bash"))
+    fresh.boot_ns = t.boot_ns
+    expected = fresh.document("end", fresh.get(500), event_id="b", now_ns=0)
+    assert again == expected and first["process"]["parent"] == expected["process"]["parent"]
+    assert again["process"]["Ext"]["ancestry"] == [t.get(300).entity, t.get(1).entity]
+
+
+@pytest.mark.parametrize(
+    "family, remote, text",
+    [
+        (socket.AF_INET, bytes([10, 0, 0, 7]), "10.0.0.7"),
+        (socket.AF_INET6, bytes(10) + b"\xff\xff" + bytes([192, 168, 1, 2]), "192.168.1.2"),
+        (socket.AF_INET6, bytes(15) + b"\x01", "::1"),
+        (socket.AF_INET6, bytes(12) + bytes([1, 2, 3, 4]), "::102:304"),
+        (socket.AF_INET6, bytes.fromhex("20010db8000000000001000000000001"), "2001:db8::1:0:0:1"),
+    ],
+)
+def test_socket_addresses_are_written_as_python_ipaddress_writes_them(family, remote, text):
+    raw = bytearray(_record(prog.CONNECT, [], [], []))
+    struct.pack_into("<HH", raw, prog.O_FAMILY, family, 5555)
+    struct.pack_into(">H", raw, prog.O_DPORT, 443)
+    if family == socket.AF_INET:
+        raw[prog.O_DADDR4 : prog.O_DADDR4 + 4] = remote
+    else:
+        raw[prog.O_DADDR6 : prog.O_DADDR6 + 16] = remote
+    local, got, lport, rport, kind = endpoints(decode(bytes(raw)))
+    assert got == text == str(ipaddress.ip_address(text))
+    assert (lport, rport, kind) == (5555, 443, "ipv4" if "." in text else "ipv6")
 
 
 def test_watch_runs_the_linux_endpoint_rules(prebuilt_rules):

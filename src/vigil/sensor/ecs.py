@@ -142,6 +142,10 @@ def entity_id(agent_id: str, pid: int, start: float) -> str:
     return base64.b64encode(f"{agent_id}-{pid}-{int(start)}".encode()).decode()
 
 
+_ECS = {"version": ECS_VERSION}
+_CONSTANT: dict[tuple[str, str], tuple[dict, list[str]]] = {}
+
+
 def envelope(
     host: HostInfo,
     dataset: str,
@@ -153,16 +157,24 @@ def envelope(
     ts: str,
     message: str,
 ) -> dict:
-    """What every Defend-shaped event carries besides its own fields."""
+    """What every Defend-shaped event carries besides its own fields. The parts that are the
+    same in every event (agent, host, ecs, data_stream, event.category) are shared, not copied:
+    no reader changes an event."""
+    constant = _CONSTANT.get((dataset, category))
+    if constant is None:
+        constant = _CONSTANT[(dataset, category)] = (
+            {"type": "logs", "dataset": dataset, "namespace": "default"},
+            [category],
+        )
     return {
         "@timestamp": ts,
-        "agent": dict(host.agent),
-        "ecs": {"version": ECS_VERSION},
-        "data_stream": {"type": "logs", "dataset": dataset, "namespace": "default"},
+        "agent": host.agent,
+        "ecs": _ECS,
+        "data_stream": constant[0],
         "event": {
             "kind": "event",
-            "category": [category],
-            "type": list(types),
+            "category": constant[1],
+            "type": types,
             "action": action,
             "dataset": dataset,
             "module": "endpoint",

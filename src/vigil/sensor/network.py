@@ -15,6 +15,7 @@ import ipaddress
 import socket
 import struct
 from collections import OrderedDict
+from functools import lru_cache
 
 from vigil.sensor.ecs import envelope, timestamp
 from vigil.sensor.process import ProcessTracker, Record
@@ -24,23 +25,37 @@ DATASET = "endpoint.events.network"
 INDEX = f"logs-{DATASET}-default"
 
 
+_MAPPED = bytes(10) + b"\xff\xff"  # ::ffff:a.b.c.d, an IPv4 peer of an IPv6 socket
+_PORTS = struct.Struct("<HH")
+_DPORT = struct.Struct(">H")
+_SK = struct.Struct("<Q")
+
+
+@lru_cache(maxsize=4096)
+def _ip6(raw: bytes) -> tuple[str, int]:
+    """Text and version of a 16-byte address, as Python's ``ipaddress`` writes it."""
+    if raw[:12] == _MAPPED:
+        return socket.inet_ntop(socket.AF_INET, raw[12:]), 4
+    return str(ipaddress.IPv6Address(raw)), 6
+
+
 def endpoints(rec: Record) -> tuple[str, str, int, int, str] | None:
     """(local ip, remote ip, local port, remote port, network.type) of a socket record."""
     raw = rec.raw
-    family, sport = struct.unpack_from("<HH", raw, prog.O_FAMILY)
-    dport = struct.unpack_from(">H", raw, prog.O_DPORT)[0]
+    family, sport = _PORTS.unpack_from(raw, prog.O_FAMILY)
+    dport = _DPORT.unpack_from(raw, prog.O_DPORT)[0]
     if family == socket.AF_INET:
-        remote = ipaddress.IPv4Address(raw[prog.O_DADDR4 : prog.O_DADDR4 + 4])
-        local = ipaddress.IPv4Address(raw[prog.O_SADDR4 : prog.O_SADDR4 + 4])
-    elif family == socket.AF_INET6:
-        remote = ipaddress.IPv6Address(raw[prog.O_DADDR6 : prog.O_DADDR6 + 16])
-        local = ipaddress.IPv6Address(raw[prog.O_SADDR6 : prog.O_SADDR6 + 16])
-        remote = remote.ipv4_mapped or remote
-        local = local.ipv4_mapped or local
-    else:
-        return None
-    kind = "ipv4" if remote.version == 4 else "ipv6"
-    return str(local), str(remote), sport, dport, kind
+        remote = socket.inet_ntop(socket.AF_INET, raw[prog.O_DADDR4 : prog.O_DADDR4 + 4])
+        local = socket.inet_ntop(socket.AF_INET, raw[prog.O_SADDR4 : prog.O_SADDR4 + 4])
+        return local, remote, sport, dport, "ipv4"
+    if family == socket.AF_INET6:
+        remote, version = _ip6(raw[prog.O_DADDR6 : prog.O_DADDR6 + 16])
+        local = _ip6(raw[prog.O_SADDR6 : prog.O_SADDR6 + 16])[0]
+        return local, remote, sport, dport, "ipv4" if version == 4 else "ipv6"
+    return None
+
+
+_START, _END = ["start"], ["end"]
 
 
 class NetworkTracker:
@@ -55,7 +70,7 @@ class NetworkTracker:
         ends = endpoints(rec)
         if ends is None:
             return []
-        sk = struct.unpack_from("<Q", rec.raw, prog.O_SK)[0]
+        sk = _SK.unpack_from(rec.raw, prog.O_SK)[0]
         if rec.kind == prog.CONNECT:
             task = self.procs.current(rec)
             self._remember(sk, "connection_attempted", task.pid, task.start)
@@ -106,20 +121,8 @@ class NetworkTracker:
         inbound = action == "connection_accepted" or accepted
         src, dst = ((remote, rport), (local, lport)) if inbound else ((local, lport), (remote, rport))
         ts = timestamp(now_ns)
-        full = self.procs.process_fields(task)
-        process: dict = {
-            k: full[k] for k in ("pid", "entity_id", "executable", "name", "command_line") if k in full
-        }
-        process["parent"] = (
-            {"entity_id": full["parent"]["entity_id"]} if "entity_id" in full["parent"] else {}
-        )
-        process["parent"]["pid"] = full["parent"]["pid"]
-        for key in ("group_leader", "session_leader", "entry_leader"):
-            if key in full:
-                process[key] = {"entity_id": full[key]["entity_id"]}
-        process["Ext"] = full["Ext"]
-        process["thread"] = full["thread"]
-        event_type = ["end"] if action == "disconnect_received" else ["start"]
+        process, user, group = self.procs.network_fields(task)
+        event_type = _END if action == "disconnect_received" else _START
         addr = {"source": {"address": src[0], "ip": src[0]}, "destination": {"address": dst[0], "ip": dst[0]}}
         if src[1]:
             addr["source"]["port"] = src[1]
@@ -131,6 +134,7 @@ class NetworkTracker:
         )  # fmt: skip
         doc["network"] = {"direction": "ingress" if inbound else "egress", "transport": "tcp", "type": kind}
         doc["process"] = process
-        doc["user"] = full["user"]
-        doc["group"] = full["group"]
-        return doc | addr
+        doc["user"] = user
+        doc["group"] = group
+        doc.update(addr)
+        return doc

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -104,10 +105,20 @@ class Task:
     exit_code: int | None = None
     entry: int | None = None  # pid of the entry leader
     entity: str = ""
+    # What the documents show of this process, built at its first event and kept while the
+    # facts they show stay the same (``changed`` drops them): shared by every event about it,
+    # never changed once built.
+    views: dict | None = field(default=None, repr=False, compare=False)
+    ancestry: list[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str | None:
         return self.executable.rpartition("/")[2] if self.executable else None
+
+    def changed(self) -> None:
+        """Its users, capabilities, tty, session, group or parent changed: build views anew."""
+        self.views = None
+        self.ancestry = None
 
 
 @dataclass(slots=True)
@@ -270,7 +281,7 @@ class ProcessTracker:
         self.agent_id = host.agent["id"]
         self.tasks: dict[int, Task] = {}
         self.entry_types: dict[int, str] = {}  # entry leader pid -> entry_meta.type
-        self._ended: list[tuple[float, int, int]] = []  # (monotonic, pid, start)
+        self._ended: deque[tuple[float, int, int]] = deque()  # (monotonic, pid, start)
         self.linger = linger
         self.boot_ns = boot_wall_ns()
 
@@ -342,7 +353,7 @@ class ProcessTracker:
     def sweep(self) -> None:
         cutoff = time.monotonic() - self.linger
         while self._ended and self._ended[0][0] < cutoff:
-            _, pid, start = self._ended.pop(0)
+            _, pid, start = self._ended.popleft()
             task = self.tasks.get(pid)
             if task is not None and task.start == start and task.end is not None:
                 del self.tasks[pid]
@@ -385,6 +396,7 @@ class ProcessTracker:
             return [("end", task, rec)]
         if kind == prog.SETSID:
             task.sid, task.pgid = rec.sid, rec.pgid
+            task.changed()
             self._evaluate_entry(task)
             return [("session_id_change", task, rec)]
         if kind == prog.CREDS:
@@ -413,6 +425,7 @@ class ProcessTracker:
 
     @staticmethod
     def _fill(task: Task, rec: Record) -> None:
+        task.changed()
         c = rec.creds
         task.uid, task.gid, task.euid, task.egid = c[0], c[1], c[4], c[5]
         task.cap_perm, task.cap_eff = rec.cap_perm, rec.cap_eff
@@ -420,13 +433,79 @@ class ProcessTracker:
         task.ppid = rec.ppid
 
     # ----- ECS
+    #
+    # A process's own fields, its short form (on a child's parent and as a leader) and its
+    # users are built once per process and shared by the events about it: the documents of a
+    # busy host are mostly the same few processes described again.
 
     def _start_iso(self, task: Task) -> str:
         return timestamp(self.boot_ns + task.start * TICKS_NS)
 
+    def _views(self, task: Task) -> dict:
+        views = task.views
+        if views is None:
+            views = task.views = {}
+        return views
+
+    def _form(self, task: Task, full: bool) -> dict:
+        """process.* of ``task``, kept (the full form also keeps the event's user and group)."""
+        views = self._views(task)
+        key = "full" if full else "short"
+        form = views.get(key)
+        if form is None:
+            form = views[key] = self._describe(task, full=full)
+            if full:
+                views["user"] = form["user"] | {"Ext": {"real": form["real_user"]}}
+                views["group"] = form["group"] | {"Ext": {"real": form["real_group"]}}
+        return form
+
+    def _short(self, task: Task) -> dict:
+        return self._form(task, False)
+
+    def _full(self, task: Task) -> dict:
+        return self._form(task, True)
+
+    def _leader(self, leader: Task, same: bool) -> dict:
+        """The short form of a group or session leader, with ``same_as_process``."""
+        views = self._views(leader)
+        key = "leader_same" if same else "leader"
+        view = views.get(key)
+        if view is None:
+            view = views[key] = self._short(leader) | {"same_as_process": same}
+        return view
+
+    def _entry_leader(self, leader: Task, same: bool) -> dict:
+        views = self._views(leader)
+        kind = self.entry_types.get(leader.pid, "unknown")
+        lp = self.tasks.get(leader.ppid)
+        key = ("entry", same, kind, lp.entity if lp is not None else None)
+        view = views.get(key)
+        if view is None:
+            view = self._short(leader) | {"same_as_process": same}
+            view["entry_meta"] = {"type": kind}
+            if lp is not None:
+                view["parent"] = {"pid": lp.pid, "entity_id": lp.entity, "start": self._start_iso(lp)}
+            views[key] = view
+        return view
+
+    def _ancestry(self, task: Task, parent: Task | None) -> list[str]:
+        """Entity ids of the parent, its parent... (at most 20), as known at the first event."""
+        ancestry = task.ancestry
+        if ancestry is None:
+            ancestry, seen, cur = [], {task.pid}, parent
+            while cur is not None and cur.pid not in seen and len(ancestry) < 20:
+                ancestry.append(cur.entity)
+                seen.add(cur.pid)
+                cur = self.tasks.get(cur.ppid)
+            task.ancestry = ancestry
+        return ancestry
+
     def describe(self, task: Task, *, full: bool = True) -> dict:
         """process.* of ``task`` (``full``: args, cwd, users; else the short form Defend puts
         on the parent and leaders)."""
+        return dict(self._full(task) if full else self._short(task))
+
+    def _describe(self, task: Task, *, full: bool) -> dict:
         out: dict = {"pid": task.pid, "entity_id": task.entity, "start": self._start_iso(task)}
         if task.executable:
             out["executable"] = task.executable
@@ -457,32 +536,54 @@ class ProcessTracker:
         return out
 
     def process_fields(self, task: Task) -> dict:
-        process = self.describe(task)
-        parent = self.tasks.get(task.ppid)
+        process = dict(self._full(task))
+        tasks = self.tasks
+        parent = tasks.get(task.ppid)
         if parent is not None and parent.pid != task.pid:
-            process["parent"] = self.describe(parent, full=False)
+            process["parent"] = self._short(parent)
         else:
             process["parent"] = {"pid": task.ppid}
-        for key, pid in (("group_leader", task.pgid), ("session_leader", task.sid)):
-            leader = self.tasks.get(pid)
-            if leader is not None:
-                process[key] = self.describe(leader, full=False) | {"same_as_process": leader is task}
+        leader = tasks.get(task.pgid)
+        if leader is not None:
+            process["group_leader"] = self._leader(leader, leader is task)
+        leader = tasks.get(task.sid)
+        if leader is not None:
+            process["session_leader"] = self._leader(leader, leader is task)
         if task.entry is not None:
-            leader = self.tasks.get(task.entry)
+            leader = tasks.get(task.entry)
             if leader is not None:
-                entry = self.describe(leader, full=False) | {"same_as_process": leader is task}
-                entry["entry_meta"] = {"type": self.entry_types.get(leader.pid, "unknown")}
-                lp = self.tasks.get(leader.ppid)
-                if lp is not None:
-                    entry["parent"] = {"pid": lp.pid, "entity_id": lp.entity, "start": self._start_iso(lp)}
-                process["entry_leader"] = entry
-        ancestry, seen, cur = [], {task.pid}, parent
-        while cur is not None and cur.pid not in seen and len(ancestry) < 20:
-            ancestry.append(cur.entity)
-            seen.add(cur.pid)
-            cur = self.tasks.get(cur.ppid)
-        process["Ext"] = {"ancestry": ancestry}
+                process["entry_leader"] = self._entry_leader(leader, leader is task)
+        process["Ext"] = {"ancestry": self._ancestry(task, parent)}
         return process
+
+    def network_fields(self, task: Task) -> tuple[dict, dict, dict]:
+        """The short process form of network events (no args), its ``user`` and ``group``."""
+        full = self._full(task)
+        process: dict = {"pid": task.pid, "entity_id": task.entity}
+        if "executable" in full:
+            process["executable"] = full["executable"]
+            process["name"] = full["name"]
+        if "command_line" in full:
+            process["command_line"] = full["command_line"]
+        tasks = self.tasks
+        parent = tasks.get(task.ppid)
+        if parent is not None and parent.pid != task.pid:
+            process["parent"] = {"entity_id": parent.entity, "pid": parent.pid}
+        else:
+            process["parent"] = {"pid": task.ppid}
+        leader = tasks.get(task.pgid)
+        if leader is not None:
+            process["group_leader"] = {"entity_id": leader.entity}
+        leader = tasks.get(task.sid)
+        if leader is not None:
+            process["session_leader"] = {"entity_id": leader.entity}
+        if task.entry is not None:
+            leader = tasks.get(task.entry)
+            if leader is not None:
+                process["entry_leader"] = {"entity_id": leader.entity}
+        process["Ext"] = {"ancestry": self._ancestry(task, parent)}
+        process["thread"] = full["thread"]
+        return process, full["user"], full["group"]
 
     def document(self, action: str, task: Task, *, event_id: str, now_ns: int) -> dict:
         ts = timestamp(now_ns)
@@ -499,11 +600,13 @@ class ProcessTracker:
             message="Endpoint process event",
         )  # fmt: skip
         doc["process"] = process
-        doc["user"] = process["user"] | {"Ext": {"real": process["real_user"]}}
-        doc["group"] = process["group"] | {"Ext": {"real": process["real_group"]}}
+        views = task.views
+        doc["user"] = views["user"]
+        doc["group"] = views["group"]
         return doc
 
 
+@lru_cache(maxsize=1024)
 def _id_name(ident: int, namer) -> dict:
     out: dict = {"id": str(ident)}
     name = namer(ident)
