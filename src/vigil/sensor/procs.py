@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # The dynamic loader is opened for exec by the kernel right after the program itself;
@@ -105,6 +106,12 @@ class ProcessTable:
         self.linger = linger
         self._interpreters: set[str] = set()
         self._pending_exec: dict[int, Proc] = {}
+        # What a program's file says of its loader, by path and identity (dev, inode, change
+        # time): read once per program file, not at every run.
+        self._interp_of: dict[tuple, str | None] = {}
+        # ``known(pid, path)``: the process as another source already has it (the eBPF
+        # sensor's exec record), so that /proc is read only when none has.
+        self.known: Callable[[int, str], Proc | None] | None = None
 
     def snapshot(self) -> int:
         """Learn the processes already running (from /proc; marked as such)."""
@@ -120,7 +127,7 @@ class ProcessTable:
     def on_open_exec(self, pid: int, path: str) -> None:
         if is_loader(path, self._interpreters):
             return
-        interp = elf_interpreter(path)
+        interp = self._interpreter(path)
         if interp:
             self._interpreters.add(interp)
         old = self.lookup(pid, read=False)  # the identity before this exec (a fork: its parent's)
@@ -136,12 +143,29 @@ class ProcessTable:
             proc.uid, proc.gid = seen.uid, seen.gid
             proc.ppid = seen.ppid if seen.ppid is not None else proc.ppid
         else:
-            live = read_proc(pid)
+            live = self.known(pid, path) if self.known is not None else None
+            if live is None:
+                live = read_proc(pid)
             if live and live.executable == path:
                 proc.args = live.args
                 proc.uid, proc.gid = live.uid, live.gid
                 proc.ppid = live.ppid if live.ppid is not None else proc.ppid
         self.procs[pid] = proc
+
+    def _interpreter(self, path: str) -> str | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        key = (path, st.st_dev, st.st_ino, st.st_ctime_ns)
+        try:
+            return self._interp_of[key]
+        except KeyError:
+            pass
+        if len(self._interp_of) >= 4096:
+            self._interp_of.clear()
+        interp = self._interp_of[key] = elf_interpreter(path)
+        return interp
 
     def on_fork(self, parent: int, child: int) -> None:
         # The connector runs ahead of the fanotify queue: the parent's exec may not be read

@@ -118,6 +118,8 @@ class Sensor:
                 except OSError:
                     self.connector = None
                     self.fallback = None
+            if self.kernel is not None:
+                self.procs.known = self._kernel_proc
             self.procs.snapshot()
         except BaseException:
             self.close()
@@ -152,11 +154,12 @@ class Sensor:
     def poll(self, timeout: float | None = None) -> list[dict]:
         """Events that arrived, waiting up to ``timeout`` seconds (None: forever)."""
         fds = [self.group.fd] if self.kernel is None else [self.group.fd, self.kernel.fileno()]
-        if self.kernel is not None and self.kernel.pending():
+        behind = self.kernel is not None and self.kernel.pending()
+        if behind:
             timeout = 0
         ready, _, _ = select.select(fds, [], [], timeout)
         out: list[dict] = []
-        if ready and self.coalesce:
+        if ready and self.coalesce and not behind:
             time.sleep(self.coalesce)
         self._drain_connector()
         if self._pending:
@@ -182,6 +185,11 @@ class Sensor:
     def _drain_kernel(self) -> list[dict]:
         assert self.kernel is not None
         docs = self.kernel.poll()
+        if self.kernel.exited:
+            # The file sensor's table lets ended processes go after a while, as the kernel's.
+            for pid in self.kernel.exited:
+                self.procs.on_exit(pid)
+            self.kernel.exited = []
         ks = self.kernel.stats
         self.stats.process, self.stats.network, self.stats.kernel_lost = ks.process, ks.network, ks.dropped
         return docs
@@ -331,6 +339,14 @@ class Sensor:
             stat=stat,
             parent_entity=parent_entity,
         )
+
+    def _kernel_proc(self, pid: int, path: str) -> Proc | None:
+        """The program ``pid`` runs as the eBPF exec record gave it, if it is ``path``."""
+        assert self.kernel is not None
+        task = self.kernel.procs.get(pid)
+        if task is None or task.executable != path:
+            return None
+        return Proc(pid, task.executable, task.args, task.ppid, source="proc", uid=task.uid, gid=task.gid)
 
     def _event_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
