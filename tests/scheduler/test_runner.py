@@ -184,3 +184,25 @@ def test_rules_of_one_schedule_read_their_window_once_and_still_see_only_their_i
     clock.now = T + 5 * M
     (run,) = s.run_rule(rules[1], T + 5 * M)
     assert run.events_searched == 2
+
+
+class PickyRunStore(RunStore):
+    """The real run store, refusing the runs of rule "bad" unless they are failed runs."""
+
+    def finish_many(self, records):
+        if any(f.run.rule_id == "bad" and f.run.error is None for f in records):
+            raise OSError("disk says no")
+        return super().finish_many(records)
+
+
+def test_runs_that_cannot_be_recorded_fail_alone_and_the_tick_records_the_others(tmp_path):
+    clock = ManualClock(T)
+    db = tmp_path / "v.db"
+    s = Scheduler([rule("good"), rule("bad")], EventStore(db), AlertStore(db), PickyRunStore(db), clock=clock)
+    s.events.write([Write("logs-a", ev("x", T))], T)
+    runs = {r.rule_id: r for r in s.tick()}
+    assert runs["good"].error is None and runs["good"].alerts_written == 1
+    assert "disk says no" in runs["bad"].error
+    recorded = {r["rule_id"]: r for r in s.runs.runs()}
+    assert recorded["good"]["alerts_written"] == 1 and "disk says no" in recorded["bad"]["error"]
+    assert [a["kibana.alert.rule.rule_id"] for a in s.alerts.list()] == ["good"]

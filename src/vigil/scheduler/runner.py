@@ -139,6 +139,10 @@ class _Tick:
         self.windows: dict[tuple, WindowEvents] = {}
         self.pages: dict[int, tuple[int, list[Event]]] = {}
         self.lock = threading.Lock()
+        # While the tick waits for its jobs, what they found is recorded by the tick, all in
+        # one transaction (rules, their runs); a job ending after that records its own.
+        self.collecting = False
+        self.finished: list[tuple[list[Any], list[Finished]]] = []
 
 
 def _event(index: str, doc_id: str, doc: dict) -> Event:
@@ -285,7 +289,7 @@ class Scheduler:
         # One "now" for the tick: rules due together search the same window, read once.
         now = self.clock.now_ms()
         ctx = _Tick(now, self.runs.states(), self.runs.memories(MEMORY_KINDS))
-        slots: list[list[Run] | tuple[list[str], Future]] = []
+        slots: list[tuple[list[str], Future]] = []
         due: list[Any] = []
         failed: list[Finished] = []
         for rule in list(self.rules.values()):
@@ -300,12 +304,11 @@ class Scheduler:
             except VigilError as exc:
                 # A rule with an unreadable schedule: record it once, keep the others running.
                 if state.last_started_ms is None:
-                    run = Run(rid, now, 0, now, now, error=exc.render())
-                    failed.append(Finished(run, started_ms=now))
-                    slots.append([run])
+                    failed.append(Finished(Run(rid, now, 0, now, now, error=exc.render()), started_ms=now))
                 continue
             due.append(rule)
-        self.runs.finish_many(failed)
+        ctx.finished.append(([], failed))
+        ctx.collecting = True
         jobs = self._jobs(ctx, due, now)
         self._read_span(ctx, jobs)
         for how, rules in jobs:
@@ -314,19 +317,19 @@ class Scheduler:
                 self._busy.update(rids)
             slots.append((rids, self._pool.submit(self._job, ctx, how, rules, now)))
         deadline = None if wait_s is None else time.monotonic() + wait_s
-        done: list[Run] = []
-        for slot in slots:
-            if isinstance(slot, list):
-                done.extend(slot)
-                continue
-            rids, future = slot
+        for rids, future in slots:
             try:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                done.extend(future.result(timeout=left))
+                future.result(timeout=left)
             except FutureTimeout:
                 log.info("rules %s still running; the other rules go on", ", ".join(rids[:5]))
+        with ctx.lock:
+            ctx.collecting = False
+            finished, ctx.finished = ctx.finished, []
+        self._commit(finished, now)
         order = {rid: i for i, rid in enumerate(self.rules)}
         # Runs in rule order (a job's runs come together), each rule's windows oldest first.
+        done = [f.run for _, records in finished for f in records]
         done.sort(key=lambda r: order.get(r.rule_id, len(order)))
         return done
 
@@ -383,32 +386,57 @@ class Scheduler:
             ctx.span = self.events.span(min(starts), ctx.now_ms, make=_event)
 
     def _job(self, ctx: _Tick, how: str | None, rules: list[Any], now_ms: int) -> list[Run]:
-        """Run ``rules`` (one rule, or rules searched together: see :meth:`_jobs`) and record
-        their runs and alerts in one transaction."""
-        records: list[Finished] = []
+        """Run ``rules`` (one rule, or rules searched together: see :meth:`_jobs`); their runs
+        and alerts are recorded with the tick's, or on their own once the tick has stopped
+        waiting."""
         try:
             records = self._run_rules(ctx, how, rules, now_ms)
-            self.runs.finish_many(records)
-            return [f.run for f in records]
         except Exception as exc:  # a broken rule must not stop the others
             log.error(
                 "rules %s failed: %s\n%s", ", ".join(map(rule_id, rules[:5])), exc, traceback.format_exc()
             )
-            error = f"{type(exc).__name__}: {str(exc)[:500]}"
-            failed = [
-                Finished(Run(rule_id(r), now_ms, 0, now_ms, now_ms, error=error), started_ms=now_ms)
-                for r in rules
-            ]
-            try:
-                self.runs.finish_many(failed)
-            except Exception:
-                log.exception(
-                    "rules %s: the failed runs could not be recorded", ", ".join(map(rule_id, rules[:5]))
-                )
-            return [f.run for f in failed]
+            records = self._failed(rules, now_ms, exc)
+        with ctx.lock:
+            if ctx.collecting:
+                ctx.finished.append((rules, records))
+                return [f.run for f in records]
+        return self._commit([(rules, records)], now_ms)
+
+    @staticmethod
+    def _failed(rules: list[Any], now_ms: int, exc: BaseException) -> list[Finished]:
+        error = f"{type(exc).__name__}: {str(exc)[:500]}"
+        return [
+            Finished(Run(rule_id(r), now_ms, 0, now_ms, now_ms, error=error), started_ms=now_ms)
+            for r in rules
+        ]
+
+    def _commit(self, jobs: list[tuple[list[Any], list[Finished]]], now_ms: int) -> list[Run]:
+        """Record the runs and alerts of ``jobs`` in one transaction; if that fails, each
+        job's on its own, and a job whose records cannot be written as its rules' failed
+        runs. The jobs' rules may then run again."""
+        try:
+            self.runs.finish_many([f for _, records in jobs for f in records])
+        except Exception as together:
+            log.exception("runs could not be recorded together; each job's alone")
+            for rules, records in jobs:
+                exc = together
+                if len(jobs) > 1:
+                    try:
+                        self.runs.finish_many(records)
+                        continue
+                    except Exception as alone:
+                        exc = alone
+                records[:] = self._failed(rules, now_ms, exc)
+                try:
+                    self.runs.finish_many(records)
+                except Exception:
+                    log.exception(
+                        "rules %s: the failed runs could not be recorded", ", ".join(map(rule_id, rules[:5]))
+                    )
         finally:
             with self._lock:
-                self._busy.difference_update(rule_id(r) for r in rules)
+                self._busy.difference_update(rule_id(r) for rules, _ in jobs for r in rules)
+        return [f.run for _, records in jobs for f in records]
 
     def _plan(self, ctx: _Tick | None, rule: Any, now_ms: int):
         interval = duration_ms(getattr(rule, "interval", "5m"), what="interval")
