@@ -89,16 +89,22 @@ class EventRules:
 
 
 class Starts:
-    """Per rule, the rows of a batch whose index the rule reads (None: no row)."""
+    """Per rule, the rows of a batch whose index the rule reads (None: no row).
 
-    def __init__(self) -> None:
-        self._reads: dict[tuple, bool] = {}  # (index patterns, index): rules share patterns
+    ``patterns(rule)`` gives the index patterns a rule reads (rules share them, so the
+    answer is kept per patterns and index) and ``reads(rule, index)`` decides; by
+    default a rule's ``index`` and :meth:`matches_index`."""
+
+    def __init__(self, patterns=None, reads=None) -> None:
+        self._patterns = patterns or (lambda rule: tuple(rule.index or ()))
+        self._decide = reads or (lambda rule, index: rule.matches_index(index))
+        self._reads: dict[tuple, bool] = {}
 
     def reads(self, rule, index: str | None) -> bool:
-        key = (tuple(rule.index or ()), index)
+        key = (self._patterns(rule), index)
         found = self._reads.get(key)
         if found is None:
-            found = self._reads[key] = rule.matches_index(index)
+            found = self._reads[key] = self._decide(rule, index)
         return found
 
     def of(self, events: list[Event]):
@@ -126,6 +132,31 @@ class Starts:
             return found
 
         return start
+
+
+class Filtered:
+    """Rules as superset filters over batches of events: per rule, the rows of a batch
+    whose index it reads and that pass its filter (its own matcher then decides).
+    ``items`` are ``(rule, filter)`` pairs; ``patterns`` and ``reads`` as :class:`Starts`."""
+
+    def __init__(self, items: list[tuple], patterns=None, reads=None) -> None:
+        self.items = items
+        paths: set[str] = set()
+        for _, filt in items:
+            paths |= fields_of(filt)
+        self.reader = Reader(paths)
+        self.starts = Starts(patterns, reads)
+
+    def rows(self, events: list[Event]) -> Iterator[tuple[int, list[int]]]:
+        """``(k, rows)``: the rows of ``events`` that may match the ``k``-th rule."""
+        batch = self.reader.batch([e.doc for e in events])
+        start = self.starts.of(events)
+        for k, (rule, filt) in enumerate(self.items):
+            first = start(rule)
+            if first is not None:
+                rows = np.flatnonzero(batch.mask(filt, first))
+                if len(rows):
+                    yield k, rows.tolist()
 
 
 class EveryLine:

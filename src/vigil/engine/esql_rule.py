@@ -153,9 +153,9 @@ class EsqlReplay:
         self.stats: dict[str, dict[str, int]] = {r.rule_id: {"runs": 0, "alerts": 0} for r in self.rules}
         self._arrival = 0
         self._readers: dict[str | None, list] = {}  # index -> the rules whose FROM reads it
+        self._filtered = None  # the rules as filters over batches, built on first use
 
     def feed(self, event: Event) -> None:
-        from vigil.engine.replay import event_time
 
         self._arrival += 1
         readers = self._readers.get(event.index)
@@ -163,19 +163,55 @@ class EsqlReplay:
             readers = [r for r in self.rules if takes_index(self.programs[r.rule_id], event.index)]
             if len(self._readers) < 4096:
                 self._readers[event.index] = readers
-        row = None
+        rows: dict[int, Any] = {}
         for rule in readers:
-            program = self.programs[rule.rule_id]
-            if program.leading_where:
-                if row is None:
-                    row = program.source_row(event)
-                if not program.keeps(event, row):
-                    continue
-            if self.engine is not None and self.engine._suppressed(rule, event.doc):
-                continue
-            ts = event_time(event.doc, rule.timestamp_override)
-            if ts is not None:
-                self.kept[rule.rule_id].append((ts, self._arrival, event))
+            self._take(rule, event, rows, 0, self._arrival)
+
+    def _take(self, rule, event: Event, rows: dict[int, Any], row: int, arrival: int) -> None:
+        """Keep ``event`` for ``rule`` if its leading WHERE and exceptions take it; ``rows``
+        holds the events' rows (by ``row``), shared by the programs that read them."""
+        from vigil.engine.replay import event_time
+
+        program = self.programs[rule.rule_id]
+        if program.leading_where:
+            source = rows.get(row)
+            if source is None:
+                source = rows[row] = program.source_row(event)
+            if not program.keeps(event, source):
+                return
+        if self.engine is not None and self.engine._suppressed(rule, event.doc):
+            return
+        ts = event_time(event.doc, rule.timestamp_override)
+        if ts is not None:
+            self.kept[rule.rule_id].append((ts, arrival, event))
+
+    def feed_batch(self, events: list[Event], first: int) -> None:
+        """:meth:`feed` each of ``events`` (arriving as numbers ``first``, ``first + 1``...),
+        with each rule's leading WHERE run as a superset filter over the batch
+        (:mod:`vigil.engine.esql_vector`); :meth:`Program.keeps` decides on the rows that pass."""
+
+        if self._filtered is None:
+            from vigil.engine.core import Filtered
+            from vigil.engine.esql_vector import where_filter
+
+            programs = self.programs
+            for rid, program in programs.items():
+                # A program read from the rule cache stands for itself until built: built
+                # now, so that the calls per row do not go through its stand-in.
+                build = getattr(program, "_program", None)
+                if build is not None:
+                    programs[rid] = build()
+            self._filtered = Filtered(
+                [(r, where_filter(programs[r.rule_id])) for r in self.rules],
+                patterns=lambda r: tuple(programs[r.rule_id].indices),
+                reads=lambda r, index: takes_index(programs[r.rule_id], index),
+            )
+        self._arrival += len(events)
+        rows_of: dict[int, Any] = {}
+        for k, rows in self._filtered.rows(events):
+            rule = self._filtered.items[k][0]
+            for row in rows:
+                self._take(rule, events[row], rows_of, row, first + row)
 
     def alerts(self) -> Iterator[dict]:
         from vigil.engine.replay import schedule

@@ -117,6 +117,7 @@ class Replay:
             if r.type == "threat_match"
         }
         self._arrival = 0
+        self._filtered = None  # the rules as filters over batches, built on first use
         self.stats: dict[str, dict[str, int]] = {r.rule_id: {"runs": 0, "alerts": 0} for r in self.rules}
 
     def feed(self, event: Event) -> None:
@@ -126,14 +127,52 @@ class Replay:
             self.esql.feed(event)
         self.feed_indicator(event)
         for p in self._router.route(event):
-            rule = p.rule
-            if not p.query.matches(event.doc):
-                continue
-            if self.engine is not None and self.engine._suppressed(rule, event.doc):
-                continue
-            ts = event_time(event.doc, rule.timestamp_override)
-            if ts is not None:
-                self._replayed[rule.rule_id].add(event, ts, self._arrival)
+            self._take(p, event, self._arrival)
+
+    def _take(self, p, event: Event, arrival: int) -> None:
+        """Keep ``event`` for ``p``'s rule if its query and exceptions take it."""
+        rule = p.rule
+        if not p.query.matches(event.doc):
+            return
+        if self.engine is not None and self.engine._suppressed(rule, event.doc):
+            return
+        ts = event_time(event.doc, rule.timestamp_override)
+        if ts is not None:
+            self._replayed[rule.rule_id].add(event, ts, arrival)
+
+    def feed_batch(self, events: list[Event]) -> None:
+        """:meth:`feed` each of ``events``, in order, with the rules' queries run as
+        superset filters over the batch (:class:`vigil.engine.core.Filtered`): only the
+        rows that pass reach a rule's matcher. The rules keep the same events."""
+        first = self._arrival + 1
+        self._arrival += len(events)
+        if self.esql is not None:
+            self.esql.feed_batch(events, first)
+        if self.indicators:
+            for event in events:
+                self.feed_indicator(event)
+        if self._filtered is None:
+            from vigil.engine.core import Filtered
+            from vigil.engine.vector import ALL, event_filter
+
+            items = []
+            for p in self._router.plans:
+                q = p.query
+                filt = (
+                    event_filter(q.statement.query, q.options.event_category_field)
+                    if q.kind == "event"
+                    else ALL
+                )
+                items.append((p, filt))
+            self._filtered = Filtered(
+                items,
+                patterns=lambda p: tuple(p.rule.index or ()),
+                reads=lambda p, index: p.rule.matches_index(index),
+            )
+        for k, rows in self._filtered.rows(events):
+            p = self._filtered.items[k][0]
+            for row in rows:
+                self._take(p, events[row], first + row)
 
     def feed_indicator(self, event: Event) -> None:
         """Keep ``event`` as an indicator for every indicator match rule whose threat index takes it."""
@@ -244,8 +283,17 @@ def replay_paths(
             stats.problems.extend(theirs.problems)
             stats.skipped += theirs.skipped
             stats.files_failed += theirs.files_failed
-    for event in read_inputs(paths, index=index, source=source, stats=mine):
-        r.feed(event)
+    from vigil.engine.core import BATCH, few_collections
+
+    with few_collections():
+        pending: list[Event] = []
+        for event in read_inputs(paths, index=index, source=source, stats=mine):
+            pending.append(event)
+            if len(pending) >= BATCH:
+                r.feed_batch(pending)
+                pending = []
+        if pending:
+            r.feed_batch(pending)
     for alert in alerts:
         # Alerts written earlier in the scan: documents of the alerts index (.alerts-security.*).
         r.feed(alert_event(alert))
