@@ -18,6 +18,7 @@ Entry leaders follow Elastic's published algorithm (elastic/beats
 from __future__ import annotations
 
 import os
+import re
 import struct
 import time
 from collections import deque
@@ -57,6 +58,9 @@ ENV_VARS = frozenset(
     b"LD_PRELOAD LD_LIBRARY_PATH GLIBC_TUNABLES HTTP_PROXY HTTPS_PROXY ALL_PROXY "
     b"HISTSIZE HISTFILESIZE HISTCONTROL HISTFILE RUNNER_TRACKING_ID".split()
 )
+
+# One of them at the start of an item of the environment block (NUL-separated), with its value.
+_ENV_ITEM = re.compile(rb"(?<![^\0])((?:" + b"|".join(sorted(ENV_VARS)) + rb")=[^\0]*)", re.IGNORECASE)
 
 # Beats' processdb: container runtimes and the helpers that never start an entry session.
 _CONTAINER_RUNTIMES = ("containerd-shim", "runc", "conmon")
@@ -155,12 +159,8 @@ class Record:
         """The environment variables whose names Defend is configured to collect for the rules."""
         n = struct.unpack_from("<I", self.raw, prog.O_ARGLEN)[0]
         m = struct.unpack_from("<I", self.raw, prog.O_ENVLEN)[0]
-        out = []
-        for item in self.raw[prog.HEADER + n : prog.HEADER + n + m].split(b"\0"):
-            name, eq, _value = item.partition(b"=")
-            if eq and name.upper() in ENV_VARS:
-                out.append(_decode(item))
-        return out
+        block = self.raw[prog.HEADER + n : prog.HEADER + n + m]
+        return [_decode(item) for item in _ENV_ITEM.findall(block)]
 
     def _paths_at(self) -> tuple[int, int, int]:
         arglen, exelen, cwdlen = struct.unpack_from("<III", self.raw, prog.O_ARGLEN)
