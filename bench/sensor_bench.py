@@ -168,10 +168,12 @@ def capacity(batch: int = 15000, ext: str = "sh") -> tuple[int, float, int]:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def latency_and_cpu(rate: int, seconds: float, ext: str = "sh") -> tuple[list[float], float, float]:
+def latency_and_cpu(
+    rate: int, seconds: float, ext: str = "sh", rule_args: tuple[str, ...] = ()
+) -> tuple[list[float], float, float]:
     folder = Path(tempfile.mkdtemp(prefix="vigil-bench-", dir=MODULES))
     out = _scratch_out()
-    watch = Watch(out, folder)
+    watch = Watch(out, folder, rule_args)
     # Latency to the alert for alerting files; to the recorded event for the others.
     target = watch.alerts if ext == "sh" else watch.events
     created: dict[str, int] = {}
@@ -524,6 +526,12 @@ def main() -> int:
     ap.add_argument("--exec-rate", type=int, default=1000)
     ap.add_argument("--conn-rate", type=int, default=1000)
     ap.add_argument(
+        "--latency",
+        action="store_true",
+        help="only creation -> alert latency and CPU at 1,000 creations/s "
+        "(with --detection-rules: the Linux rules loaded, process and network events on)",
+    )
+    ap.add_argument(
         "--rules-only", action="store_true", help="with --processes: only the run with the Linux rules"
     )
     ap.add_argument(
@@ -540,17 +548,23 @@ def main() -> int:
     made_modules = not MODULES.exists()
     made_parent = not MODULES.parent.exists()
     MODULES.mkdir(parents=True, exist_ok=True)
+    rule_args = _rule_args(Path(args.detection_rules)) if args.detection_rules else ()
+    rows: list[tuple] = []
+    caps: list[tuple] = []
     try:
         rates = [int(r) for r in args.rates.split(",")]
-        rows = throughput(rates, args.seconds, "sh") + throughput(rates, args.seconds, "swp")
-        caps = [(ext, *capacity(ext=ext)) for ext in ("sh", "swp")]
-        lat_runs = [(ext, *latency_and_cpu(1000, args.seconds * 2, ext)) for ext in ("sh", "swp")]
+        if not args.latency:
+            rows = throughput(rates, args.seconds, "sh") + throughput(rates, args.seconds, "swp")
+            caps = [(ext, *capacity(ext=ext)) for ext in ("sh", "swp")]
+        lat_runs = [(ext, *latency_and_cpu(1000, args.seconds * 2, ext, rule_args)) for ext in ("sh", "swp")]
     finally:
         if made_parent:
             shutil.rmtree(MODULES.parent, ignore_errors=True)
         elif made_modules:
             shutil.rmtree(MODULES, ignore_errors=True)
     print(f"CPUs: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}")
+    if rule_args:
+        print(f"rules: {' '.join(rule_args[1::2])}")
     print(
         f"{'files':>6} {'target/s':>9} {'achieved/s':>10} {'created':>8} {'events':>8} {'lost':>5} {'alerts':>8}"
     )
