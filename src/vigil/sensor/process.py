@@ -72,6 +72,12 @@ def capability_names(mask: int) -> list[str]:
 
 
 @lru_cache(maxsize=64)
+def _capability_list(mask: int) -> list[str]:
+    """One list per mask, shared by the documents (never changed)."""
+    return list(_capability_names(mask))
+
+
+@lru_cache(maxsize=64)
 def _capability_names(mask: int) -> tuple[str, ...]:
     return tuple(name for bit, name in enumerate(CAPABILITIES) if mask >> bit & 1)
 
@@ -529,8 +535,8 @@ class ProcessTracker:
         if full:
             out["thread"] = {
                 "capabilities": {
-                    "effective": capability_names(task.cap_eff),
-                    "permitted": capability_names(task.cap_perm),
+                    "effective": _capability_list(task.cap_eff),
+                    "permitted": _capability_list(task.cap_perm),
                 }
             }
         return out
@@ -603,6 +609,10 @@ class ProcessTracker:
         views = task.views
         doc["user"] = views["user"]
         doc["group"] = views["group"]
+        if action == "end":
+            # An ended process lingers in the table as a parent and leader (its short form);
+            # its own full form is rarely needed again (a late disconnect builds it anew).
+            task.views = {"short": views["short"]} if "short" in views else None
         return doc
 
 
