@@ -471,6 +471,7 @@ def process_cpu(
         "execs_per_s": execs / wall,
         "conns_per_s": conns / wall,
         "cpu_share": cpu / wall,
+        "cpu_s": cpu,
         "caught_up_s": caught_up,
         "wall_s": wall,
         "idle_share": idle,
@@ -505,7 +506,8 @@ def processes_main(args: argparse.Namespace) -> int:
             f"load with {what}: {r['execs_per_s']:,.0f} execs/s and {r['conns_per_s']:,.0f} connections/s "
             f"for {r['wall_s']:.1f} s: {r['process_events']} process and {r['network_events']} network events, "
             f"kernel-lost {r['kernel_lost']}; every exec read and run {r['caught_up_s']:.1f} s after the start; "
-            f"CPU of vigil watch {r['cpu_share'] * 100:.1f}% of one core "
+            f"CPU of vigil watch {r['cpu_share'] * 100:.1f}% of one core, "
+            f"{r['cpu_s'] / max(1, r['process_events'] + r['network_events']) * 1e6:.0f} us per event "
             f"(idle before: {r['idle_share'] * 100:.1f}%)",
             flush=True,
         )
