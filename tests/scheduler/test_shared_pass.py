@@ -152,3 +152,46 @@ def test_a_failed_replay_feed_lets_each_scheduled_rule_run_alone(tmp_path, sched
     monkeypatch.setattr(Scheduler, "_scheduled_pass", broken)
     runs, fed = _ticks(tmp_path, "fed", rules, batches, 2)
     assert fed == alone and runs == alone_runs and len(runs) == len(rules)
+
+
+def test_rules_of_a_narrower_window_searched_in_the_wider_pass_keep_to_their_window(tmp_path, endpoint_rules):
+    # Events that arrived 8 and 1 minutes before the tick: the now-9m rules' window holds
+    # both, the now-6m rules' only the later ones, though one pass searches all of them.
+    rules = [copy.copy(r) for r in endpoint_rules]
+    for r in rules[::3]:
+        r.from_ = "now-6m"
+
+    def run(name, shared_min):
+        db = tmp_path / f"{name}.db"
+        now = T + 10 * M
+        s = Scheduler(
+            [copy.copy(r) for r in rules],
+            EventStore(db),
+            AlertStore(db),
+            RunStore(db),
+            clock=ManualClock(now),
+        )
+        s.shared_min = shared_min
+        for n, ago in enumerate((8 * M, 1 * M)):
+            start = datetime.fromtimestamp((now - ago - 30_000) / 1000, UTC)
+            events = list(gen_events.generate(400, seed=30 + n, start=start, mix="linux"))
+            s.events.write(
+                [Write(_index(e), e, id=f"event-{n}-{k}") for k, e in enumerate(events)], now - ago
+            )
+        runs = {
+            r.rule_id: (r.window_from_ms, r.events_searched, r.matches, r.alerts_written, r.error)
+            for r in s.tick()
+        }
+        alerts = sorted(
+            (a["kibana.alert.rule.rule_id"], a["kibana.alert.uuid"]) for a in s.alerts.between(0, 2**62)
+        )
+        return runs, alerts
+
+    alone_runs, alone = run("alone", 10**9)
+    shared_runs, shared = run("shared", 2)
+    narrow = {r.rule_id for r in rules[::3]}
+    assert sum(alone_runs[rid][3] for rid in narrow) > 5  # the narrower rules alert
+    # and see only the later events, the now-9m rules both batches
+    assert max(alone_runs[rid][1] for rid in narrow) <= 400 < max(run[1] for run in alone_runs.values())
+    assert shared == alone
+    assert shared_runs == alone_runs

@@ -109,6 +109,7 @@ class SharedPass:
         self.scheduled: dict[str, Any] | None = None
         self.scheduled_rules: set[str] = set()
         self.engine: Any = None  # the engine of the scheduled rules' pass
+        self.key: tuple | None = None  # the window searched
         self.elapsed_s = 0.0
 
     def alerts(self, rule: Any) -> list[dict] | None:
@@ -143,6 +144,14 @@ class _Tick:
         # one transaction (rules, their runs); a job ending after that records its own.
         self.collecting = False
         self.finished: list[tuple[list[Any], list[Finished]]] = []
+
+
+def _event_rule(rule: Any) -> bool:
+    """Whether the rule matches single events (not a sequence or sample)."""
+    try:
+        return rule.compiled().kind == "event"
+    except Exception:  # noqa: BLE001 - a rule that does not compile runs alone and fails there
+        return False
 
 
 def _event(index: str, doc_id: str, doc: dict) -> Event:
@@ -192,6 +201,15 @@ def _ancestor_keys(alert: dict) -> list[tuple[str, str]]:
         if isinstance(ancestor, dict) and ancestor.get("depth", 0) == 0:
             keys.append((str(ancestor.get("index") or ""), str(ancestor.get("id"))))
     return keys
+
+
+def _source_keys(alert: dict) -> list[tuple[str, str]]:
+    """(index, id) of the events an alert was raised on (its ancestors of depth 0)."""
+    return [
+        (str(a.get("index") or ""), str(a.get("id")))
+        for a in alert.get("kibana.alert.ancestors") or ()
+        if isinstance(a, dict) and a.get("depth", 0) == 0
+    ]
 
 
 def signals(alerts: Iterable[dict], order: dict[tuple[str, str], int]) -> list[list[dict]]:
@@ -362,6 +380,7 @@ class Scheduler:
                 fed.setdefault(keys[0][2:4], []).append(rule)
             else:
                 cohorts.setdefault((keys, p.gap_from_ms, p.gap_to_ms), []).append(rule)
+        self._absorb(cohorts)
         for how, groups, least in (
             ("core", cohorts, self.shared_min),
             ("replay", fed, self.scheduled_shared_min),
@@ -372,6 +391,35 @@ class Scheduler:
                 else:
                     jobs.extend((None, [r]) for r in rules)
         return jobs
+
+    @staticmethod
+    def _absorb(cohorts: dict[tuple, list[Any]]) -> None:
+        """Move the event rules of a cohort whose one window lies inside the window of the
+        largest cohort cutting on the same fields (most rules: ``now-9m`` inside which
+        ``now-6m`` and ``now-2m`` lie) into that cohort: its core pass gives them their
+        alerts, kept for the events of their own window. An event rule's match is one event,
+        so a wider pass finds each of its alerts of the window as the window's pass would;
+        sequences and samples keep their own windows."""
+        hosts: dict[tuple, tuple] = {}
+        for key, rules in cohorts.items():
+            keys, gap_from, _ = key
+            if len(keys) != 1 or gap_from is not None:
+                continue
+            fields = keys[0][1:4]  # end, window field, order field
+            host = hosts.get(fields)
+            if host is None or len(rules) > len(cohorts[host]):
+                hosts[fields] = key
+        for key in list(cohorts):
+            keys, gap_from, _ = key
+            if len(keys) != 1 or gap_from is not None:
+                continue
+            host = hosts[keys[0][1:4]]
+            if host == key or keys[0][0] < host[0][0][0]:
+                continue
+            events = [r for r in cohorts[key] if _event_rule(r)]
+            if events:
+                cohorts[host].extend(events)
+                cohorts[key] = [r for r in cohorts[key] if not _event_rule(r)]
 
     def _read_span(self, ctx: _Tick, jobs: list[tuple[str | None, list[Any]]]) -> None:
         """Read the events of every window the tick searches at once."""
@@ -491,7 +539,8 @@ class Scheduler:
                 key = self._window_key(rules[0], window.start_ms, window.end_ms)
                 shared = self._shared_pass(ctx, how, rules, key, now_ms)
                 for rule in rules:
-                    run(rule, i, window, shared)
+                    # A rule moved in from a narrower window (see _absorb) runs over its own.
+                    run(rule, i, plans[rule_id(rule)].windows[i], shared)
             return out
         shared = None
         if how == "replay":
@@ -512,6 +561,7 @@ class Scheduler:
         "core"``) or a replay feed (``"replay"``). A pass that fails or runs past its time
         budget is left out: its rules then search alone."""
         shared = SharedPass()
+        shared.key = key
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
         t0 = time.monotonic()
         for r in rules:
@@ -682,6 +732,12 @@ class Scheduler:
             win = self._window(ctx, self._window_key(rule, start_ms, end_ms))
             together = shared.alerts(rule) if shared is not None else None
             taken = shared.taken(rule) if shared is not None else None
+            if together and shared.key != self._window_key(rule, start_ms, end_ms):
+                # The pass searched a wider window: the alerts of this rule's window.
+                inside = win.positions()
+                together = [
+                    a for a in together if (keys := _source_keys(a)) and all(k in inside for k in keys)
+                ]
             if together is not None or taken is not None:
                 run.events_searched = sum(n for index, n in win.counts.items() if self._takes(rule, index))
             else:
