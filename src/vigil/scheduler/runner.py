@@ -57,11 +57,15 @@ WORKERS = 4
 # Events one run may set aside because evaluating them failed; past this the run fails.
 MAX_FAILED_EVENTS = 16
 # From this many rules due in one tick over one window, they run as one pass of the
-# columnar engine core (vigil.engine.core) rather than one engine pass each.
-SHARED_MIN = 64
+# columnar engine core (vigil.engine.core) rather than one engine pass each (a pass of a
+# few rules reads only the fields they test: over 20,000 events, cohorts of 8 to 45 rules
+# searched in a pass took half the time of their rules searching alone).
+SHARED_MIN = 8
 # The scheduled rules (threshold, new terms, indicator match, ES|QL) due in one tick over one
 # window from this many are fed the window's events once, together (vigil.engine.replay.Replay).
 SCHEDULED_SHARED_MIN = 2
+# Events fed to a shared replay at once (vigil.engine.replay.Replay.feed_batch).
+FEED_BATCH = stateful.FEED_BATCH
 # What a rule carries from run to run in the store (vigil.scheduler.stateful).
 MEMORY_KINDS = (stateful.SIGNAL_HISTORY, stateful.BUCKET_HISTORY)
 
@@ -589,8 +593,13 @@ class Scheduler:
         same place."""
         engine = self.engine_factory(rules, now)
         replay = Replay(rules, engine=engine)
-        for event in _budgeted(self._window(ctx, key).events, deadline, [0]):
-            replay.feed(event)
+        events = self._window(ctx, key).events
+        for k in range(0, len(events), FEED_BATCH):
+            # Each batch's queries run as masks over it (Replay.feed_batch): only the rows
+            # that pass reach a rule's matcher.
+            if time.monotonic() > deadline:
+                raise RunTimeout
+            replay.feed_batch(events[k : k + FEED_BATCH])
         out: dict[str, Any] = {}
         for rule in rules:
             rid = rule_id(rule)

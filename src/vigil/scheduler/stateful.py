@@ -36,6 +36,9 @@ SIGNAL_HISTORY = "threshold.signal_history"
 # A store's events after a position: (the last position read, the events).
 Source = Callable[[int], tuple[int, list[Event]]]
 BUCKET_HISTORY = "suppression.bucket_history"
+# Events fed to a replay shared by many rules at once (Replay.feed_batch: the rules'
+# queries run as masks over the batch).
+FEED_BATCH = 8192
 
 
 def load_threshold_state(data: Any) -> threshold.ThresholdState:
@@ -105,7 +108,8 @@ def catch_up_together(
 ) -> None:
     """:meth:`TermsHistory.catch_up` for many new terms rules at once: the rules whose
     histories were read up to the same place are fed the events stored since in one
-    replay, each event once, and each history takes its rule's terms."""
+    replay, in batches (each batch's queries run as masks over it), and each history
+    takes its rule's terms."""
     groups: dict[tuple, list] = {}
     for rule in rules:
         groups.setdefault(tuple(sorted(histories[rule.rule_id].positions.items())), []).append(rule)
@@ -116,8 +120,8 @@ def catch_up_together(
         replay = Replay(group, engine=engine)
         positions = dict(place)
         for events in stored_since(positions, sources):
-            for event in events:
-                replay.feed(event)
+            for k in range(0, len(events), FEED_BATCH):
+                replay.feed_batch(events[k : k + FEED_BATCH])
         for rule in group:
             history = histories[rule.rule_id]
             for ts, item in replay.drain(rule.rule_id):
