@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
-import orjson
-
 from vigil.engine.alerts import build_alert, build_sequence_alerts
 from vigil.engine.routing import Router
+from vigil.engine.spill import Spill
 from vigil.events.model import Event
 from vigil.rules.model import SCHEDULED_TYPES
 
@@ -217,46 +215,17 @@ class _Sequences:
         self.held: dict[str, list] = {}
         self.disordered: set[str] = set()
         self.buffered: dict[str, list] = {}
-        self._spill = None
-        # Where the spill file ends, and whether a read has moved its position since the
-        # last write (a seek flushes the write buffer: one per event was a system call each).
-        self._end = 0
-        self._read = False
-        self._last: tuple[Event | None, object] = (None, None)
+        self._spill = Spill()
         self._key: tuple = (None, None, None)
 
     def _park(self, event: Event):
-        """The event's place in the spill file (the event itself if it cannot be written)."""
-        if self._last[0] is event:
-            return self._last[1]
-        try:
-            record = orjson.dumps([event.doc, event.index, event.id, event.origin])
-        except (TypeError, orjson.JSONEncodeError):
-            handle = event
-        else:
-            if self._spill is None:
-                self._spill = tempfile.TemporaryFile()
-                self._end = 0
-            if self._read:  # a read moved the file's position: back to its end
-                self._spill.seek(self._end)
-                self._read = False
-            handle = (self._end, len(record))
-            self._spill.write(record)
-            self._end += len(record)
-        self._last = (event, handle)
-        return handle
+        return self._spill.park(event)
 
     def _event(self, handle) -> Event | None:
-        if handle is None or isinstance(handle, Event):
-            return handle
-        offset, length = handle
-        self._read = True
-        self._spill.seek(offset)
-        doc, index, eid, origin = orjson.loads(self._spill.read(length))
-        return Event(doc, index, eid, origin)
+        return self._spill.event(handle)
 
     def _doc(self, handle) -> dict:
-        return self._event(handle).doc
+        return self._spill.doc(handle)
 
     def feed(self, p, event: Event, hit: tuple[int, ...] | None = None) -> None:
         """``event`` matches a stage (or until) of ``p``'s query: those of ``hit`` exactly
@@ -358,9 +327,7 @@ class _Sequences:
                 continue
             for events in found:
                 yield from engine._alerts(rule, [self._event(h) for h in events])
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
+        self._spill.close()
 
 
 def _doc_of(event: Event) -> dict:

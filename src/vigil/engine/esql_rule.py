@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vigil.engine.alerts import alert_uuid, build_alert, event_key, rule_uuid
+from vigil.engine.spill import Spill
 from vigil.engine.suppression import ReplaySuppressor
 from vigil.eql.dates import iso_from_millis
 from vigil.events.model import Event
@@ -144,10 +145,14 @@ class EsqlReplay:
     """ES|QL rules over a stream of events, replayed on their schedules (see
     :mod:`vigil.engine.replay`)."""
 
-    def __init__(self, rules: Iterable[Any], *, engine=None, start_ms: int | None = None) -> None:
+    def __init__(
+        self, rules: Iterable[Any], *, engine=None, start_ms: int | None = None, spill: Spill | None = None
+    ) -> None:
         self.rules = list(rules)
         self.engine = engine
         self.start_ms = start_ms
+        # Kept events on disk until their runs (vigil.engine.spill), else in memory.
+        self.spill = spill
         self.programs = {r.rule_id: r.compiled() for r in self.rules}
         self.kept: dict[str, list[tuple[int, int, Event]]] = {r.rule_id: [] for r in self.rules}
         self.stats: dict[str, dict[str, int]] = {r.rule_id: {"runs": 0, "alerts": 0} for r in self.rules}
@@ -183,7 +188,9 @@ class EsqlReplay:
             return
         ts = event_time(event.doc, rule.timestamp_override)
         if ts is not None:
-            self.kept[rule.rule_id].append((ts, arrival, event))
+            self.kept[rule.rule_id].append(
+                (ts, arrival, event if self.spill is None else self.spill.park(event))
+            )
 
     def feed_batch(self, events: list[Event], first: int) -> None:
         """:meth:`feed` each of ``events`` (arriving as numbers ``first``, ``first + 1``...),
@@ -227,8 +234,11 @@ class EsqlReplay:
             # alert_suppression (17 prebuilt ES|QL rules): Kibana's in-memory suppression over
             # each run's alerts, as the replay does for the other scheduled rules.
             suppressor = ReplaySuppressor.for_rule(rule)
+            last: dict = {}  # the previous run's events, when they wait on disk
             for from_ms, to_ms in schedule(rule, times, self.start_ms):
                 window = events[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
+                if self.spill is not None:
+                    window = self.spill.window(window, last)
                 found = run_esql(
                     rule,
                     program,

@@ -87,10 +87,13 @@ def run_new_terms(
     *,
     from_ms: int,
     to_ms: int,
+    event_of=None,
 ) -> list[dict]:
     """The alerts of one run over ``events`` (those of ``[from_ms, to_ms]``, ascending time).
     ``index`` holds the terms of every matching event, so the history window is read
-    from it; ``seen_ids`` holds the ids already written (a duplicate is not created)."""
+    from it; ``seen_ids`` holds the ids already written (a duplicate is not created).
+    ``event_of`` gives the event an item stands for (its events wait on disk, read only
+    for the alerts: vigil.engine.spill)."""
     history_start = to_ms - params.history_ms
     first_event: dict[tuple, tuple[tuple, Seen]] = {}
     for item in events:
@@ -109,16 +112,17 @@ def run_new_terms(
     for term, item in new:
         if len(alerts) >= rule.max_signals:
             break
+        event = item.event if event_of is None else event_of(item.event)
         alert_id = alert_uuid(
-            item.event.index or "",
-            event_key(item.event),
+            event.index or "",
+            event_key(event),
             rule_uuid(rule),
             json.dumps(list(term), default=str),
         )
         if alert_id in seen_ids:
             continue
         seen_ids.add(alert_id)
-        alert = build_alert(rule, item.event, now=started)
+        alert = build_alert(rule, event, now=started)
         alert["kibana.alert.new_terms"] = list(term)
         alert["kibana.alert.uuid"] = alert_id
         alerts.append(alert)

@@ -17,6 +17,7 @@ the same runs, so the same alerts and ids.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import io
 import itertools
 import sys
@@ -28,6 +29,7 @@ from typing import Any
 from vigil.engine import indicator_match, new_terms, threshold
 from vigil.engine.esql_rule import EsqlReplay
 from vigil.engine.routing import Router
+from vigil.engine.spill import Spill
 from vigil.engine.suppression import ReplaySuppressor
 from vigil.eql.dates import to_millis
 from vigil.eql.fields import lookup
@@ -57,13 +59,16 @@ class _Replayed:
     params: Any
     items: list = field(default_factory=list)  # (ts, arrival, item)
 
-    def add(self, event: Event, ts: int, arrival: int) -> None:
+    def add(self, event: Event, ts: int, arrival: int, spill: Spill | None = None) -> None:
         if self.rule.type == "threshold":
             item = threshold.counted(self.params, event.doc, ts)
         elif self.rule.type == "threat_match":
             item = indicator_match.seen(self.params, event, ts)
         else:
             item = new_terms.seen(self.params, event, ts)
+        if spill is not None and hasattr(item, "event"):
+            # The event waits on disk for its runs; its place stands for it (see _runs).
+            item = dataclasses.replace(item, event=spill.park(event))
         self.items.append((ts, arrival, item))
 
 
@@ -93,13 +98,20 @@ def schedule(rule, times: list[int], start_ms: int | None = None) -> Iterator[tu
 class Replay:
     """Threshold and new terms rules over a stream of events, replayed on their schedules."""
 
-    def __init__(self, rules: Iterable[Any], *, engine=None, start_ms: int | None = None) -> None:
+    def __init__(
+        self, rules: Iterable[Any], *, engine=None, start_ms: int | None = None, spill: bool = False
+    ) -> None:
+        """``spill``: the events rules keep wait on disk for their runs (a scan's replay,
+        over input of any size), not in memory."""
         self.engine = engine
         self.start_ms = start_ms
+        self.spill = Spill() if spill else None
         rules = list(rules)
         # ES|QL rules run their own query over the events they keep (vigil.engine.esql_rule).
         esql_rules = [r for r in rules if r.type == "esql"]
-        self.esql = EsqlReplay(esql_rules, engine=engine, start_ms=start_ms) if esql_rules else None
+        self.esql = (
+            EsqlReplay(esql_rules, engine=engine, start_ms=start_ms, spill=self.spill) if esql_rules else None
+        )
         self.rules = [r for r in rules if r.type != "esql"]
         self._router = Router(self.rules)
         self._replayed: dict[str, _Replayed] = {}
@@ -138,7 +150,7 @@ class Replay:
             return
         ts = event_time(event.doc, rule.timestamp_override)
         if ts is not None:
-            self._replayed[rule.rule_id].add(event, ts, arrival)
+            self._replayed[rule.rule_id].add(event, ts, arrival, self.spill)
 
     def feed_batch(self, events: list[Event]) -> None:
         """:meth:`feed` each of ``events``, in order, with the rules' queries run as
@@ -216,8 +228,12 @@ class Replay:
             for item in items:
                 index.add(item)
             seen_ids: set[str] = set()
+        last: dict = {}  # the previous run's events, when they wait on disk
         for from_ms, to_ms in schedule(rule, times, self.start_ms):
             window = items[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
+            if self.spill is not None and rule.type == "threat_match":
+                loaded = self.spill.window([i.event for i in window], last)
+                window = [dataclasses.replace(i, event=e) for i, e in zip(window, loaded, strict=True)]
             if rule.type == "threshold":
                 found = threshold.run_threshold(rule, params, window, state, from_ms=from_ms, to_ms=to_ms)
             elif rule.type == "threat_match":
@@ -227,7 +243,14 @@ class Replay:
                 )
             else:
                 found = new_terms.run_new_terms(
-                    rule, params, window, index, seen_ids, from_ms=from_ms, to_ms=to_ms
+                    rule,
+                    params,
+                    window,
+                    index,
+                    seen_ids,
+                    from_ms=from_ms,
+                    to_ms=to_ms,
+                    event_of=None if self.spill is None else self.spill.event,
                 )
             stats["runs"] += 1
             if suppressor is not None:
@@ -272,7 +295,7 @@ def replay_paths(
     if not engine.scheduled:
         return
     mine = ReadStats()
-    r = Replay(engine.scheduled, engine=engine, start_ms=start_ms)
+    r = Replay(engine.scheduled, engine=engine, start_ms=start_ms, spill=True)
     if indicators and r.indicators:
         # Indicator documents (--indicators): indicators only, read as ECS; their problems
         # are reported with the inputs', their documents not counted as events.
@@ -313,11 +336,15 @@ def replay_paths(
                 stats.problems.append(p)
                 stats.skipped += 1
         stats.unparsed = 0
-    for alert in itertools.chain(r.alerts(), r.esql_alerts()):
-        if alert["kibana.alert.uuid"] not in engine._seen:
-            engine._seen.add(alert["kibana.alert.uuid"])
-            engine.stats[alert["kibana.alert.rule.rule_id"]]["alerts"] += 1
-            yield alert
+    try:
+        for alert in itertools.chain(r.alerts(), r.esql_alerts()):
+            if alert["kibana.alert.uuid"] not in engine._seen:
+                engine._seen.add(alert["kibana.alert.uuid"])
+                engine.stats[alert["kibana.alert.rule.rule_id"]]["alerts"] += 1
+                yield alert
+    finally:
+        if r.spill is not None:
+            r.spill.close()
 
 
 class StdinCopy(io.RawIOBase):
