@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))  # --split runs Vigil in this process
 MODULES = Path("/usr/lib/dracut/modules.d")
 
 
@@ -481,11 +482,124 @@ def process_cpu(
     }
 
 
+class _Recorded:
+    """Ring-buffer records captured earlier, read back in the sensor's batches."""
+
+    def __init__(self, records: list[bytes]) -> None:
+        self.ring = self
+        self.records, self.at = records, 0
+
+    def read(self, limit: int = 1 << 30) -> list[bytes]:
+        out = self.records[self.at : self.at + limit]
+        self.at += len(out)
+        return out
+
+    def pending(self) -> int:
+        return len(self.records) - self.at
+
+    def counts(self) -> tuple[int, int]:
+        return 0, self.at
+
+
+def record_load(exec_rate: int, conn_rate: int, seconds: float) -> list[bytes]:
+    """The ring-buffer records of the driver's load (and of whatever else runs on the host)."""
+    import multiprocessing
+
+    from vigil.sensor.bpf import Probes
+
+    probes = Probes()
+    bin_dir = Path(tempfile.mkdtemp(prefix="vigil-bench-bin-", dir="/usr/lib"))
+    try:
+        program = exit_only_program(bin_dir)
+        ctx = multiprocessing.get_context("fork")
+        results = ctx.Queue()
+        t0 = time.perf_counter() + 0.05
+        drivers = [
+            ctx.Process(target=_run_programs, args=(program, "vigil-split", exec_rate, int(exec_rate * seconds), t0, results)),
+            ctx.Process(target=_open_connections, args=(conn_rate, int(conn_rate * seconds), t0, results)),
+        ]  # fmt: skip
+        for d in drivers:
+            d.start()
+        records: list[bytes] = []
+        while any(d.is_alive() for d in drivers):
+            records += probes.ring.read()
+            time.sleep(0.01)
+        time.sleep(0.2)
+        records += probes.ring.read()
+        for d in drivers:
+            d.join()
+        return records
+    finally:
+        probes.close()
+        shutil.rmtree(bin_dir, ignore_errors=True)
+
+
+def split(rule_args: tuple[str, ...], exec_rate: int, conn_rate: int, seconds: float, batch: int) -> dict:
+    """CPU per event of each part of `vigil watch`, without a profiler: the load's ring-buffer
+    records are recorded, then replayed in process through the sensor's documents, the event
+    objects, the --events-out line, the engine (event rules and sequences) and the scheduled
+    rules' feed, each timed alone (CPU time of this process)."""
+    import itertools
+
+    from vigil.cli.output import dumps
+    from vigil.cli.watch import _engine
+    from vigil.events.model import Event
+    from vigil.scheduler.live import LiveRules
+    from vigil.sensor.ebpf import KernelSensor
+    from vigil.sensor.ecs import HostInfo
+
+    records = record_load(exec_rate, conn_rate, seconds)
+    ids = itertools.count(1)
+    sensor = KernelSensor(HostInfo.local(), lambda: f"e-{next(ids)}", probes=_Recorded(records))
+    out: dict[str, float] = {}
+    t = time.process_time()
+    batches = []
+    while sensor.pending():
+        batches.append(sensor.poll(batch))
+    out["documents (ring-buffer records to Defend-shaped events)"] = time.process_time() - t
+    docs = [d for b in batches for d in b]
+    t = time.process_time()
+    for b in batches:
+        b"".join(dumps(d) + b"\n" for d in b)
+    out["--events-out lines"] = time.process_time() - t
+    t = time.process_time()
+    events = [
+        [Event(d, index=f"logs-{d['data_stream']['dataset']}-default", id=d["event"]["id"]) for d in b]
+        for b in batches
+    ]
+    out["event objects"] = time.process_time() - t
+    if rule_args:
+        ns = argparse.Namespace(
+            rules=list(rule_args[1::2]), exceptions=None, exceptions_all=False, strict=False,
+            match_long_values=False, all_rules=False,
+        )  # fmt: skip
+        engine, _ = _engine(ns)
+        t = time.process_time()
+        for b in events:
+            engine.process_batch(b)
+        out["rule engine (event rules, sequences and samples, a micro-batch at a time)"] = (
+            time.process_time() - t
+        )
+        live = LiveRules(engine)
+        t = time.process_time()
+        for b in events:
+            for e in b:
+                live.feed(e)
+        out["threshold, new terms, ES|QL rules' feed"] = time.process_time() - t
+    return {"records": len(records), "events": len(docs), "seconds": out}
+
+
 def processes_main(args: argparse.Namespace) -> int:
     rule_args = _rule_args(Path(args.detection_rules)) if args.detection_rules else ()
     MODULES.mkdir(parents=True, exist_ok=True)
     print(f"CPUs: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}")
     print(f"rules: {' '.join(rule_args[1::2]) or 'the bundled rules'}")
+    if args.split:
+        r = split(rule_args, args.exec_rate, args.conn_rate, args.seconds, 4096)
+        print(f"recorded {r['records']} ring-buffer records, {r['events']} events; CPU per event:")
+        for what, secs in r["seconds"].items():
+            print(f"  {what}: {secs / max(1, r['events']) * 1e6:.1f} us")
+        return 0
     if args.storm:
         r = process_storm(rule_args, args.storm)
         print(
@@ -532,6 +646,12 @@ def main() -> int:
         action="store_true",
         help="only creation -> alert latency and CPU at 1,000 creations/s "
         "(with --detection-rules: the Linux rules loaded, process and network events on)",
+    )
+    ap.add_argument(
+        "--split",
+        action="store_true",
+        help="with --processes: record the load's ring-buffer records, then time each part of "
+        "watch on them (sensor documents, event lines, engine, scheduled rules) without a profiler",
     )
     ap.add_argument(
         "--rules-only", action="store_true", help="with --processes: only the run with the Linux rules"

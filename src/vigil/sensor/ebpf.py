@@ -39,11 +39,14 @@ class KernelSensor:
         *,
         ring_size: int = 32 << 20,
         ignore_pids: frozenset[int] = frozenset(),
+        probes=None,
     ) -> None:
         self.host = host
         self.event_id = event_id
         self.ignore_pids = ignore_pids
-        self.probes = Probes(ring_size)
+        # ``probes``: anything with ``ring.read``/``ring.pending`` and ``counts`` (a benchmark
+        # replays recorded records through it); the programs are loaded when none is given.
+        self.probes = probes if probes is not None else Probes(ring_size)
         self.procs = ProcessTracker(host)
         self.net = NetworkTracker(self.procs)
         self.stats = KernelStats()
