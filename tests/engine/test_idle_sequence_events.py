@@ -66,6 +66,7 @@ STORY = [
     (10, "curl", "a"),
     (20, "file", "a"),
     (21, "file", "a"),
+    (40, "ls", "a"),  # meets no stage: only the passing of time settles what waits
 ]
 
 
@@ -79,9 +80,9 @@ def _ids(alerts) -> list[str]:
 
 ORDERS = [
     list(range(len(STORY))),
-    [2, 0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11],  # a curl after later files: run again at the end
-    [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
-    [0, 1, 3, 2, 5, 4, 6, 8, 7, 9, 11, 10],
+    [2, 0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],  # a curl after later files: run again at the end
+    [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+    [0, 1, 3, 2, 5, 4, 6, 8, 7, 9, 11, 10, 12],
 ]
 
 
@@ -127,3 +128,31 @@ def test_idle_only_while_no_sequence_waits_at_the_stage_before():
     assert m.idle({1}) and not m.idle({2})
     assert m.feed("c", {"s": 2, "k": 1}, 3, known={2})  # completes
     assert m.idle({1}) and m.idle({2}) and m.idle({3})
+
+
+TRAILING = (
+    'sequence by host.name with maxspan=15m [process where process.name == "curl"] '
+    '[file where file.extension == "sh"] ![process where process.name == "logout"]'
+)
+SAMPLE = 'sample by host.name [process where process.name == "curl"] [file where file.extension == "sh"]'
+
+
+@pytest.mark.parametrize("size", [1, 3, 12])
+@pytest.mark.parametrize("order", ORDERS[:2])
+def test_live_micro_batches_alert_with_the_event_that_completes(order, size):
+    from vigil.engine.core import LiveCore
+
+    rules = _rules() + [
+        Rule(rule_id="trailing", name="trailing", type="eql", language="eql", query=TRAILING),
+        Rule(rule_id="sample", name="sample", type="eql", language="eql", query=SAMPLE),
+    ]
+    plain = Engine(rules)
+    by_event = [[a["kibana.alert.uuid"] for a in plain.process(e)] for e in _events(order)]
+    at_end = sorted(a["kibana.alert.uuid"] for a in plain.finish())
+    assert sum(map(len, by_event)) and at_end
+    live = LiveCore(Engine(rules))
+    events = _events(order)
+    for start in range(0, len(events), size):
+        got = [a["kibana.alert.uuid"] for a in live.process_batch(events[start : start + size])]
+        assert sorted(got) == sorted(u for alerts in by_event[start : start + size] for u in alerts)
+    assert sorted(a["kibana.alert.uuid"] for a in live.finish()) == at_end

@@ -172,7 +172,7 @@ def _engine(args: argparse.Namespace):
     if detection.exceptions is not None:
         skipped += len(detection.exceptions.problems)
     if len(detection.engine.rules) >= CORE_MIN:
-        return LiveCore(detection.engine, sequences=ByCategory), skipped
+        return LiveCore(detection.engine), skipped
     return ByCategory(detection.engine), skipped
 
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from vigil.engine.batches import Reader
-from vigil.engine.engine import Engine, _Sequences
+from vigil.engine.engine import Engine, _doc_of, _Sequences
 from vigil.engine.routing import RulePlan, _stage_filters
 from vigil.engine.vector import event_filter, fields_of
 from vigil.events.model import Event
@@ -291,19 +291,100 @@ def scan_items(
                 yield (None, alert) if ordinals else alert
 
 
+class LiveSequences:
+    """The sequence and sample rules of an engine over live micro-batches, each match
+    alerted as soon as its last event arrives (as :meth:`Engine.process` alerts them).
+
+    Each stage's superset filter runs as a mask over the batch, and a row reaches a rule
+    only with the stages its masks allow. A sequence is then fed as in the batch core:
+    an event that can change nothing is left out (:meth:`SequenceMatcher.idle`), the
+    others are tested with the exact stage filters and fed what they match. Samples, and
+    sequences with trailing missing stages (which every later event of their index may
+    settle, as time goes by), are fed each row their masks (or their index) allow, as
+    :meth:`Engine.process` feeds them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.stages = StageRules(engine)
+        self.engine = self.stages.engine
+        self.reader = Reader(self.stages.paths)
+        self.starts = Starts()
+        self.streams: dict[str, object] = {}
+        self.position = {id(p): k for k, p in enumerate(self.stages.plans)}
+        # Fed every row of their index: sequences whose last stages are missing ones.
+        self.every = [p for p in self.stages.plans if _trailing_missing(p.query)]
+        self._every_ids = {id(p) for p in self.every}
+
+    def process_batch(self, events: list[Event]) -> list[list[dict]]:
+        """Per event, the alerts of the sequences and samples it completes."""
+        out: list[list[dict]] = [[] for _ in events]
+        if not self.stages.plans:
+            return out
+        engine = self.engine
+        batch = self.reader.batch([e.doc for e in events])
+        start = self.starts.of(events)
+        taken = self.stages.taken(batch, start, events)
+        for p in self.every:
+            first = start(p.rule)
+            for row in np.flatnonzero(first).tolist() if first is not None else ():
+                taken[row].append((p, None))
+        for row, event in enumerate(events):
+            offers = taken[row]
+            if self.every:
+                offers = sorted(
+                    (o for o in offers if o[1] is None or id(o[0]) not in self._every_ids),
+                    key=lambda o: self.position[id(o[0])],
+                )
+            for p, hit in offers:
+                rule = p.rule
+                engine.stats[rule.rule_id]["events"] += 1
+                stream = self.streams.get(rule.rule_id)
+                if stream is None:
+                    stream = self.streams[rule.rule_id] = p.query.stream(doc=_doc_of)
+                if hit is None or p.query.kind != "sequence":
+                    if not engine._takes(rule, event):
+                        continue
+                    found = stream.feed(event)  # tests the query itself, as Engine.process
+                else:
+                    if stream.idle(hit):
+                        continue
+                    hit = p.hit_stages(event.doc, hit)
+                    if not hit or not engine._takes(rule, event):
+                        continue
+                    key = p.query._sort_key(event.doc, 0)
+                    found = stream.feed_matched(lambda e=event: e, event.doc, None if key[0] else key[1], hit)
+                for match in found:
+                    out[row] += engine._alerts(rule, match.events)
+        return out
+
+    def finish(self) -> list[dict]:
+        out: list[dict] = []
+        for p in self.stages.plans:
+            stream = self.streams.pop(p.rule.rule_id, None)
+            if stream is not None:
+                for match in stream.close():
+                    out += self.engine._alerts(p.rule, match.events)
+        return out
+
+
+def _trailing_missing(query) -> bool:
+    """A sequence whose last stage is a missing one (``![...]``): its waiting matches are
+    settled by the time of any later event of its index."""
+    stages = getattr(query.statement.query, "stages", ())
+    return query.kind == "sequence" and bool(stages) and bool(getattr(stages[-1], "missing", False))
+
+
 class LiveCore:
     """The core over events that arrive live (``vigil watch``), a micro-batch at a time:
     whatever the sensor read since the last batch. The event rules run as masks over each
-    batch (the busier the host, the larger the batch and the cheaper each event); sequences
-    and samples stream event by event through ``sequences`` (an engine of those rules, or
-    anything with its ``process``/``finish``), so a sequence alerts as soon as it completes.
-    An event's alerts come together: its event rules' (in rule order), then its sequences'."""
+    batch (the busier the host, the larger the batch and the cheaper each event), and so do
+    the stages of sequences and samples (:class:`LiveSequences`), whose matches alert as
+    soon as they complete. An event's alerts come together: its event rules' (in rule
+    order), then its sequences'."""
 
-    def __init__(self, engine: Engine, sequences: Callable[[Engine], object] | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.event_rules = EventRules(engine)
-        sub = sequence_engine(engine)
-        self.sequences = sequences(sub) if sequences is not None and sub.rules else sub
+        self.sequences = LiveSequences(engine)
         self.reader = Reader(self.event_rules.paths)
         self.starts = Starts()
 
@@ -319,10 +400,11 @@ class LiveCore:
             batch = self.reader.batch([e.doc for e in events])
             for row, alert in self.event_rules.alerts(batch, self.starts.of(events), events):
                 by_row.setdefault(row, []).append(alert)
+        completed = self.sequences.process_batch(events)
         out: list[dict] = []
-        for row, event in enumerate(events):
+        for row in range(len(events)):
             out += by_row.get(row, ())
-            out += self.sequences.process(event)
+            out += completed[row]
         return out
 
     def finish(self) -> list[dict]:
