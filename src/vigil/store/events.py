@@ -7,6 +7,7 @@ cuts it on ``timestamp_override`` with ``@timestamp`` as the fallback.
 
 from __future__ import annotations
 
+import gc
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -256,12 +257,21 @@ class Span:
     ) -> None:
         self.start_ms, self.end_ms = start_ms, end_ms
         make = make or (lambda idx, doc_id, doc: (idx, doc_id, doc))
-        # (seq, ingested_ms, ts_ms, item, doc) in arrival order
-        self._rows = [
-            (seq, ingested, ts, make(idx, doc_id, doc), doc)
-            for seq, idx, doc_id, ingested, ts, body in sorted(rows)
-            for doc in (orjson.loads(body),)
-        ]
+        # Decoding allocates millions of objects that all stay alive: the cyclic collector,
+        # run every few hundred of them, would walk the growing heap again and again (3x
+        # the time over 100,000 events). Reference counting still frees what is dropped.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            # (seq, ingested_ms, ts_ms, item, doc) in arrival order
+            self._rows = [
+                (seq, ingested, ts, make(idx, doc_id, doc), doc)
+                for seq, idx, doc_id, ingested, ts, body in sorted(rows)
+                for doc in (orjson.loads(body),)
+            ]
+        finally:
+            if collecting:
+                gc.enable()
         self._by_seq = {row[0]: row[3] for row in self._rows}
         self._on_ts: list | None = None
         self._on_ingested: list | None = None
