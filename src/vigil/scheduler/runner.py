@@ -21,10 +21,12 @@ import logging
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -80,9 +82,7 @@ class WindowEvents:
 
     def __init__(self, events: list[Event]) -> None:
         self.events = events
-        self.counts: dict[str | None, int] = {}
-        for event in events:
-            self.counts[event.index] = self.counts.get(event.index, 0) + 1
+        self.counts: dict[str | None, int] = Counter(map(attrgetter("index"), events))
         self._positions: dict[tuple[str, str], int] | None = None
         self._by_key: dict[tuple[str, str], Event] | None = None
         self.alone = False  # read from the store on its own (not cut from the tick's span)
