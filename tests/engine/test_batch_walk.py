@@ -77,3 +77,40 @@ def test_too_deep_is_an_error_not_a_crash():
     reader = Reader(PATHS)
     with pytest.raises(RecursionError):
         batches._batchwalk.walk([{"x": doc}], reader.trie, len(reader.paths))
+
+
+def _field_tests(node, out: set) -> None:
+    from vigil.engine.vector import ALL, FieldTest
+
+    if node is ALL:
+        return
+    if isinstance(node, FieldTest):
+        out.add(node)
+        return
+    for term in node.terms:
+        _field_tests(term, out)
+
+
+@pytest.mark.parametrize("mix", ["default", "linux"])
+def test_plain_tests_give_arrows_answer(prebuilt_rules, monkeypatch, mix):
+    """Columns of few values are tested with Python's string methods (Column.plain_test);
+    every field test of every prebuilt event rule gives Arrow's answer, on every column."""
+    from vigil.engine import Engine
+    from vigil.engine.core import EventRules
+
+    rules = EventRules(Engine(prebuilt_rules))
+    tests: set = set()
+    for *_, filt in rules.plans:
+        _field_tests(filt, tests)
+    assert len(tests) > 1000
+    docs = list(gen_events.generate(400, seed=9, mix=mix))
+    for doc in docs[::7]:  # upper case and arrays too
+        doc["process"] = {"name": ["BASH", "Sh"], "args": ["-C", "Curl http://X"]}
+    reader = Reader(rules.paths)
+    monkeypatch.setattr(batches, "SMALL", 10**9)
+    plain = reader.batch(docs)
+    answers = {t: plain.test(t) for t in tests}
+    monkeypatch.setattr(batches, "SMALL", 0)
+    arrow = reader.batch(docs)
+    differ = [t for t in tests if not (arrow.test(t) == answers[t]).all()]
+    assert not differ

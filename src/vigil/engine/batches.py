@@ -109,7 +109,17 @@ class Reader:
 class Column:
     """One field over a batch: distinct values (lower-cased), and per value its row."""
 
-    __slots__ = ("uniques", "distinct", "_originals", "codes", "rows", "odd", "odd_values", "nonascii")
+    __slots__ = (
+        "uniques",
+        "distinct",
+        "_originals",
+        "_lowered",
+        "codes",
+        "rows",
+        "odd",
+        "odd_values",
+        "nonascii",
+    )
 
     def __init__(self, values: list[str], rows: list[int], odd: list[int], n: int) -> None:
         index: dict[str, int] = {}
@@ -118,6 +128,7 @@ class Column:
         # "": lone surrogates (which JSON escapes can carry) never reach its UTF-8.
         distinct = self.distinct = [v if v.isascii() else "" for v in index]
         self._originals = None
+        self._lowered: tuple[list[str], dict[str, list[int]]] | None = None
         self.uniques = pc.utf8_lower(pa.array(distinct, pa.string()))
         self.nonascii = np.fromiter((not v.isascii() for v in index), bool, len(distinct))
         self.codes = np.asarray(codes, dtype=np.int32)
@@ -134,6 +145,38 @@ class Column:
         if self._originals is None:
             self._originals = pa.array(self.distinct, pa.string())
         return self._originals
+
+
+    def plain_test(self, t: FieldTest) -> np.ndarray:
+        """Which distinct values pass an ``in``, ``prefix``, ``suffix`` or ``contains``
+        test, by Python's string methods: over a few values (a live micro-batch, or a
+        field of few values) a call to Arrow costs more than the test. The values are
+        ASCII (others are "" and pass through ``nonascii``), where ``str.lower`` is
+        Arrow's ``utf8_lower`` and both compare code points alike."""
+        if self._lowered is None:
+            lowered = [v.lower() for v in self.distinct]
+            by_value: dict[str, list[int]] = {}
+            for code, v in enumerate(lowered):
+                by_value.setdefault(v, []).append(code)
+            self._lowered = (lowered, by_value)
+        lowered, by_value = self._lowered
+        hit = np.zeros(len(lowered), dtype=bool)
+        kind, values = t.kind, t.values
+        if kind == "in":
+            codes = [c for v in values for c in by_value.get(v, ())]
+        elif kind == "prefix":
+            codes = [c for c, u in enumerate(lowered) if u.startswith(values)]
+        elif kind == "suffix":
+            codes = [c for c, u in enumerate(lowered) if u.endswith(values)]
+        else:
+            codes = [c for c, u in enumerate(lowered) if any(v in u for v in values)]
+        hit[codes] = True
+        return hit
+
+
+# Columns of at most this many distinct values run the plain tests in Python.
+SMALL = 64
+_PLAIN = frozenset(("in", "prefix", "suffix", "contains"))
 
 
 class Batch:
@@ -174,7 +217,10 @@ class Batch:
         elif col is not None:
             if len(col.uniques):
                 try:
-                    hit = _dictionary_test(col.values(t.kind), t) | col.nonascii
+                    if len(col.uniques) <= SMALL and t.kind in _PLAIN:
+                        hit = col.plain_test(t) | col.nonascii
+                    else:
+                        hit = _dictionary_test(col.values(t.kind), t) | col.nonascii
                 except (pa.ArrowException, ValueError):
                     hit = np.ones(len(col.uniques), dtype=bool)  # a pattern RE2 refuses: every value
                 out[col.rows[hit[col.codes]]] = True
