@@ -11,6 +11,7 @@ import gc
 import secrets
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,21 @@ class EventStore:
             return self._conn.execute("SELECT MAX(ingested_ms) FROM events").fetchone()[0]
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic collector off while a span's millions of long-lived objects are made
+    and cut into windows: run every few hundred allocations, it would walk the growing heap
+    again and again (3x the time of decoding 100,000 events). Reference counting still
+    frees what is dropped."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 class Span:
     """The events of a time span, decoded once (:meth:`EventStore.span`): the windows
     inside it come out with :meth:`EventStore.search`'s events, in its order, without
@@ -257,21 +273,13 @@ class Span:
     ) -> None:
         self.start_ms, self.end_ms = start_ms, end_ms
         make = make or (lambda idx, doc_id, doc: (idx, doc_id, doc))
-        # Decoding allocates millions of objects that all stay alive: the cyclic collector,
-        # run every few hundred of them, would walk the growing heap again and again (3x
-        # the time over 100,000 events). Reference counting still frees what is dropped.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with _collector_paused():
             # (seq, ingested_ms, ts_ms, item, doc) in arrival order
             self._rows = [
                 (seq, ingested, ts, make(idx, doc_id, doc), doc)
                 for seq, idx, doc_id, ingested, ts, body in sorted(rows)
                 for doc in (orjson.loads(body),)
             ]
-        finally:
-            if collecting:
-                gc.enable()
         self._by_seq = {row[0]: row[3] for row in self._rows}
         self._on_ts: list | None = None
         self._on_ingested: list | None = None
@@ -303,6 +311,12 @@ class Span:
         be one the span :meth:`covers`)."""
         if not self.covers(start_ms, end_ms, timestamp_field):
             raise ValueError("the window is not inside the span")
+        with _collector_paused():
+            return self._window(start_ms, end_ms, timestamp_field, order_by)
+
+    def _window(
+        self, start_ms: int, end_ms: int, timestamp_field: str | None, order_by: str | None
+    ) -> list[Any]:
         by_ts = order_by == "@timestamp"
         if timestamp_field in (None, "@timestamp") or by_ts:
             if self._on_ts is None:
