@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from vigil.engine import Engine
+from vigil.engine import replay as replay_module
 from vigil.engine.replay import replay, replay_paths
 from vigil.engine.spill import Spill
 from vigil.events.model import Event
@@ -21,8 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 gen_events = pytest.importorskip("gen_events")
 
 
+@pytest.mark.parametrize("in_memory", [0, 500])
 @pytest.mark.parametrize("mix", ["default", "linux"])
-def test_batched_spilled_replay_gives_the_plain_replays_alerts(prebuilt_rules, tmp_path, mix):
+def test_batched_spilled_replay_gives_the_plain_replays_alerts(
+    prebuilt_rules, tmp_path, monkeypatch, mix, in_memory
+):
+    monkeypatch.setattr(replay_module, "IN_MEMORY", in_memory)  # all, or most, kept events on disk
     path = tmp_path / "events.ndjson"
     gen_events.write(str(path), 4000, mix=mix)
     engine = Engine(prebuilt_rules, now=datetime(2026, 12, 1, tzinfo=UTC))
@@ -42,6 +47,10 @@ def test_spill_round_trip_and_windows():
     assert spill.park(events[3]) == handles[3]  # parked once
     odd = Event({"big": 1 << 70}, None)  # orjson cannot write it: kept as it is
     assert spill.park(odd) is odd
+    budgeted = Spill(budget=2)
+    first, second, third = (budgeted.park(e) for e in events[:3])
+    assert first is events[0] and second is events[1] and isinstance(third, tuple)
+    assert budgeted.event(third) == events[2]
     assert [spill.event(h) for h in handles] == events
     last: dict = {}
     first = spill.window(handles[:30], last)

@@ -12,6 +12,7 @@ those of sequences and samples (run on the routed per-event path of
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
@@ -29,6 +30,11 @@ from vigil.events.model import Event
 BATCH = 8192
 
 
+_collector_lock = threading.Lock()
+_collector_users = 0  # cores running now (serve runs several on its threads)
+_collector_default: tuple = ()
+
+
 @contextmanager
 def few_collections() -> Iterator[None]:
     """Python's cyclic collector, tuned while the core runs.
@@ -36,18 +42,26 @@ def few_collections() -> Iterator[None]:
     The loaded rules are millions of long-lived objects (syntax trees, matchers), and
     reading events allocates without pause: with the default thresholds, each full
     collection walked every rule again, about a fifth of a scan's time. The objects
-    alive when the core starts are frozen (left out of collections, as after a
+    alive when the first core starts are frozen (left out of collections, as after a
     ``gc.freeze()`` before forking) and young collections come less often; both are
-    undone when it stops. Only cyclic garbage waits longer: reference counting still
+    undone when the last running core stops (cores on several threads count as one
+    user of the collector). Only cyclic garbage waits longer: reference counting still
     frees everything else at once."""
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    global _collector_users, _collector_default
+    with _collector_lock:
+        if _collector_users == 0:
+            _collector_default = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(50_000, 20, 100)
+        _collector_users += 1
     try:
         yield
     finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
+        with _collector_lock:
+            _collector_users -= 1
+            if _collector_users == 0:
+                gc.set_threshold(*_collector_default)
+                gc.unfreeze()
 
 
 class EventRules:

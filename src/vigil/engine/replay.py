@@ -40,6 +40,11 @@ from vigil.store.alert_index import alert_event
 TIMESTAMP = "@timestamp"
 
 
+# Events a scan's replay keeps in memory before it writes the rest to disk until their
+# runs: reading them back cost a fifth of a whole-set scan of 50,000 dense events.
+IN_MEMORY = 20_000
+
+
 def event_time(doc: dict, override: str | None) -> int | None:
     """The combined timestamp: the override field's value when it has one, else ``@timestamp``."""
     for name in (override, TIMESTAMP) if override else (TIMESTAMP,):
@@ -105,7 +110,7 @@ class Replay:
         over input of any size), not in memory."""
         self.engine = engine
         self.start_ms = start_ms
-        self.spill = Spill() if spill else None
+        self.spill = Spill(budget=IN_MEMORY) if spill else None
         rules = list(rules)
         # ES|QL rules run their own query over the events they keep (vigil.engine.esql_rule).
         esql_rules = [r for r in rules if r.type == "esql"]

@@ -22,7 +22,12 @@ RECENT = 8_192
 
 
 class Spill:
-    def __init__(self) -> None:
+    """``budget``: how many events are kept in memory before any is written (a scan of a
+    few tens of thousands of events never pays for the file; a larger one keeps at most
+    that many documents in memory)."""
+
+    def __init__(self, budget: int = 0) -> None:
+        self.budget = budget
         self._file = None
         self._end = 0  # where the file ends
         self._read = False  # a read moved the position since the last write
@@ -33,22 +38,29 @@ class Spill:
         known = self._recent.get(id(event))
         if known is not None and known[0] is event:
             return known[1]
-        try:
-            record = orjson.dumps([event.doc, event.index, event.id, event.origin])
-        except (TypeError, orjson.JSONEncodeError):
+        if self.budget > 0:
+            self.budget -= 1
             handle = event
         else:
-            if self._file is None:
-                self._file = tempfile.TemporaryFile()
-            if self._read:  # a seek flushes the write buffer: only after a read
-                self._file.seek(self._end)
-                self._read = False
-            handle = (self._end, len(record))
-            self._file.write(record)
-            self._end += len(record)
+            handle = self._write(event)
         if len(self._recent) >= RECENT:
             self._recent.clear()
         self._recent[id(event)] = (event, handle)
+        return handle
+
+    def _write(self, event: Event):
+        try:
+            record = orjson.dumps([event.doc, event.index, event.id, event.origin])
+        except (TypeError, orjson.JSONEncodeError):
+            return event
+        if self._file is None:
+            self._file = tempfile.TemporaryFile()
+        if self._read:  # a seek flushes the write buffer: only after a read
+            self._file.seek(self._end)
+            self._read = False
+        handle = (self._end, len(record))
+        self._file.write(record)
+        self._end += len(record)
         return handle
 
     def event(self, handle) -> Event | None:
