@@ -26,7 +26,7 @@ def _live(rule, docs: list[tuple[dict, int]], ticks: list[int]) -> list[dict]:
     for t in ticks:
         while events and events[0][0] <= t:
             ms, i, doc = events.pop(0)
-            live.feed(Event(doc, _index(rule), f"e{i}"))
+            live.feed_batch([Event(doc, _index(rule), f"e{i}")])
         out += live.tick(t)
     return out
 
@@ -123,7 +123,7 @@ def test_live_esql_rules_alert_as_the_replay(prebuilt_rules):
         for t in [T + i * interval for i in range(8)]:
             while pending and pending[0][1][2] <= t:
                 n, (doc, index, _) = pending.pop(0)
-                live.feed(Event(doc, index, f"e{n}"))
+                live.feed_batch([Event(doc, index, f"e{n}")])
             got += live.tick(t)
         events = [Event(doc, index, f"e{n}") for n, (doc, index, _) in enumerate(docs)]
         expected = list(replay([rule], events, start_ms=T))

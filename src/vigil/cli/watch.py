@@ -345,8 +345,7 @@ def run(args: argparse.Namespace) -> int:
             # What the sensor read since the last poll is one batch: a busy host gives larger
             # batches, which the engine core runs for less per event.
             alerts = engine.process_batch(events)
-            for event in events:
-                live.feed(event)
+            live.feed_batch(events)
             alerts += live.tick(int(time.time() * 1000))
             outputs.record(docs)
             if alerts:

@@ -40,9 +40,11 @@ class LiveRules:
             r.rule_id: (threshold if r.type == "threshold" else new_terms).params_of(r) for r in self.rules
         }
 
-    def feed(self, event) -> None:
-        if self.replay is not None:
-            self.replay.feed(event)
+    def feed_batch(self, events: list) -> None:
+        """Keep each of ``events`` for the rules that take it (the rules' queries run as
+        masks over the batch, vigil.engine.replay.Replay.feed_batch)."""
+        if self.replay is not None and events:
+            self.replay.feed_batch(events)
 
     def tick(self, now_ms: int) -> list[dict]:
         """The alerts of the rules due at ``now_ms`` (each runs at most once per call)."""
