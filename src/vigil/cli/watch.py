@@ -162,8 +162,9 @@ class ByCategory:
 def _engine(args: argparse.Namespace):
     """The engine, and how many rules or exception items were skipped (for the ready line).
 
-    Many rules run in the engine core (vigil.engine.core.LiveCore): the event rules over
-    each batch the sensor reads, the sequences event by event by category."""
+    Many rules run in the engine core (vigil.engine.core.LiveCore): the event rules and
+    the stages of sequences and samples as masks over each batch the sensor reads; few
+    rules run event by event, by category (ByCategory)."""
     from vigil.engine.batch import CORE_MIN
     from vigil.engine.core import LiveCore
 
