@@ -320,22 +320,20 @@ class LiveSequences:
     def __init__(self, engine: Engine) -> None:
         self.stages = StageRules(engine)
         self.engine = self.stages.engine
-        self.reader = Reader(self.stages.paths)
-        self.starts = Starts()
+        self.paths = self.stages.paths  # the fields the batches must hold for these rules
         self.streams: dict[str, object] = {}
         self.position = {id(p): k for k, p in enumerate(self.stages.plans)}
         # Fed every row of their index: sequences whose last stages are missing ones.
         self.every = [p for p in self.stages.plans if _trailing_missing(p.query)]
         self._every_ids = {id(p) for p in self.every}
 
-    def process_batch(self, events: list[Event]) -> list[list[dict]]:
-        """Per event, the alerts of the sequences and samples it completes."""
+    def process_batch(self, events: list[Event], batch, start) -> list[list[dict]]:
+        """Per event, the alerts of the sequences and samples it completes; ``batch`` holds
+        the events' columns (at least :attr:`paths`) and ``start`` is :meth:`Starts.of`."""
         out: list[list[dict]] = [[] for _ in events]
         if not self.stages.plans:
             return out
         engine = self.engine
-        batch = self.reader.batch([e.doc for e in events])
-        start = self.starts.of(events)
         taken = self.stages.taken(batch, start, events)
         for p in self.every:
             first = start(p.rule)
@@ -399,7 +397,8 @@ class LiveCore:
         self.engine = engine
         self.event_rules = EventRules(engine)
         self.sequences = LiveSequences(engine)
-        self.reader = Reader(self.event_rules.paths)
+        # One walk of each batch for the event rules and the sequences.
+        self.reader = Reader(self.event_rules.paths | self.sequences.paths)
         self.starts = Starts()
 
     def process_batch(self, events: list[Event]) -> list[dict]:
@@ -410,11 +409,12 @@ class LiveCore:
 
     def _process_batch(self, events: list[Event]) -> list[dict]:
         by_row: dict[int, list[dict]] = {}
+        batch = self.reader.batch([e.doc for e in events])
+        start = self.starts.of(events)
         if self.event_rules.plans:
-            batch = self.reader.batch([e.doc for e in events])
-            for row, alert in self.event_rules.alerts(batch, self.starts.of(events), events):
+            for row, alert in self.event_rules.alerts(batch, start, events):
                 by_row.setdefault(row, []).append(alert)
-        completed = self.sequences.process_batch(events)
+        completed = self.sequences.process_batch(events, batch, start)
         out: list[dict] = []
         for row in range(len(events)):
             out += by_row.get(row, ())
