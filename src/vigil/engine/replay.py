@@ -106,8 +106,8 @@ class Replay:
     def __init__(
         self, rules: Iterable[Any], *, engine=None, start_ms: int | None = None, spill: bool = False
     ) -> None:
-        """``spill``: the events rules keep wait on disk for their runs (a scan's replay,
-        over input of any size), not in memory."""
+        """``spill``: past the first :data:`IN_MEMORY`, the events rules keep wait on disk
+        for their runs (a scan's replay, over input of any size), not in memory."""
         self.engine = engine
         self.start_ms = start_ms
         self.spill = Spill(budget=IN_MEMORY) if spill else None
