@@ -206,3 +206,21 @@ def test_runs_that_cannot_be_recorded_fail_alone_and_the_tick_records_the_others
     recorded = {r["rule_id"]: r for r in s.runs.runs()}
     assert recorded["good"]["alerts_written"] == 1 and "disk says no" in recorded["bad"]["error"]
     assert [a["kibana.alert.rule.rule_id"] for a in s.alerts.list()] == ["good"]
+
+
+def test_signals_rank_by_their_earliest_event_in_the_window():
+    # A capped run keeps the first max_signals signals in the window's order (Kibana's
+    # searches sort by time, ascending), whatever order the engine gave them in.
+    from datetime import UTC, datetime
+
+    from vigil.engine import Engine
+    from vigil.events.model import Event
+    from vigil.scheduler.runner import signals
+
+    events = [Event(ev("x", T + i * 1000, f"h{i}"), "logs-a", f"id{i}", f"logs-a/id{i}") for i in range(3)]
+    engine = Engine([rule("r")], now=datetime.fromtimestamp(T / 1000 + 60, UTC))
+    alerts = [a for e in reversed(events) for a in engine.scan([e])]
+    assert [a["host"]["name"] for a in alerts] == ["h2", "h1", "h0"]
+    order = {("logs-a", e.id): i for i, e in enumerate(events)}
+    ranked = signals(alerts, order)
+    assert [[a["host"]["name"] for a in s] for s in ranked] == [["h0"], ["h1"], ["h2"]]

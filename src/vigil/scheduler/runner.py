@@ -199,14 +199,6 @@ def _event_ms(doc: dict, field: str) -> int | None:
     return to_millis(values[0]) if values else None
 
 
-def _ancestor_keys(alert: dict) -> list[tuple[str, str]]:
-    keys = []
-    for ancestor in lookup(alert, "kibana.alert.ancestors") or []:
-        if isinstance(ancestor, dict) and ancestor.get("depth", 0) == 0:
-            keys.append((str(ancestor.get("index") or ""), str(ancestor.get("id"))))
-    return keys
-
-
 def _source_keys(alert: dict) -> list[tuple[str, str]]:
     """(index, id) of the events an alert was raised on (its ancestors of depth 0)."""
     return [
@@ -231,7 +223,7 @@ def signals(alerts: Iterable[dict], order: dict[tuple[str, str], int]) -> list[l
     last = len(order)
 
     def rank(members: list[dict]) -> int:
-        positions = [order.get(k, last) for a in members for k in _ancestor_keys(a)]
+        positions = [order.get(k, last) for a in members for k in _source_keys(a)]
         return min(positions, default=last)
 
     # sorted() is stable: signals of equal rank keep the engine's order.
