@@ -16,7 +16,10 @@ from vigil.sensor.network import NetworkTracker
 from vigil.sensor.process import ProcessTracker, decode
 from vigil.sensor.programs import sensor as prog
 
-_SOCKET_KINDS = {prog.CONNECT, prog.ACCEPT, prog.CLOSE}
+_SOCKET_KINDS = {prog.CONNECT, prog.ACCEPT, prog.CLOSE, prog.CONNECTED, prog.DNS}
+# Records written in the acting process (the others come from the network stack, in whatever
+# task runs: a close, a handshake's end, attributed through the socket instead).
+_IN_PROCESS = {prog.CONNECT, prog.ACCEPT, prog.DNS}
 
 __all__ = ["BPFUnavailable", "KernelSensor", "KernelStats"]
 
@@ -77,6 +80,7 @@ class KernelSensor:
         records = self.probes.ring.read(limit)
         self.stats.records += len(records)
         boot = self.procs.boot_ns
+        net = self.net
         for raw in records:
             rec = decode(raw)
             if rec is None:
@@ -85,12 +89,18 @@ class KernelSensor:
             # holds even while the engine is behind.
             at = boot + rec.time if rec.time else now
             if rec.kind in _SOCKET_KINDS:
-                if rec.tgid in self.ignore_pids:
+                if rec.kind in _IN_PROCESS and rec.tgid in self.ignore_pids:
                     continue
-                docs = self.net.handle(rec, event_id=self.event_id, now_ns=at)
+                docs = net.handle(rec, event_id=self.event_id, now_ns=at)
                 self.stats.network += len(docs)
                 out += docs
                 continue
+            if net.waiting_pids and (rec.tgid in net.waiting_pids or rec.ppid in net.waiting_pids):
+                # A connect of this process (or of a parent that forks) waits for its port:
+                # it goes first, as it happened first.
+                docs = net.release_pid(rec.tgid, rec.ppid)
+                self.stats.network += len(docs)
+                out += docs
             for action, task, _rec in self.procs.handle(rec):
                 if action == "end":
                     self.exited.append(task.pid)
@@ -98,6 +108,11 @@ class KernelSensor:
                     continue
                 out.append(self.procs.document(action, task, event_id=self.event_id(), now_ns=at))
                 self.stats.process += 1
+        if net.waiting:
+            # No port within HOLD_NS (a blocking connect to a host that does not answer).
+            docs = net.release_older(time.clock_gettime_ns(time.CLOCK_BOOTTIME))
+            self.stats.network += len(docs)
+            out += docs
         dropped, _sent = self.probes.counts()
         if dropped != self.stats.dropped:
             self.stats.dropped = dropped

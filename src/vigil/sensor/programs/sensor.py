@@ -13,7 +13,10 @@ in ``counters[0]``; records sent are counted in ``counters[1]``.
 * ``sys_exit`` (``raw_syscalls``): ``setsid``, the ``set*uid``/``set*gid`` family, ``accept``
   and ``accept4`` (the new socket through ``files->fdt->fd[ret]``).
 * ``inet_sock_set_state``: a TCP socket enters ``SYN_SENT`` (connect, in the caller's context)
-  or ``CLOSE``.
+  or ``CLOSE``, or goes from ``SYN_SENT`` to ``ESTABLISHED`` (its local port is known by then).
+* ``sys_exit`` again, for ``connect`` (a TCP socket whose local port the kernel picked after
+  ``SYN_SENT``) and for ``sendto``, ``sendmsg`` and ``sendmmsg`` on a UDP socket to port 53:
+  the start of each datagram (a DNS query, parsed in user space).
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ LICENSE = "Dual BSD/GPL"
 
 # Record types.
 EXEC, FORK, EXIT, SETSID, CREDS, ACCEPT, CONNECT, CLOSE = range(1, 9)
+# CONNECTED: the local port of a socket seen at SYN_SENT (connect's exit, or ESTABLISHED);
+# DNS: a datagram sent to port 53, its first DNS_MAX bytes after the header.
+CONNECTED, DNS = 9, 10
 
 # Record header layout (little-endian), then argv, executable path and cwd components.
 O_TYPE, O_TGID, O_PID, O_PPID = 0, 4, 8, 12
@@ -55,7 +61,7 @@ O_PGID, O_SID = 88, 92
 O_TTY_INDEX, O_TTY_MAJOR, O_TTY_MINOR = 96, 100, 104
 O_NR, O_RET = 108, 112
 O_ARGLEN, O_EXELEN, O_CWDLEN = 120, 124, 128
-O_FAMILY, O_SPORT, O_DPORT = 132, 134, 136
+O_FAMILY, O_SPORT, O_DPORT, O_INET_SPORT = 132, 134, 136, 138
 O_DADDR4, O_SADDR4, O_ENVLEN, O_DADDR6, O_SADDR6 = 140, 144, 148, 152, 168
 O_SK, O_OLDSTATE, O_NEWSTATE = 184, 192, 196
 HEADER = 200
@@ -66,6 +72,9 @@ NAME_MAX = 256
 LIMIT = 16384  # the running offset never passes this before a component is written
 SCRATCH = LIMIT + NAME_MAX + 256
 PATH_LEVELS = 24
+DNS_MAX = 512  # bytes of a datagram to port 53 (a query's question fits: a name is at most 255)
+MMSG_MAX = 4  # datagrams of one sendmmsg looked at (glibc sends A and AAAA queries in one)
+DNS_PORT_RAW = 53 << 8  # port 53 in network byte order, read as a little-endian u16
 
 # x86_64 system call numbers watched at exit.
 SYSCALLS_X86_64 = {
@@ -80,8 +89,15 @@ SYSCALLS_X86_64 = {
     "setfsgid": 123,
     "accept": 43,
     "accept4": 288,
+    "connect": 42,
+    "sendto": 44,
+    "sendmsg": 46,
+    "sendmmsg": 307,
 }
-TCP_SYN_SENT, TCP_CLOSE = 2, 7
+TCP_ESTABLISHED, TCP_SYN_SENT, TCP_CLOSE = 1, 2, 7
+AF_INET, AF_INET6 = 2, 10
+SOCK_STREAM, SOCK_DGRAM = 1, 2
+EINPROGRESS = 115
 PIDTYPE_PGID, PIDTYPE_SID = 2, 3
 
 
@@ -133,7 +149,13 @@ class Offsets:
     skc_family: int
     skc_v6_daddr: int
     skc_v6_rcv_saddr: int
+    inet_sport: int
     regs_nr: int
+    regs_di: int
+    regs_si: int
+    regs_dx: int
+    regs_r8: int
+    socket_type: int
 
     @classmethod
     def from_btf(cls, btf) -> Offsets:
@@ -183,7 +205,13 @@ class Offsets:
             skc_family=o("sock_common", "skc_family"),
             skc_v6_daddr=o("sock_common", "skc_v6_daddr"),
             skc_v6_rcv_saddr=o("sock_common", "skc_v6_rcv_saddr"),
+            inet_sport=o("inet_sock", "inet_sport"),
             regs_nr=o("pt_regs", "orig_ax"),
+            regs_di=o("pt_regs", "di"),
+            regs_si=o("pt_regs", "si"),
+            regs_dx=o("pt_regs", "dx"),
+            regs_r8=o("pt_regs", "r8"),
+            socket_type=o("socket", "type"),
         )
 
 
@@ -274,6 +302,13 @@ class _Program(Asm):
         self.label(ok)
         self.stx(4, R9, len_off, length)
 
+    def span_cap(self, length: int, cap: int) -> None:
+        """``length`` (a register) at most ``cap``, unsigned: its bounds for the verifier."""
+        ok = self.fresh("cap_ok")
+        self.jmp("<=", length, cap, ok)
+        self.mov(length, cap)
+        self.label(ok)
+
     def sock(self, sk: int) -> None:
         """The addresses and ports of the ``struct sock`` in register ``sk`` (r6 or r7)."""
         o = self.o
@@ -281,10 +316,32 @@ class _Program(Asm):
         self.read(R9, O_FAMILY, 2, sk, o.skc_family)
         self.read(R9, O_SPORT, 2, sk, o.skc_num)
         self.read(R9, O_DPORT, 2, sk, o.skc_dport)
+        # The local port again, as the socket sends from it: still there when a closing
+        # socket has given its port back (skc_num is 0 then).
+        self.read(R9, O_INET_SPORT, 2, sk, o.inet_sport)
         self.read(R9, O_DADDR4, 4, sk, o.skc_daddr)
         self.read(R9, O_SADDR4, 4, sk, o.skc_rcv_saddr)
         self.read(R9, O_DADDR6, 16, sk, o.skc_v6_daddr)
         self.read(R9, O_SADDR6, 16, sk, o.skc_v6_rcv_saddr)
+
+    def socket_of(self, fd: int, sock_type: int) -> None:
+        """r6 = the ``struct sock`` of file descriptor register ``fd`` (r7) of the current
+        task (r8), through ``current->files->fdt->fd[fd]->private_data`` (a ``struct socket``)
+        when that socket's type is ``sock_type``; else the program ends."""
+        o = self.o
+        self.load_ptr(R6, R8, o.files)
+        self.load_ptr(R6, R6, o.fdt)
+        self.load_ptr(R6, R6, o.fdt_fd)
+        self.alu("&", fd, 0xFFFFF)
+        self.alu("<<", fd, 3)
+        self.alu("+", R6, fd, reg=True)
+        self.load_ptr(R6, R6, 0)
+        self.load_ptr(R6, R6, o.file_private)
+        self.jmp("==", R6, 0, "out")
+        self.read(FP, -16, 2, R6, o.socket_type)
+        self.ldx(2, R1, FP, -16)
+        self.jmp("!=", R1, sock_type, "out")
+        self.load_ptr(R6, R6, o.socket_sk)
 
     def walk(self, path_slot: int, len_off: int) -> None:
         """Components of the ``struct path`` whose address is on the stack at ``path_slot``,
@@ -334,8 +391,9 @@ class _Program(Asm):
         self.alu("-", R1, R0, reg=True)
         self.stx(4, R9, len_off, R1)
 
-    def output(self, size_reg: int | None = None) -> None:
-        """Send the record (``size_reg`` bytes, else the header) and count it, or count the drop."""
+    def output(self, size_reg: int | None = None, after: str = "out") -> None:
+        """Send the record (``size_reg`` bytes, else the header) and count it, or count the drop
+        (then go on at ``after``)."""
         self.ld_map(R1, self.maps.ringbuf)
         self.movr(R2, R9)
         if size_reg is None:
@@ -345,14 +403,22 @@ class _Program(Asm):
         self.mov(R4, 0)
         self.call(RINGBUF_OUTPUT)
         self.movr(R6, R0)
-        self.lookup(self.maps.counters, "out")
+        self.lookup(self.maps.counters, after)
         self.mov(R1, 1)
         sent = self.fresh("sent")
         self.jmp("==", R6, 0, sent)
         self.atomic_add(R0, 0, R1)
-        self.ja("out")
+        self.ja(after)
         self.label(sent)
         self.atomic_add(R0, 8, R1)
+
+    def begin(self, kind: int) -> None:
+        """The scratch record in r9, the current task in r8, and the record's header."""
+        self.lookup(self.maps.scratch, "out")
+        self.movr(R9, R0)
+        self.call(GET_CURRENT_TASK)
+        self.movr(R8, R0)
+        self.header(kind)
 
     def start(self, kind: int) -> None:
         """Scratch record in r9 (r6 keeps the context in the stack at -32)."""
@@ -441,8 +507,10 @@ def syscall_exit_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> 
     # The filter comes first: this runs at every system call's exit.
     p.ldx(8, R6, R1, 0)  # args[0]: struct pt_regs *
     p.ldx(8, R7, R1, 8)  # args[1]: the return value
+    p.stx(8, FP, -104, R6)
     p.read(FP, -16, 8, R6, off.regs_nr)
     p.ldx(8, R6, FP, -16)
+    p.jmp("==", R6, syscalls["connect"], "connect")
     p.jmp("==", R6, syscalls["setsid"], "setsid")
     for name in ("accept", "accept4"):
         p.jmp("==", R6, syscalls[name], "accept")
@@ -460,6 +528,13 @@ def syscall_exit_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> 
     p.jmp("s<", R7, 0, "out")
     p.mov(R8, SETSID)
     p.ja("go")
+    p.label("connect")
+    # A TCP connect has picked its local port by its exit: done (0) or under way (EINPROGRESS).
+    p.jmp("==", R7, 0, "connect_ok")
+    p.jmp("!=", R7, -EINPROGRESS, "out")
+    p.label("connect_ok")
+    p.mov(R8, CONNECTED)
+    p.ja("go")
     p.label("accept")
     p.jmp("s<", R7, 0, "out")
     p.mov(R8, ACCEPT)
@@ -467,11 +542,7 @@ def syscall_exit_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> 
     p.stx(8, FP, -72, R8)  # kind
     p.stx(8, FP, -80, R7)  # ret
     p.stx(8, FP, -88, R6)  # nr
-    p.lookup(maps.scratch, "out")
-    p.movr(R9, R0)
-    p.call(GET_CURRENT_TASK)
-    p.movr(R8, R0)
-    p.header(0)
+    p.begin(0)
     p.ldx(8, R1, FP, -72)
     p.stx(4, R9, O_TYPE, R1)
     p.ldx(8, R1, FP, -80)
@@ -479,19 +550,21 @@ def syscall_exit_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> 
     p.ldx(8, R1, FP, -88)
     p.stx(4, R9, O_NR, R1)
     p.ldx(8, R1, FP, -72)
-    p.jmp("!=", R1, ACCEPT, "send")
-    # The accepted socket: current->files->fdt->fd[ret]->private_data (a socket) ->sk.
-    p.load_ptr(R6, R8, off.files)
-    p.load_ptr(R6, R6, off.fdt)
-    p.load_ptr(R6, R6, off.fdt_fd)
-    p.ldx(8, R7, FP, -80)
-    p.alu("&", R7, 0xFFFFF)
-    p.alu("<<", R7, 3)
-    p.alu("+", R6, R7, reg=True)
-    p.load_ptr(R6, R6, 0)
-    p.load_ptr(R6, R6, off.file_private)
-    p.load_ptr(R6, R6, off.socket_sk)
+    p.jmp("==", R1, ACCEPT, "accept_fd")
+    p.jmp("!=", R1, CONNECTED, "send")
+    p.ldx(8, R6, FP, -104)
+    p.load_ptr(R7, R6, off.regs_di)  # connect's socket: its first argument
+    p.ja("fd")
+    p.label("accept_fd")
+    p.ldx(8, R7, FP, -80)  # accept's socket: what it returned
+    p.label("fd")
+    # TCP only: a stream socket of the Internet families (connects of UDP and Unix sockets
+    # are many and say nothing here).
+    p.socket_of(R7, SOCK_STREAM)
     p.sock(R6)
+    p.ldx(2, R1, R9, O_FAMILY)
+    p.jmp("==", R1, AF_INET, "send")
+    p.jmp("!=", R1, AF_INET6, "out")
     p.label("send")
     p.output()
     return p.finish()
@@ -506,26 +579,151 @@ def sock_state_program(off: Offsets, maps: Maps) -> bytes:
     p.alu("&", R7, 0xFF)
     p.jmp("==", R7, TCP_SYN_SENT, "go")
     p.jmp("==", R7, TCP_CLOSE, "go")
-    p.ja("out")
+    p.jmp("!=", R7, TCP_ESTABLISHED, "out")
+    p.jmp("!=", R1, TCP_SYN_SENT, "out")  # a connect's handshake done (not an accept's)
     p.label("go")
     p.stx(8, FP, -80, R7)
     p.stx(8, FP, -88, R6)
-    p.lookup(maps.scratch, "out")
-    p.movr(R9, R0)
-    p.call(GET_CURRENT_TASK)
-    p.movr(R8, R0)
-    p.header(CONNECT)
+    p.begin(CONNECT)
     p.ldx(8, R7, FP, -80)
     p.stx(4, R9, O_NEWSTATE, R7)
     p.ldx(8, R1, FP, -72)
     p.stx(4, R9, O_OLDSTATE, R1)
     p.jmp("==", R7, TCP_SYN_SENT, "connect")
     p.st(4, R9, O_TYPE, CLOSE)
+    p.jmp("==", R7, TCP_CLOSE, "connect")
+    p.st(4, R9, O_TYPE, CONNECTED)
     p.label("connect")
     p.ldx(8, R6, FP, -88)
     p.sock(R6)
     p.output()
     return p.finish()
+
+
+def dns_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> bytes:
+    """At the exit of ``sendto``, ``sendmsg`` and ``sendmmsg`` that sent on a UDP socket: each
+    datagram to port 53 (the address given, else the connected peer), up to ``MMSG_MAX`` of one
+    ``sendmmsg``, with its first ``DNS_MAX`` bytes (the first buffer of a message). The
+    datagram's bytes are only copied here; user space parses them, bounded.
+
+    Stack: -72 the call (0 sendto, 1 sendmsg, 2 sendmmsg), -80 its return value, -88 the sock,
+    -104 the registers, -112 the address, -120 the buffer, -128 its length, -160 a msghdr,
+    -176 an iovec, -208 a sockaddr."""
+    p = _Program(off, maps)
+    p.ldx(8, R6, R1, 0)  # args[0]: struct pt_regs *
+    p.ldx(8, R7, R1, 8)  # args[1]: the return value
+    p.read(FP, -16, 8, R6, off.regs_nr)
+    p.ldx(8, R1, FP, -16)
+    for kind, name in enumerate(("sendto", "sendmsg", "sendmmsg")):
+        p.mov(R2, kind)
+        p.jmp("==", R1, syscalls[name], "send")
+    p.ja("out")
+    p.label("send")
+    p.jmp("s<", R7, 1, "out")  # nothing sent
+    p.stx(8, FP, -72, R2)
+    p.stx(8, FP, -80, R7)
+    p.stx(8, FP, -104, R6)
+    p.begin(DNS)
+    p.ldx(8, R6, FP, -104)
+    p.load_ptr(R7, R6, off.regs_di)
+    p.socket_of(R7, SOCK_DGRAM)
+    p.stx(8, FP, -88, R6)
+    p.ldx(8, R6, FP, -104)
+    p.ldx(8, R1, FP, -72)
+    p.jmp("==", R1, 1, "sendmsg")
+    p.jmp("==", R1, 2, "sendmmsg")
+    # sendto(fd, buf, len, flags, dest_addr, addrlen)
+    p.load_ptr(R1, R6, off.regs_r8)
+    p.stx(8, FP, -112, R1)
+    p.load_ptr(R1, R6, off.regs_si)
+    p.stx(8, FP, -120, R1)
+    p.load_ptr(R1, R6, off.regs_dx)
+    p.stx(8, FP, -128, R1)
+    _datagram(p, "out")
+    p.ja("out")
+    # sendmsg(fd, msg, flags)
+    p.label("sendmsg")
+    p.load_ptr(R7, R6, off.regs_si)
+    _msghdr(p, R7)
+    _datagram(p, "out")
+    p.ja("out")
+    # sendmmsg(fd, msgvec, vlen, flags): struct mmsghdr is 64 bytes, its msghdr first.
+    p.label("sendmmsg")
+    for i in range(MMSG_MAX):
+        p.ldx(8, R1, FP, -80)
+        p.jmp("<=", R1, i, "out")
+        p.ldx(8, R6, FP, -104)
+        p.load_ptr(R7, R6, off.regs_si)
+        p.alu("+", R7, 64 * i)
+        _msghdr(p, R7)
+        nxt = p.fresh("mmsg")
+        _datagram(p, nxt)
+        p.label(nxt)
+    return p.finish()
+
+
+def _msghdr(p: _Program, msg: int) -> None:
+    """The address, first buffer and its length of the user ``struct user_msghdr`` at
+    register ``msg`` (name at 0, iov at 16, iovlen at 24) into -112, -120 and -128."""
+    p.read(FP, -160, 32, msg, 0, PROBE_READ_USER)
+    p.ldx(8, R1, FP, -160)
+    p.stx(8, FP, -112, R1)
+    p.st(8, FP, -120, 0)
+    p.st(8, FP, -128, 0)
+    none = p.fresh("no_iov")
+    p.ldx(8, R1, FP, -136)  # msg_iovlen
+    p.jmp("==", R1, 0, none)
+    p.ldx(8, R7, FP, -144)  # msg_iov
+    p.read(FP, -176, 16, R7, 0, PROBE_READ_USER)
+    p.ldx(8, R1, FP, -176)
+    p.stx(8, FP, -120, R1)
+    p.ldx(8, R1, FP, -168)
+    p.stx(8, FP, -128, R1)
+    p.label(none)
+
+
+def _datagram(p: _Program, skip: str) -> None:
+    """One datagram (address -112, buffer -120, length -128): its record when it goes to
+    port 53 of an Internet address, else on to ``skip``."""
+    p.ldx(8, R6, FP, -88)
+    p.sock(R6)  # the connected peer, the local address and port
+    named = p.fresh("named")
+    p.ldx(8, R7, FP, -112)
+    p.jmp("==", R7, 0, named)
+    p.read(FP, -208, 28, R7, 0, PROBE_READ_USER)  # sockaddr_in or sockaddr_in6
+    p.ldx(2, R1, FP, -208)
+    p.stx(2, R9, O_FAMILY, R1)
+    p.ldx(2, R2, FP, -206)
+    p.stx(2, R9, O_DPORT, R2)
+    v6 = p.fresh("v6")
+    p.jmp("==", R1, AF_INET6, v6)
+    p.jmp("!=", R1, AF_INET, skip)
+    p.ldx(4, R2, FP, -204)
+    p.stx(4, R9, O_DADDR4, R2)
+    p.ja(named)
+    p.label(v6)
+    p.ldx(8, R2, FP, -200)
+    p.stx(8, R9, O_DADDR6, R2)
+    p.ldx(8, R2, FP, -192)
+    p.stx(8, R9, O_DADDR6 + 8, R2)
+    p.label(named)
+    p.ldx(2, R1, R9, O_DPORT)
+    p.jmp("!=", R1, DNS_PORT_RAW, skip)
+    p.ldx(2, R1, R9, O_FAMILY)
+    inet = p.fresh("inet")
+    p.jmp("==", R1, AF_INET, inet)
+    p.jmp("!=", R1, AF_INET6, skip)
+    p.label(inet)
+    p.ldx(8, R7, FP, -128)
+    p.span_cap(R7, DNS_MAX)
+    p.stx(4, R9, O_ARGLEN, R7)
+    p.ldx(8, R3, FP, -120)
+    p.movr(R1, R9)
+    p.alu("+", R1, HEADER)
+    p.movr(R2, R7)
+    p.call(PROBE_READ_USER)
+    p.alu("+", R7, HEADER)
+    p.output(R7, after=skip)
 
 
 def programs(off: Offsets, maps: Maps, syscalls: dict[str, int] | None) -> list[tuple[str, str, bytes]]:
@@ -538,4 +736,5 @@ def programs(off: Offsets, maps: Maps, syscalls: dict[str, int] | None) -> list[
     ]
     if syscalls:
         out.append(("vigil_sysexit", "sys_exit", syscall_exit_program(off, maps, syscalls)))
+        out.append(("vigil_dns", "sys_exit", dns_program(off, maps, syscalls)))
     return out
