@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from vigil.sensor.ecs import HostInfo
+from vigil.sensor.ecs import HostInfo, field_names
 from vigil.sensor.network import dns_question
 
 # The fields linux_network_dns_lookup_result.yaml lists (those this sensor can have).
@@ -78,14 +78,6 @@ def _run(code: str) -> tuple[int, str]:
 
 def _ended(pid_box: list[int]):
     return lambda acc: any(d["event"]["action"] == "end" and d["process"]["pid"] in pid_box for d in acc)
-
-
-def _leaves(doc: dict, prefix: str = "") -> set[str]:
-    out: set[str] = set()
-    for key, value in doc.items():
-        name = f"{prefix}{key}"
-        out |= _leaves(value, name + ".") if isinstance(value, dict) else {name}
-    return out
 
 
 # ----- connection_attempted: source.port
@@ -247,7 +239,7 @@ u.sendto(query(b"not-dns.vigil.xyz"), ("127.0.0.77", 5353))
     assert "args" not in d["process"]
     for doc in by_name.values():
         # host.* and agent.* are those of every event of this host (the envelope).
-        own = {f for f in _leaves(doc) if not f.startswith(("host.", "agent."))}
+        own = {f for f in field_names(doc) if not f.startswith(("host.", "agent."))}
         assert own <= DNS_FIELDS, sorted(own - DNS_FIELDS)
     if sink6:
         assert by_name["six.vigil.xyz"]["destination"]["ip"] == "::1"

@@ -277,7 +277,8 @@ class Probes:
                 fd = prog_load(code, prog.LICENSE, name)
                 self._fds.append(fd)
                 self._fds.append(raw_tracepoint_open(tracepoint, fd))
-                self.attached.append(tracepoint)
+                if tracepoint not in self.attached:
+                    self.attached.append(tracepoint)
         except BaseException:
             self.close()
             raise

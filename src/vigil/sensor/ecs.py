@@ -273,3 +273,12 @@ def health_event(message: str, *, host: HostInfo, event_id: str, now_ns: int, lo
         "message": message,
         "vigil": {"sensor": {"lost": lost}},
     }
+
+
+def field_names(doc: dict, prefix: str = "") -> set[str]:
+    """The dotted names of the leaves of a document (``process.parent.entity_id``, ...)."""
+    out: set[str] = set()
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        out |= field_names(value, name + ".") if isinstance(value, dict) else {name}
+    return out
