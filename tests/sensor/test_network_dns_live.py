@@ -305,3 +305,58 @@ def test_dns_question_parser_is_bounded_on_any_bytes():
         assert found is None or (
             isinstance(found[0], str) and found[0].isprintable() and 0 <= found[1] < 65536
         )
+
+
+def test_dns_queries_written_to_a_connected_socket(kernel, tmp_path):
+    """write and writev on a connected UDP socket (Go's resolver, bash's /dev/udp) are queries
+    too; the same bytes written to a file, a pipe or a TCP socket to port 53 are not."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sink.bind(("127.0.0.80", 53))
+    except OSError as exc:
+        pytest.skip(f"cannot bind 127.0.0.80:53: {exc}")
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.80", 53))
+    tcp.listen(1)
+    code = f"""
+import os, socket, struct
+def query(name, qtype=1):
+    labels = b"".join(bytes([len(x)]) + x for x in name.split(b".") if x)
+    return struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + labels + b"\\0" + struct.pack(">HH", qtype, 1)
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c.connect(("127.0.0.80", 53))
+os.write(c.fileno(), query(b"write.vigil.xyz"))
+q = query(b"writev.vigil.xyz", 28)
+os.writev(c.fileno(), [q])
+with open({str(tmp_path / "q.bin")!r}, "wb", buffering=0) as f:
+    f.write(query(b"file.vigil.xyz"))
+r, w = os.pipe()
+os.write(w, query(b"pipe.vigil.xyz"))
+t = socket.create_connection(("127.0.0.80", 53))
+os.write(t.fileno(), query(b"tcp.vigil.xyz"))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    label = "\\x05bashq\\x05vigil\\x03xyz\\x00\\x00\\x01\\x00\\x01"
+    bash = subprocess.run(
+        ["bash", "-c", f"exec 3<>/dev/udp/127.0.0.80/53; printf '\\x00\\x07\\x01\\x00\\x00\\x01"
+         f"\\x00\\x00\\x00\\x00\\x00\\x00{label}' >&3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    sink.close()
+    tcp.close()
+    assert bash.returncode == 0, bash.stderr
+    want = {"write.vigil.xyz", "writev.vigil.xyz", "bashq.vigil.xyz"}
+    docs = _collect(
+        kernel, lambda acc: want <= {d.get("dns", {}).get("question", {}).get("name") for d in acc}
+    )
+    names = {d["dns"]["question"]["name"]: d for d in docs if d.get("dns")}
+    assert want <= set(names)
+    assert not {"file.vigil.xyz", "pipe.vigil.xyz", "tcp.vigil.xyz"} & set(names)
+    assert names["writev.vigil.xyz"]["dns"]["question"]["type"] == "AAAA"
+    assert names["bashq.vigil.xyz"]["process"]["name"] == "bash"
+    assert names["write.vigil.xyz"]["destination"] == {
+        "address": "127.0.0.80",
+        "ip": "127.0.0.80",
+        "port": 53,
+    }

@@ -93,10 +93,14 @@ SYSCALLS_X86_64 = {
     "sendto": 44,
     "sendmsg": 46,
     "sendmmsg": 307,
+    "write": 1,
+    "writev": 20,
 }
 TCP_ESTABLISHED, TCP_SYN_SENT, TCP_CLOSE = 1, 2, 7
 AF_INET, AF_INET6 = 2, 10
 SOCK_STREAM, SOCK_DGRAM = 1, 2
+S_IFMT, S_IFSOCK = 0o170000, 0o140000
+DNS_MIN = 17  # the shortest query: header, a one-letter name, type and class
 EINPROGRESS = 115
 PIDTYPE_PGID, PIDTYPE_SID = 2, 3
 
@@ -156,6 +160,8 @@ class Offsets:
     regs_dx: int
     regs_r8: int
     socket_type: int
+    file_inode: int
+    inode_mode: int
 
     @classmethod
     def from_btf(cls, btf) -> Offsets:
@@ -212,6 +218,8 @@ class Offsets:
             regs_dx=o("pt_regs", "dx"),
             regs_r8=o("pt_regs", "r8"),
             socket_type=o("socket", "type"),
+            file_inode=o("file", "f_inode"),
+            inode_mode=o("inode", "i_mode"),
         )
 
 
@@ -326,8 +334,9 @@ class _Program(Asm):
 
     def socket_of(self, fd: int, sock_type: int) -> None:
         """r6 = the ``struct sock`` of file descriptor register ``fd`` (r7) of the current
-        task (r8), through ``current->files->fdt->fd[fd]->private_data`` (a ``struct socket``)
-        when that socket's type is ``sock_type``; else the program ends."""
+        task (r8), through ``current->files->fdt->fd[fd]->private_data`` (a ``struct socket``:
+        the file's inode is a socket's) when that socket's type is ``sock_type``; else the
+        program ends."""
         o = self.o
         self.load_ptr(R6, R8, o.files)
         self.load_ptr(R6, R6, o.fdt)
@@ -336,6 +345,12 @@ class _Program(Asm):
         self.alu("<<", fd, 3)
         self.alu("+", R6, fd, reg=True)
         self.load_ptr(R6, R6, 0)
+        self.jmp("==", R6, 0, "out")
+        self.load_ptr(R1, R6, o.file_inode)
+        self.read(FP, -16, 2, R1, o.inode_mode)
+        self.ldx(2, R1, FP, -16)
+        self.alu("&", R1, S_IFMT)
+        self.jmp("!=", R1, S_IFSOCK, "out")
         self.load_ptr(R6, R6, o.file_private)
         self.jmp("==", R6, 0, "out")
         self.read(FP, -16, 2, R6, o.socket_type)
@@ -601,20 +616,22 @@ def sock_state_program(off: Offsets, maps: Maps) -> bytes:
 
 
 def dns_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> bytes:
-    """At the exit of ``sendto``, ``sendmsg`` and ``sendmmsg`` that sent on a UDP socket: each
-    datagram to port 53 (the address given, else the connected peer), up to ``MMSG_MAX`` of one
-    ``sendmmsg``, with its first ``DNS_MAX`` bytes (the first buffer of a message). The
-    datagram's bytes are only copied here; user space parses them, bounded.
+    """At the exit of ``sendto``, ``sendmsg``, ``sendmmsg``, ``write`` and ``writev`` that sent
+    on a UDP socket: each datagram to port 53 (the address given, else the connected peer), up
+    to ``MMSG_MAX`` of one ``sendmmsg``, with its first ``DNS_MAX`` bytes (the first buffer of
+    a message). The datagram's bytes are only copied here; user space parses them, bounded.
+    ``write`` and ``writev`` are many: only those of a query's size whose first bytes read as
+    a standard query with one question go on to look at the file.
 
-    Stack: -72 the call (0 sendto, 1 sendmsg, 2 sendmmsg), -80 its return value, -88 the sock,
-    -104 the registers, -112 the address, -120 the buffer, -128 its length, -160 a msghdr,
-    -176 an iovec, -208 a sockaddr."""
+    Stack: -72 the call (0 sendto, 1 sendmsg, 2 sendmmsg, 3 write, 4 writev), -80 its return
+    value, -88 the sock, -104 the registers, -112 the address, -120 the buffer, -128 its
+    length, -160 a msghdr, -176 an iovec, -208 a sockaddr, -216 a query's first bytes."""
     p = _Program(off, maps)
     p.ldx(8, R6, R1, 0)  # args[0]: struct pt_regs *
     p.ldx(8, R7, R1, 8)  # args[1]: the return value
     p.read(FP, -16, 8, R6, off.regs_nr)
     p.ldx(8, R1, FP, -16)
-    for kind, name in enumerate(("sendto", "sendmsg", "sendmmsg")):
+    for kind, name in enumerate(("sendto", "sendmsg", "sendmmsg", "write", "writev")):
         p.mov(R2, kind)
         p.jmp("==", R1, syscalls[name], "send")
     p.ja("out")
@@ -623,6 +640,29 @@ def dns_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> bytes:
     p.stx(8, FP, -72, R2)
     p.stx(8, FP, -80, R7)
     p.stx(8, FP, -104, R6)
+    p.jmp("<", R2, 3, "sent")
+    # write(fd, buf, count) or writev(fd, iov, iovcnt): a query's size, a query's header.
+    p.jmp("<", R7, DNS_MIN, "out")
+    p.jmp(">", R7, DNS_MAX, "out")
+    p.st(8, FP, -112, 0)
+    p.load_ptr(R1, R6, off.regs_si)
+    p.stx(8, FP, -120, R1)
+    p.stx(8, FP, -128, R7)
+    p.ldx(8, R2, FP, -72)
+    p.jmp("==", R2, 3, "written")
+    p.read(FP, -176, 16, R1, 0, PROBE_READ_USER)  # the first iovec
+    p.ldx(8, R1, FP, -176)
+    p.stx(8, FP, -120, R1)
+    p.ldx(8, R1, FP, -168)
+    p.stx(8, FP, -128, R1)
+    p.label("written")
+    p.ldx(8, R1, FP, -120)
+    p.read(FP, -216, 8, R1, 0, PROBE_READ_USER)
+    p.ldx(1, R1, FP, -214)
+    p.jmp("&", R1, 0xF8, "out")  # QR (a reply) or an opcode other than QUERY
+    p.ldx(2, R1, FP, -212)
+    p.jmp("!=", R1, 1 << 8, "out")  # QDCOUNT 1, big-endian
+    p.label("sent")
     p.begin(DNS)
     p.ldx(8, R6, FP, -104)
     p.load_ptr(R7, R6, off.regs_di)
@@ -632,6 +672,7 @@ def dns_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> bytes:
     p.ldx(8, R1, FP, -72)
     p.jmp("==", R1, 1, "sendmsg")
     p.jmp("==", R1, 2, "sendmmsg")
+    p.jmp(">=", R1, 3, "written_out")
     # sendto(fd, buf, len, flags, dest_addr, addrlen)
     p.load_ptr(R1, R6, off.regs_r8)
     p.stx(8, FP, -112, R1)
@@ -639,6 +680,9 @@ def dns_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> bytes:
     p.stx(8, FP, -120, R1)
     p.load_ptr(R1, R6, off.regs_dx)
     p.stx(8, FP, -128, R1)
+    _datagram(p, "out")
+    p.ja("out")
+    p.label("written_out")  # write or writev: buffer and length are set, no address
     _datagram(p, "out")
     p.ja("out")
     # sendmsg(fd, msg, flags)
