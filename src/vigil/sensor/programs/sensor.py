@@ -533,7 +533,9 @@ def syscall_exit_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> 
         p.jmp("==", R6, syscalls[name], "creds")
     for name in ("setfsuid", "setfsgid"):
         p.jmp("==", R6, syscalls[name], "creds_any")
-    p.ja("out")
+    p.movr(R1, R6)
+    p.ldx(8, R6, FP, -104)
+    _dns(p, syscalls)  # the calls that send datagrams: R1 the number, R6 the registers, R7 ret
     p.label("creds")
     p.jmp("!=", R7, 0, "out")
     p.label("creds_any")
@@ -615,8 +617,10 @@ def sock_state_program(off: Offsets, maps: Maps) -> bytes:
     return p.finish()
 
 
-def dns_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> bytes:
-    """At the exit of ``sendto``, ``sendmsg``, ``sendmmsg``, ``write`` and ``writev`` that sent
+def _dns(p: _Program, syscalls: dict[str, int]) -> None:
+    """Part of the ``sys_exit`` program (one program per system call's exit costs less than
+    two), entered with r1 the call's number, r6 its registers and r7 its return value; ends at
+    ``out``. At the exit of ``sendto``, ``sendmsg``, ``sendmmsg``, ``write`` and ``writev`` that sent
     on a UDP socket: each datagram to port 53 (the address given, else the connected peer), up
     to ``MMSG_MAX`` of one ``sendmmsg``, with its first ``DNS_MAX`` bytes (the first buffer of
     a message). The datagram's bytes are only copied here; user space parses them, bounded.
@@ -626,21 +630,17 @@ def dns_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> bytes:
     Stack: -72 the call (0 sendto, 1 sendmsg, 2 sendmmsg, 3 write, 4 writev), -80 its return
     value, -88 the sock, -104 the registers, -112 the address, -120 the buffer, -128 its
     length, -160 a msghdr, -176 an iovec, -208 a sockaddr, -216 a query's first bytes."""
-    p = _Program(off, maps)
-    p.ldx(8, R6, R1, 0)  # args[0]: struct pt_regs *
-    p.ldx(8, R7, R1, 8)  # args[1]: the return value
-    p.read(FP, -16, 8, R6, off.regs_nr)
-    p.ldx(8, R1, FP, -16)
+    off = p.o
     for kind, name in enumerate(("sendto", "sendmsg", "sendmmsg", "write", "writev")):
         p.mov(R2, kind)
-        p.jmp("==", R1, syscalls[name], "send")
+        p.jmp("==", R1, syscalls[name], "dns_send")
     p.ja("out")
-    p.label("send")
+    p.label("dns_send")
     p.jmp("s<", R7, 1, "out")  # nothing sent
     p.stx(8, FP, -72, R2)
     p.stx(8, FP, -80, R7)
     p.stx(8, FP, -104, R6)
-    p.jmp("<", R2, 3, "sent")
+    p.jmp("<", R2, 3, "dns_sent")
     # write(fd, buf, count) or writev(fd, iov, iovcnt): a query's size, a query's header.
     p.jmp("<", R7, DNS_MIN, "out")
     p.jmp(">", R7, DNS_MAX, "out")
@@ -649,20 +649,20 @@ def dns_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> bytes:
     p.stx(8, FP, -120, R1)
     p.stx(8, FP, -128, R7)
     p.ldx(8, R2, FP, -72)
-    p.jmp("==", R2, 3, "written")
+    p.jmp("==", R2, 3, "dns_written")
     p.read(FP, -176, 16, R1, 0, PROBE_READ_USER)  # the first iovec
     p.ldx(8, R1, FP, -176)
     p.stx(8, FP, -120, R1)
     p.ldx(8, R1, FP, -168)
     p.stx(8, FP, -128, R1)
-    p.label("written")
+    p.label("dns_written")
     p.ldx(8, R1, FP, -120)
     p.read(FP, -216, 8, R1, 0, PROBE_READ_USER)
     p.ldx(1, R1, FP, -214)
     p.jmp("&", R1, 0xF8, "out")  # QR (a reply) or an opcode other than QUERY
     p.ldx(2, R1, FP, -212)
     p.jmp("!=", R1, 1 << 8, "out")  # QDCOUNT 1, big-endian
-    p.label("sent")
+    p.label("dns_sent")
     p.begin(DNS)
     p.ldx(8, R6, FP, -104)
     p.load_ptr(R7, R6, off.regs_di)
@@ -670,9 +670,9 @@ def dns_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> bytes:
     p.stx(8, FP, -88, R6)
     p.ldx(8, R6, FP, -104)
     p.ldx(8, R1, FP, -72)
-    p.jmp("==", R1, 1, "sendmsg")
-    p.jmp("==", R1, 2, "sendmmsg")
-    p.jmp(">=", R1, 3, "written_out")
+    p.jmp("==", R1, 1, "dns_sendmsg")
+    p.jmp("==", R1, 2, "dns_sendmmsg")
+    p.jmp(">=", R1, 3, "dns_written_out")
     # sendto(fd, buf, len, flags, dest_addr, addrlen)
     p.load_ptr(R1, R6, off.regs_r8)
     p.stx(8, FP, -112, R1)
@@ -682,17 +682,17 @@ def dns_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> bytes:
     p.stx(8, FP, -128, R1)
     _datagram(p, "out")
     p.ja("out")
-    p.label("written_out")  # write or writev: buffer and length are set, no address
+    p.label("dns_written_out")  # write or writev: buffer and length are set, no address
     _datagram(p, "out")
     p.ja("out")
     # sendmsg(fd, msg, flags)
-    p.label("sendmsg")
+    p.label("dns_sendmsg")
     p.load_ptr(R7, R6, off.regs_si)
     _msghdr(p, R7)
     _datagram(p, "out")
     p.ja("out")
     # sendmmsg(fd, msgvec, vlen, flags): struct mmsghdr is 64 bytes, its msghdr first.
-    p.label("sendmmsg")
+    p.label("dns_sendmmsg")
     for i in range(MMSG_MAX):
         p.ldx(8, R1, FP, -80)
         p.jmp("<=", R1, i, "out")
@@ -703,7 +703,7 @@ def dns_program(off: Offsets, maps: Maps, syscalls: dict[str, int]) -> bytes:
         nxt = p.fresh("mmsg")
         _datagram(p, nxt)
         p.label(nxt)
-    return p.finish()
+    p.ja("out")
 
 
 def _msghdr(p: _Program, msg: int) -> None:
@@ -780,5 +780,4 @@ def programs(off: Offsets, maps: Maps, syscalls: dict[str, int] | None) -> list[
     ]
     if syscalls:
         out.append(("vigil_sysexit", "sys_exit", syscall_exit_program(off, maps, syscalls)))
-        out.append(("vigil_dns", "sys_exit", dns_program(off, maps, syscalls)))
     return out
