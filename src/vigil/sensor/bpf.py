@@ -24,6 +24,7 @@ BPF_RAW_TRACEPOINT_OPEN = 17
 BPF_MAP_TYPE_ARRAY = 2
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
 BPF_MAP_TYPE_RINGBUF = 27
+BPF_MAP_TYPE_LRU_HASH = 9
 BPF_PROG_TYPE_RAW_TRACEPOINT = 17
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
@@ -270,13 +271,20 @@ class Probes:
             self._fds.append(self.counters)
             scratch = map_create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, prog.SCRATCH, 1, "vigil_scratch")
             self._fds.append(scratch)
-            maps = prog.Maps(self.ring.fd, scratch, self.counters)
+            senders = map_create(BPF_MAP_TYPE_LRU_HASH, 8, 8, 4096, "vigil_dns_send")
+            self._fds.append(senders)
+            maps = prog.Maps(self.ring.fd, scratch, self.counters, senders)
             syscalls = prog.SYSCALLS_X86_64 if platform.machine() == "x86_64" else None
             self.attached: list[str] = []
             for name, tracepoint, code in prog.programs(offsets, maps, syscalls):
                 fd = prog_load(code, prog.LICENSE, name)
                 self._fds.append(fd)
-                self._fds.append(raw_tracepoint_open(tracepoint, fd))
+                try:
+                    self._fds.append(raw_tracepoint_open(tracepoint, fd))
+                except BPFUnavailable:
+                    if tracepoint not in prog.OPTIONAL:
+                        raise
+                    continue  # an older kernel: what it gives is not seen, the rest is
                 if tracepoint not in self.attached:
                     self.attached.append(tracepoint)
         except BaseException:

@@ -25,9 +25,12 @@ from dataclasses import dataclass
 
 from vigil.sensor.programs.asm import (
     FP,
+    GET_CURRENT_PID_TGID,
     GET_CURRENT_TASK,
     KTIME_GET_BOOT_NS,
+    MAP_DELETE_ELEM,
     MAP_LOOKUP_ELEM,
+    MAP_UPDATE_ELEM,
     PROBE_READ_KERNEL,
     PROBE_READ_KERNEL_STR,
     PROBE_READ_USER,
@@ -162,6 +165,7 @@ class Offsets:
     socket_type: int
     file_inode: int
     inode_mode: int
+    sk_type: int  # -1: not a plain member on this kernel (no write/writev DNS)
 
     @classmethod
     def from_btf(cls, btf) -> Offsets:
@@ -220,6 +224,7 @@ class Offsets:
             socket_type=o("socket", "type"),
             file_inode=o("file", "f_inode"),
             inode_mode=o("inode", "i_mode"),
+            sk_type=o("sock", "sk_type") if btf.has("sock", "sk_type") else -1,
         )
 
 
@@ -228,6 +233,9 @@ class Maps:
     ringbuf: int
     scratch: int
     counters: int
+    # Threads whose system call now running sent on a connected UDP socket to port 53
+    # (pid_tgid -> 1, an LRU hash): only their write and writev are looked at.
+    dns_senders: int = -1
 
 
 class _Program(Asm):
@@ -641,9 +649,25 @@ def _dns(p: _Program, syscalls: dict[str, int]) -> None:
     p.stx(8, FP, -80, R7)
     p.stx(8, FP, -104, R6)
     p.jmp("<", R2, 3, "dns_sent")
-    # write(fd, buf, count) or writev(fd, iov, iovcnt): a query's size, a query's header.
+    # write(fd, buf, count) or writev(fd, iov, iovcnt): a query's size, by a thread that has
+    # just sent on a UDP socket connected to port 53 (sock_send_length), a query's header.
     p.jmp("<", R7, DNS_MIN, "out")
     p.jmp(">", R7, DNS_MAX, "out")
+    if p.maps.dns_senders < 0:
+        p.ja("out")
+    p.call(GET_CURRENT_PID_TGID)
+    p.stx(8, FP, -216, R0)
+    p.ld_map(R1, p.maps.dns_senders)
+    p.movr(R2, FP)
+    p.alu("+", R2, -216)
+    p.call(MAP_LOOKUP_ELEM)
+    p.jmp("==", R0, 0, "out")
+    p.ld_map(R1, p.maps.dns_senders)
+    p.movr(R2, FP)
+    p.alu("+", R2, -216)
+    p.call(MAP_DELETE_ELEM)
+    p.ldx(8, R6, FP, -104)
+    p.ldx(8, R7, FP, -80)
     p.st(8, FP, -112, 0)
     p.load_ptr(R1, R6, off.regs_si)
     p.stx(8, FP, -120, R1)
@@ -770,6 +794,40 @@ def _datagram(p: _Program, skip: str) -> None:
     p.output(R7, after=skip)
 
 
+def send_length_program(off: Offsets, maps: Maps) -> bytes:
+    """``sock_send_length`` (a socket's send, in the sending thread): a datagram socket
+    connected to port 53 sent; marks the thread for its ``write``/``writev`` exit, so those
+    many calls cost a map lookup, not a read of their buffer."""
+    p = _Program(off, maps)
+    p.ldx(8, R6, R1, 0)  # args[0]: struct sock *
+    p.ldx(8, R7, R1, 8)  # args[1]: what was sent, or an error
+    p.alu("<<", R7, 32)
+    p.alu(">>", R7, 32)  # an int
+    p.jmp("&", R7, 1 << 31, "out")
+    p.jmp("==", R7, 0, "out")
+    p.read(FP, -16, 2, R6, off.skc_dport)
+    p.ldx(2, R1, FP, -16)
+    p.jmp("!=", R1, DNS_PORT_RAW, "out")
+    p.read(FP, -16, 2, R6, off.sk_type)
+    p.ldx(2, R1, FP, -16)
+    p.jmp("!=", R1, SOCK_DGRAM, "out")
+    p.call(GET_CURRENT_PID_TGID)
+    p.stx(8, FP, -8, R0)
+    p.st(8, FP, -16, 1)
+    p.ld_map(R1, maps.dns_senders)
+    p.movr(R2, FP)
+    p.alu("+", R2, -8)
+    p.movr(R3, FP)
+    p.alu("+", R3, -16)
+    p.mov(R4, 0)
+    p.call(MAP_UPDATE_ELEM)
+    return p.finish()
+
+
+# Programs whose tracepoint an older kernel may lack: not attached there, the rest still is.
+OPTIONAL = {"sock_send_length"}
+
+
 def programs(off: Offsets, maps: Maps, syscalls: dict[str, int] | None) -> list[tuple[str, str, bytes]]:
     """(name, raw tracepoint, instructions) of every program; no syscall program without numbers."""
     out = [
@@ -778,6 +836,8 @@ def programs(off: Offsets, maps: Maps, syscalls: dict[str, int] | None) -> list[
         ("vigil_exit", "sched_process_exit", exit_program(off, maps)),
         ("vigil_sock", "inet_sock_set_state", sock_state_program(off, maps)),
     ]
+    if syscalls and maps.dns_senders >= 0 and off.sk_type >= 0:
+        out.append(("vigil_dnssend", "sock_send_length", send_length_program(off, maps)))
     if syscalls:
         out.append(("vigil_sysexit", "sys_exit", syscall_exit_program(off, maps, syscalls)))
     return out
