@@ -37,6 +37,27 @@ DNS_FIELDS = {
     "user.Ext.real.id", "user.Ext.real.name", "user.id", "user.name",
 }  # fmt: skip
 
+# sendmmsg(2) from Python (the socket module has none): one buffer per message.
+SENDMMSG = """
+import ctypes, ctypes.util
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_char_p), ("len", ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint), ("iov", ctypes.POINTER(iovec)),
+                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+class mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint)]
+def sendmmsg(sock, payloads):
+    iovs = [iovec(q, len(q)) for q in payloads]
+    vec = (mmsghdr * len(payloads))()
+    for i in range(len(payloads)):
+        vec[i].hdr.iov = ctypes.pointer(iovs[i])
+        vec[i].hdr.iovlen = 1
+    return libc.sendmmsg(sock.fileno(), vec, len(payloads), 0)
+"""
+
 
 def query(name: bytes, qtype: int = 1, ident: int = 0x1234) -> bytes:
     """A DNS query (RD set) for the labels of ``name``."""
@@ -174,7 +195,9 @@ def test_dns_queries_by_every_send_call_are_lookup_requested(kernel):
     except OSError:
         sink6.close()
         sink6 = None
-    code = """
+    code = (
+        SENDMMSG
+        + """
 import socket, struct, sys
 def query(name, qtype=1):
     labels = b"".join(bytes([len(x)]) + x for x in name.split(b".") if x)
@@ -188,27 +211,13 @@ c.sendmsg([query(b"sendmsg.vigil.xyz", 16)])
 u.sendmsg([query(b"sendmsg-to.vigil.xyz")], [], 0, ("127.0.0.77", 53))
 m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 m.connect(("127.0.0.77", 53))
-import ctypes, ctypes.util
-libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-class iovec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_char_p), ("len", ctypes.c_size_t)]
-class msghdr(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint), ("iov", ctypes.POINTER(iovec)),
-                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
-                ("flags", ctypes.c_int)]
-class mmsghdr(ctypes.Structure):
-    _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint)]
-qs = [query(b"mmsg-a.vigil.xyz", 1), query(b"mmsg-aaaa.vigil.xyz", 28)]
-iovs = [iovec(q, len(q)) for q in qs]
-vec = (mmsghdr * 2)()
-for i in range(2):
-    vec[i].hdr.iov = ctypes.pointer(iovs[i]); vec[i].hdr.iovlen = 1
-assert libc.sendmmsg(m.fileno(), vec, 2, 0) == 2, ctypes.get_errno()
+assert sendmmsg(m, [query(b"mmsg-a.vigil.xyz", 1), query(b"mmsg-aaaa.vigil.xyz", 28)]) == 2
 if sys.argv[1] == "6":
     s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     s6.sendto(query(b"six.vigil.xyz"), ("::1", 53))
 u.sendto(query(b"not-dns.vigil.xyz"), ("127.0.0.77", 5353))
 """
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code, "6" if sink6 else "4"], capture_output=True, text=True, timeout=60
     )
@@ -360,3 +369,39 @@ os.write(t.fileno(), query(b"tcp.vigil.xyz"))
         "ip": "127.0.0.80",
         "port": 53,
     }
+
+
+def test_a_sendmmsg_of_more_queries_than_are_read_is_a_counted_loss(kernel):
+    """The kernel reads MMSG_MAX datagrams of one sendmmsg; the rest, to port 53, are counted
+    in a vigil.sensor.health event, never lost in silence."""
+    from vigil.sensor.programs.sensor import MMSG_MAX
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sink.bind(("127.0.0.81", 53))
+    except OSError as exc:
+        pytest.skip(f"cannot bind 127.0.0.81:53: {exc}")
+    n = MMSG_MAX + 3
+    code = (
+        SENDMMSG
+        + f"""
+import socket, struct
+def query(name):
+    labels = b"".join(bytes([len(x)]) + x for x in name.split(b"."))
+    return struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + labels + b"\\0" + struct.pack(">HH", 1, 1)
+m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+m.connect(("127.0.0.81", 53))
+assert sendmmsg(m, [query(b"many%d.vigil.xyz" % i) for i in range({n})]) == {n}
+"""
+    )
+    before = kernel.stats.dns_unread
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    sink.close()
+    assert proc.returncode == 0, proc.stderr
+    docs = _collect(kernel, lambda acc: any(d["event"]["dataset"] == "vigil.sensor.health" for d in acc))
+    names = {d["dns"]["question"]["name"] for d in docs if d.get("dns")}
+    assert {f"many{i}.vigil.xyz" for i in range(MMSG_MAX)} <= names
+    assert not {f"many{i}.vigil.xyz" for i in range(MMSG_MAX, n)} & names
+    health = [d for d in docs if d["event"]["dataset"] == "vigil.sensor.health"]
+    assert health[-1]["vigil"]["sensor"]["lost"] == before + 3
+    assert kernel.stats.dns_unread == before + 3

@@ -30,6 +30,7 @@ class KernelStats:
     network: int = 0
     records: int = 0
     dropped: int = 0  # records the kernel could not put in the ring buffer (lost)
+    dns_unread: int = 0  # DNS datagrams of a sendmmsg past those the kernel reads (not seen)
 
 
 class KernelSensor:
@@ -113,6 +114,17 @@ class KernelSensor:
             docs = net.release_older(time.clock_gettime_ns(time.CLOCK_BOOTTIME))
             self.stats.network += len(docs)
             out += docs
+        if net.dns_unread != self.stats.dns_unread:
+            self.stats.dns_unread = net.dns_unread
+            out.append(
+                health_event(
+                    f"DNS queries not read: a sendmmsg sent more than {prog.MMSG_MAX} datagrams to port 53",
+                    host=self.host,
+                    event_id=self.event_id(),
+                    now_ns=now,
+                    lost=net.dns_unread,
+                )
+            )
         dropped, _sent = self.probes.counts()
         if dropped != self.stats.dropped:
             self.stats.dropped = dropped

@@ -144,6 +144,7 @@ class NetworkTracker:
         # Attempts waiting for their local port: sk -> (document, kernel time, pid).
         self.waiting: dict[int, tuple[dict, int, int]] = {}
         self.waiting_pids: dict[int, int] = {}  # pid -> attempts of it waiting
+        self.dns_unread = 0  # datagrams to port 53 of a sendmmsg past those the kernel read
 
     def handle(self, rec: Record, *, event_id, now_ns: int) -> list[dict]:
         if rec.kind == prog.DNS:
@@ -237,6 +238,9 @@ class NetworkTracker:
     def _dns(self, rec: Record, event_id, now_ns: int) -> list[dict]:
         """``lookup_requested``: a DNS query the process sent (a datagram to port 53)."""
         n = struct.unpack_from("<I", rec.raw, prog.O_ARGLEN)[0]
+        if n == 0 and rec.ret > 0:
+            self.dns_unread += rec.ret
+            return []
         question = dns_question(rec.raw[prog.HEADER : prog.HEADER + min(n, prog.DNS_MAX)])
         ends = endpoints(rec) if question is not None else None
         if ends is None:
