@@ -208,6 +208,8 @@ c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 c.connect(("127.0.0.77", 53))
 c.send(query(b"send.vigil.xyz", 28))
 c.sendmsg([query(b"sendmsg.vigil.xyz", 16)])
+q = query(b"split-msg.vigil.xyz")
+c.sendmsg([q[:2], q[2:13], q[13:]])  # a query over three buffers
 u.sendmsg([query(b"sendmsg-to.vigil.xyz")], [], 0, ("127.0.0.77", 53))
 m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 m.connect(("127.0.0.77", 53))
@@ -225,7 +227,9 @@ u.sendto(query(b"not-dns.vigil.xyz"), ("127.0.0.77", 5353))
     if sink6:
         sink6.close()
     assert proc.returncode == 0, proc.stderr
-    want = {"sendto", "send", "sendmsg", "sendmsg-to", "mmsg-a", "mmsg-aaaa"} | ({"six"} if sink6 else set())
+    want = {"sendto", "send", "sendmsg", "split-msg", "sendmsg-to", "mmsg-a", "mmsg-aaaa"} | (
+        {"six"} if sink6 else set()
+    )
     docs = _collect(
         kernel,
         lambda acc: want <= {d.get("dns", {}).get("question", {}).get("name", "").split(".")[0] for d in acc},
@@ -337,6 +341,8 @@ c.connect(("127.0.0.80", 53))
 os.write(c.fileno(), query(b"write.vigil.xyz"))
 q = query(b"writev.vigil.xyz", 28)
 os.writev(c.fileno(), [q])
+q = query(b"split-writev.vigil.xyz")
+os.writev(c.fileno(), [q[:3], q[3:]])
 with open({str(tmp_path / "q.bin")!r}, "wb", buffering=0) as f:
     f.write(query(b"file.vigil.xyz"))
 r, w = os.pipe()
@@ -355,7 +361,7 @@ os.write(t.fileno(), query(b"tcp.vigil.xyz"))
     sink.close()
     tcp.close()
     assert bash.returncode == 0, bash.stderr
-    want = {"write.vigil.xyz", "writev.vigil.xyz", "bashq.vigil.xyz"}
+    want = {"write.vigil.xyz", "writev.vigil.xyz", "split-writev.vigil.xyz", "bashq.vigil.xyz"}
     docs = _collect(
         kernel, lambda acc: want <= {d.get("dns", {}).get("question", {}).get("name") for d in acc}
     )

@@ -76,6 +76,7 @@ LIMIT = 16384  # the running offset never passes this before a component is writ
 SCRATCH = LIMIT + NAME_MAX + 256
 PATH_LEVELS = 24
 DNS_MAX = 512  # bytes of a datagram to port 53 (a query's question fits: a name is at most 255)
+IOV_MAX = 4  # buffers of one message gathered (up to DNS_MAX bytes in all)
 MMSG_MAX = 8  # datagrams of one sendmmsg looked at (glibc sends A and AAAA queries in one)
 DNS_PORT_RAW = 53 << 8  # port 53 in network byte order, read as a little-endian u16
 
@@ -637,7 +638,8 @@ def _dns(p: _Program, syscalls: dict[str, int]) -> None:
 
     Stack: -72 the call (0 sendto, 1 sendmsg, 2 sendmmsg, 3 write, 4 writev), -80 its return
     value, -88 the sock, -104 the registers, -112 the address, -120 the buffer, -128 its
-    length, -160 a msghdr, -176 an iovec, -208 a sockaddr, -216 a query's first bytes."""
+    length, -160 a msghdr, -176 an iovec, -208 a sockaddr, -216 a query's first bytes, -224
+    an iovec array, -232 its length (0: the buffer at -120)."""
     off = p.o
     for kind, name in enumerate(("sendto", "sendmsg", "sendmmsg", "write", "writev")):
         p.mov(R2, kind)
@@ -669,16 +671,18 @@ def _dns(p: _Program, syscalls: dict[str, int]) -> None:
     p.ldx(8, R6, FP, -104)
     p.ldx(8, R7, FP, -80)
     p.st(8, FP, -112, 0)
+    p.st(8, FP, -232, 0)
     p.load_ptr(R1, R6, off.regs_si)
     p.stx(8, FP, -120, R1)
     p.stx(8, FP, -128, R7)
     p.ldx(8, R2, FP, -72)
     p.jmp("==", R2, 3, "dns_written")
-    p.read(FP, -176, 16, R1, 0, PROBE_READ_USER)  # the first iovec
-    p.ldx(8, R1, FP, -176)
-    p.stx(8, FP, -120, R1)
-    p.ldx(8, R1, FP, -168)
-    p.stx(8, FP, -128, R1)
+    # writev: its buffers (a query may be split over them), no look at the bytes here.
+    p.stx(8, FP, -224, R1)
+    p.ldx(8, R6, FP, -104)
+    p.load_ptr(R1, R6, off.regs_dx)
+    p.stx(8, FP, -232, R1)
+    p.ja("dns_sent")
     p.label("dns_written")
     p.ldx(8, R1, FP, -120)
     p.read(FP, -216, 8, R1, 0, PROBE_READ_USER)
@@ -698,6 +702,7 @@ def _dns(p: _Program, syscalls: dict[str, int]) -> None:
     p.jmp("==", R1, 2, "dns_sendmmsg")
     p.jmp(">=", R1, 3, "dns_written_out")
     # sendto(fd, buf, len, flags, dest_addr, addrlen)
+    p.st(8, FP, -232, 0)
     p.load_ptr(R1, R6, off.regs_r8)
     p.stx(8, FP, -112, R1)
     p.load_ptr(R1, R6, off.regs_si)
@@ -706,7 +711,7 @@ def _dns(p: _Program, syscalls: dict[str, int]) -> None:
     p.stx(8, FP, -128, R1)
     _datagram(p, "out")
     p.ja("out")
-    p.label("dns_written_out")  # write or writev: buffer and length are set, no address
+    p.label("dns_written_out")  # write or writev: the buffers are set, no address
     _datagram(p, "out")
     p.ja("out")
     # sendmsg(fd, msg, flags)
@@ -742,28 +747,63 @@ def _dns(p: _Program, syscalls: dict[str, int]) -> None:
 
 
 def _msghdr(p: _Program, msg: int) -> None:
-    """The address, first buffer and its length of the user ``struct user_msghdr`` at
-    register ``msg`` (name at 0, iov at 16, iovlen at 24) into -112, -120 and -128."""
+    """The address, buffers and their number of the user ``struct user_msghdr`` at register
+    ``msg`` (name at 0, iov at 16, iovlen at 24) into -112, -224 and -232."""
     p.read(FP, -160, 32, msg, 0, PROBE_READ_USER)
     p.ldx(8, R1, FP, -160)
     p.stx(8, FP, -112, R1)
-    p.st(8, FP, -120, 0)
-    p.st(8, FP, -128, 0)
-    none = p.fresh("no_iov")
+    p.ldx(8, R1, FP, -144)  # msg_iov
+    p.stx(8, FP, -224, R1)
     p.ldx(8, R1, FP, -136)  # msg_iovlen
-    p.jmp("==", R1, 0, none)
-    p.ldx(8, R7, FP, -144)  # msg_iov
-    p.read(FP, -176, 16, R7, 0, PROBE_READ_USER)
-    p.ldx(8, R1, FP, -176)
-    p.stx(8, FP, -120, R1)
-    p.ldx(8, R1, FP, -168)
-    p.stx(8, FP, -128, R1)
-    p.label(none)
+    p.stx(8, FP, -232, R1)
+
+
+def _payload(p: _Program) -> None:
+    """The datagram's bytes after the header, ``DNS_MAX`` at most: the buffer at -120 of
+    length -128, or (-232 not 0) the first ``IOV_MAX`` of the -232 buffers of the iovec array
+    at -224, one after the other. r7 ends as their length (also at ``O_ARGLEN``)."""
+    done, gather = p.fresh("payload_done"), p.fresh("gather")
+    p.mov(R7, 0)
+    p.ldx(8, R1, FP, -232)
+    p.jmp("!=", R1, 0, gather)
+    p.ldx(8, R8, FP, -128)
+    p.span_cap(R8, DNS_MAX)
+    p.ldx(8, R3, FP, -120)
+    p.movr(R1, R9)
+    p.alu("+", R1, HEADER)
+    p.movr(R2, R8)
+    p.call(PROBE_READ_USER)
+    p.movr(R7, R8)
+    p.ja(done)
+    p.label(gather)
+    for i in range(IOV_MAX):
+        p.ldx(8, R1, FP, -232)
+        p.jmp("<=", R1, i, done)
+        p.ldx(8, R3, FP, -224)
+        p.read(FP, -176, 16, R3, 16 * i, PROBE_READ_USER)
+        p.ldx(8, R8, FP, -168)
+        room = p.fresh("room")
+        p.mov(R1, DNS_MAX)
+        p.alu("-", R1, R7, reg=True)
+        p.jmp("<=", R8, R1, room, reg=True)
+        p.movr(R8, R1)
+        p.label(room)
+        p.span_cap(R8, DNS_MAX)
+        p.ldx(8, R3, FP, -176)
+        p.movr(R1, R9)
+        p.alu("+", R1, HEADER)
+        p.alu("+", R1, R7, reg=True)
+        p.movr(R2, R8)
+        p.call(PROBE_READ_USER)
+        p.alu("+", R7, R8, reg=True)
+        p.span_cap(R7, DNS_MAX)
+    p.label(done)
+    p.stx(4, R9, O_ARGLEN, R7)
 
 
 def _datagram(p: _Program, skip: str) -> None:
-    """One datagram (address -112, buffer -120, length -128): its record when it goes to
-    port 53 of an Internet address, else on to ``skip``."""
+    """One datagram (address -112, its bytes as :func:`_payload` reads them): its record when
+    it goes to port 53 of an Internet address, else on to ``skip``."""
     p.ldx(8, R6, FP, -88)
     p.sock(R6)  # the connected peer, the local address and port
     named = p.fresh("named")
@@ -793,14 +833,7 @@ def _datagram(p: _Program, skip: str) -> None:
     p.jmp("==", R1, AF_INET, inet)
     p.jmp("!=", R1, AF_INET6, skip)
     p.label(inet)
-    p.ldx(8, R7, FP, -128)
-    p.span_cap(R7, DNS_MAX)
-    p.stx(4, R9, O_ARGLEN, R7)
-    p.ldx(8, R3, FP, -120)
-    p.movr(R1, R9)
-    p.alu("+", R1, HEADER)
-    p.movr(R2, R7)
-    p.call(PROBE_READ_USER)
+    _payload(p)
     p.alu("+", R7, HEADER)
     p.output(R7, after=skip)
 
