@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from vigil.engine.vector import ALL, FieldTest, _patterns, conj, disj
 from vigil.esql import tree as T
-from vigil.esql.evaluate import METADATA_FIELDS
+from vigil.esql.evaluate import METADATA_FIELDS, walk
 from vigil.esql.values import field_type
 
 _STRING = (None, "keyword", "text")  # None: not mapped, a JSON string reads as keyword
@@ -37,6 +37,44 @@ def where_filter(program) -> object:
     if not program.leading_where:
         return ALL
     return condition(program.query.commands[0].condition)
+
+
+def prefix_filter(program) -> object:
+    """The superset filter of the WHEREs of ``program``'s local prefix (``Program.local``,
+    up to its last WHERE): every event the prefix leaves a row of passes it. A WHERE
+    conjunct counts only while no command before it has computed a column it reads (EVAL,
+    RENAME; none past a DISSECT or GROK): the others read the event's fields. MV_EXPAND gives
+    each row one of the field's values, which the filter's tests (any value of an array
+    sufficing) accept; KEEP and DROP change no value."""
+    defined: set[str] = set()
+    terms = []
+    for c in program.query.commands[: program.filter_end]:
+        if isinstance(c, T.Where):
+            # Each conjunct alone (leaving one out only widens).
+            terms += [condition(x) for x in _conjuncts(c.condition) if not _columns(x) & defined]
+        elif isinstance(c, T.Eval):
+            defined |= {a.name for a in c.fields}
+        elif isinstance(c, T.Rename):
+            defined |= {new for _, new in c.pairs}
+        elif isinstance(c, (T.Dissect, T.Grok)):
+            break
+    return conj(tuple(terms))
+
+
+def _conjuncts(e: T.Expr) -> list[T.Expr]:
+    out, stack = [], [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, T.Binary) and x.op == "and":
+            stack += [x.right, x.left]
+        else:
+            out.append(x)
+    return out
+
+
+def _columns(e: T.Expr) -> set[str]:
+    """The names of the columns an expression reads."""
+    return {x.name for x in walk(e) if isinstance(x, T.Column)}
 
 
 def condition(e: T.Expr) -> object:

@@ -70,15 +70,19 @@ class Row:
     """One row: the columns computed so far, and the source document while the
     query can still read its fields (until a KEEP, STATS or similar)."""
 
-    __slots__ = ("doc", "cols", "meta")
+    __slots__ = ("doc", "cols", "meta", "src")
 
-    def __init__(self, doc: Any, cols: dict, meta: dict | None = None) -> None:
+    def __init__(self, doc: Any, cols: dict, meta: dict | None = None, src: dict | None = None) -> None:
         self.doc = doc
         self.cols = cols
         self.meta = meta or {}
+        # The fields of ``doc`` read so far, by name, shared by the rows (of several
+        # programs) of one document: a source field is read with the type its name has in
+        # the mapping wherever it is read (Env.lookup), so one read serves them all.
+        self.src = src
 
     def copy(self) -> Row:
-        return Row(self.doc, dict(self.cols), self.meta)
+        return Row(self.doc, dict(self.cols), self.meta, self.src)
 
 
 @dataclass
@@ -186,9 +190,21 @@ class Program:
             env.columns[name] = METADATA_FIELDS[name]
         self.steps: list[Callable[[list[Row]], list[Row]]] = []
         self.has_limit = False
-        for command in query.commands:
+        # The leading commands that work row by row and read only the row (see
+        # :func:`_local_prefix`): a replay runs them once per event, not in every run.
+        self.local = _local_prefix(query.commands)
+        self.filter_end = max(
+            (i + 1 for i, c in enumerate(query.commands[: self.local]) if isinstance(c, T.Where)), default=0
+        )
+        # The columns (with their types) a STATS right after the local prefix reads, when
+        # that is all it reads: the prefix's rows can then be kept as those columns alone.
+        self.stats_reads: dict[str, str | None] | None = None
+        for i, command in enumerate(query.commands):
+            if i == self.local and isinstance(command, T.Stats) and not command.inline:
+                self.stats_reads = _stats_reads(command, env)
             self.steps.append(self._command(command, env))
         self.env = env
+        self.aggregating = query.aggregating
         # A leading WHERE that reads only the event (not NOW()): a replay can test each event
         # once as it arrives (see :meth:`keeps`) rather than in every overlapping run.
         first = query.commands[0] if query.commands else None
@@ -228,6 +244,40 @@ class Program:
             rows = rows[:limit]
         return self._result(rows)
 
+    def prefix_rows(
+        self, event: Any, *, kept: bool = False, end: int | None = None, src: dict | None = None
+    ) -> list[Row]:
+        """The rows of ``event`` after the local prefix (up to command ``end``; default:
+        all of it). ``kept``: the event passed :meth:`keeps`, so the leading WHERE is skipped.
+        The prefix works row by row and reads only the row, so an event's rows are the same
+        in every run, whatever other events the run holds. ``src``: the event's fields read
+        so far (:attr:`Row.src`), shared with other programs."""
+        rows = [self._row(event, src)]
+        for step in self.steps[1 if kept and self.leading_where else 0 : self.local if end is None else end]:
+            rows = step(rows)
+            if not rows:
+                break
+        return rows
+
+    def project(self, rows: list[Row]) -> list[Row]:
+        """Rows of the local prefix reduced to the columns the STATS after it reads
+        (:attr:`stats_reads`): that STATS gives the same groups over them."""
+        reads = self.stats_reads
+        out = []
+        for r in rows:
+            cols = r.cols
+            out.append(Row(None, {n: cols[n] if n in cols else _get(r, n, t) for n, t in reads.items()}))
+        return out
+
+    def run_rows(self, rows: list[Row], *, now: int | None = None) -> Result:
+        """Run the commands after the local prefix over rows it gave (:meth:`prefix_rows`,
+        :meth:`project`), in order; no default LIMIT (a replayed rule's run)."""
+        self.warn.counts.clear()
+        self._now = now if now is not None else int(datetime.now(UTC).timestamp() * 1000)
+        for step in self.steps[self.local :]:
+            rows = step(rows)
+        return self._result(rows)
+
     def keeps(self, event: Any, row: Row | None = None) -> bool:
         """Whether ``event`` passes the query's leading WHERE (true when it has none that
         reads only the event). ``row``: the event's row from :meth:`source_row`, shared by
@@ -237,7 +287,7 @@ class Program:
         return bool(self.steps[0]([row if row is not None else self._row(event)]))
 
     @staticmethod
-    def source_row(event: Any) -> Row:
+    def source_row(event: Any, src: dict | None = None) -> Row:
         """A row of ``event`` that any program's leading WHERE can read: its fields, typed
         by name alone, and every metadata field."""
         doc, meta = _doc_meta(event)
@@ -245,7 +295,7 @@ class Program:
         for name, typ in METADATA_FIELDS.items():
             v = doc if name == "_source" else meta.get(name)
             cols[name] = v if name == "_source" or v is None else coerce(v, typ)
-        return Row(doc, cols, meta)
+        return Row(doc, cols, meta, src)
 
     def run_pages(self, pages: Iterable[dict[str, list]], **kw) -> Result:
         """Run over pages of columns: column name -> list of values (a value may be a list)."""
@@ -260,7 +310,7 @@ class Program:
 
         return self.run(docs(), **kw)
 
-    def _row(self, event: Any) -> Row:
+    def _row(self, event: Any, src: dict | None = None) -> Row:
         doc, meta = _doc_meta(event)
         cols = {}
         for name in self.metadata:
@@ -269,7 +319,7 @@ class Program:
             else:
                 v = meta.get(name)
                 cols[name] = None if v is None else coerce(v, METADATA_FIELDS[name])
-        return Row(doc, cols, meta)
+        return Row(doc, cols, meta, src)
 
     def _result(self, rows: list[Row]) -> Result:
         env = self.env
@@ -584,6 +634,17 @@ class Program:
                 table[()] = ([agg.start() for agg in aggs], [])
             for r in rows:
                 keys = [fn(r) for _, fn, _ in groups]
+                if not any(isinstance(k, list) for k in keys):
+                    # One group (the common case): _combinations' single combination.
+                    entry = table.get(hkey := tuple(keys))
+                    if entry is None:
+                        entry = table[hkey] = ([agg.start() for agg in aggs], keys)
+                    states = entry[0]
+                    for i, agg in enumerate(aggs):
+                        if agg.where is not None and agg.where(r) is not True:
+                            continue
+                        states[i] = agg.add(states[i], r)
+                    continue
                 for combo in _combinations(keys, warn):
                     hkey = tuple(_hashable(k) for k in combo)
                     entry = table.get(hkey)
@@ -1299,12 +1360,19 @@ class _Agg:
 
 
 def _get(r: Row, name: str, typ: str | None) -> Cell:
-    if name in r.cols:
-        return r.cols[name]
+    cols = r.cols
+    if name in cols:
+        return cols[name]
     if r.doc is None:
         return None
-    v = read(r.doc, name, typ)
-    r.cols[name] = v
+    src = r.src
+    if src is None:
+        v = read(r.doc, name, typ)
+    elif name in src:
+        v = src[name]
+    else:
+        v = src[name] = read(r.doc, name, typ)
+    cols[name] = v
     return v
 
 
@@ -1495,20 +1563,86 @@ def _apply(op: str, a: Any, b: Any, typ: str | None, warn: F.Warnings) -> Any:
     return out
 
 
+# Commands that map each row to rows of its own (none, one or several), reading nothing
+# else: the planner runs them per page, before any STATS, SORT or LIMIT
+# (x-pack/plugin/esql/.../planner/LocalExecutionPlanner.java: FilterExec, EvalExec,
+# MvExpandExec, DissectExec, GrokExec, ProjectExec are operators over one page).
+_ROW_LOCAL = (T.Where, T.Eval, T.MvExpand, T.Dissect, T.Grok, T.Keep, T.Drop, T.Rename)
+
+
+def _local_prefix(commands: tuple) -> int:
+    """How many leading commands are row-local and do not read the run (NOW())."""
+    for i, c in enumerate(commands):
+        if not isinstance(c, _ROW_LOCAL):
+            return i
+        exprs = []
+        if isinstance(c, T.Where):
+            exprs = [c.condition]
+        elif isinstance(c, T.Eval):
+            exprs = [a.expr for a in c.fields]
+        elif isinstance(c, (T.Dissect, T.Grok)):
+            exprs = [c.input]
+        if any(_calls(x, "now") for x in exprs):
+            return i
+    return len(commands)
+
+
+# Functions that read the row's document rather than its columns.
+_DOC_FUNCTIONS = ("kql", "qstr", "match", "match_phrase")
+
+
+def _stats_reads(c: T.Stats, env: Env) -> dict[str, str | None] | None:
+    """The columns a STATS reads with their types, or None when it may read more (the
+    document itself)."""
+    names: dict[str, None] = {}
+    stack: list = [g.expr for g in c.groups]
+    stack += [a.expr for a in c.aggregates] + [a.where for a in c.aggregates if a.where is not None]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, T.Column):
+            names[x.name] = None
+        elif isinstance(x, T.Literal):
+            pass
+        elif isinstance(x, T.Call):
+            if x.name in _DOC_FUNCTIONS:
+                return None
+            stack.extend(x.args)
+        elif isinstance(x, T.Binary):
+            stack += [x.left, x.right]
+        elif isinstance(x, (T.Unary,)):
+            stack.append(x.operand)
+        elif isinstance(x, T.In):
+            stack.append(x.value)
+            stack.extend(x.items)
+        elif isinstance(x, (T.IsNull, T.Like, T.Cast)):
+            stack.append(x.value)
+        else:
+            return None
+    out = {}
+    for n in names:
+        ok, typ = env.lookup(n)
+        if ok:
+            out[n] = typ
+    return out
+
+
 def _calls(e: Any, name: str) -> bool:
     """Whether expression ``e`` calls the function ``name``."""
+    return any(isinstance(x, T.Call) and x.name == name for x in walk(e))
+
+
+def walk(e: Any) -> Iterator[T.Expr]:
+    """``e`` and every expression inside it."""
     stack = [e]
     while stack:
         x = stack.pop()
-        if isinstance(x, T.Call) and x.name == name:
-            return True
-        for attr in ("args", "left", "right", "operand", "value", "items"):
+        yield x
+        for attr in ("args", "left", "right", "operand", "value", "items", "column"):
             v = getattr(x, attr, None)
             if isinstance(v, tuple):
                 stack.extend(i for i in v if isinstance(i, T.Expr))
             elif isinstance(v, T.Expr):
                 stack.append(v)
-    return False
 
 
 def _has_aggregate(e: Any) -> bool:
