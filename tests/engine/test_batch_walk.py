@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vigil.engine import batches
@@ -59,6 +60,13 @@ def _same(docs: list) -> None:
     native = batches._batchwalk.walk(list(docs), reader.trie, len(reader.paths))
     assert native == reader.walk_python(docs)
     assert any(native[0]) and any(native[1])
+    for values in native[0]:  # each field's dictionary encoding, in C and in Python
+        distinct, raw = batches._batchwalk.encode(values)
+        index: dict[str, int] = {}
+        codes = [index.setdefault(v, len(index)) for v in values]
+        assert distinct == list(index)
+        assert np.frombuffer(raw, dtype=np.int32).tolist() == codes
+        assert [distinct[c] for c in codes] == values
 
 
 def test_odd_documents():

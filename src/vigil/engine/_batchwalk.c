@@ -9,6 +9,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 
 typedef struct {
     PyObject *values; /* list per field of str */
@@ -179,8 +180,54 @@ fail:
     return NULL;
 }
 
+/* encode(values) -> (distinct, codes): the distinct strings of a list in order of first
+ * appearance, and per value its place among them, as native int32 bytes (a column's
+ * dictionary encoding, done by vigil.engine.batches.Column in Python when this is absent). */
+static PyObject *encode(PyObject *self, PyObject *arg)
+{
+    if (!PyList_CheckExact(arg)) {
+        PyErr_SetString(PyExc_TypeError, "encode() takes a list");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(arg);
+    if (n > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "too many values for one column");
+        return NULL;
+    }
+    PyObject *index = PyDict_New();
+    PyObject *distinct = PyList_New(0);
+    PyObject *codes = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int32_t));
+    if (index == NULL || distinct == NULL || codes == NULL)
+        goto fail;
+    int32_t *out = (int32_t *)PyBytes_AS_STRING(codes);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(arg, i);
+        PyObject *code = PyDict_GetItemWithError(index, v);
+        if (code == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            code = PyLong_FromSsize_t(PyList_GET_SIZE(distinct));
+            if (code == NULL)
+                goto fail;
+            int rc = PyDict_SetItem(index, v, code);
+            Py_DECREF(code); /* the dict holds it */
+            if (rc < 0 || PyList_Append(distinct, v) < 0)
+                goto fail;
+        }
+        out[i] = (int32_t)PyLong_AsLong(code);
+    }
+    Py_DECREF(index);
+    return Py_BuildValue("(NN)", distinct, codes);
+fail:
+    Py_XDECREF(index);
+    Py_XDECREF(distinct);
+    Py_XDECREF(codes);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, "walk(docs, trie, fields) -> (values, rows, odd), a list per field each."},
+    {"encode", encode, METH_O, "encode(values) -> (distinct, codes): a list's dictionary encoding, codes as int32 bytes."},
     {NULL, NULL, 0, NULL},
 };
 

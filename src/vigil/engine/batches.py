@@ -110,7 +110,7 @@ class Column:
     """One field over a batch: distinct values (lower-cased), and per value its row."""
 
     __slots__ = (
-        "uniques",
+        "_uniques",
         "distinct",
         "_originals",
         "_lowered",
@@ -122,20 +122,31 @@ class Column:
     )
 
     def __init__(self, values: list[str], rows: list[int], odd: list[int], n: int) -> None:
-        index: dict[str, int] = {}
-        codes = [index.setdefault(v, len(index)) for v in values]
+        if _batchwalk is not None:
+            found, raw = _batchwalk.encode(values)
+            self.codes = np.frombuffer(raw, dtype=np.int32)
+        else:
+            index: dict[str, int] = {}
+            self.codes = np.asarray([index.setdefault(v, len(index)) for v in values], dtype=np.int32)
+            found = list(index)
         # A value that is not ASCII passes every test (nonascii), so Arrow holds it as
         # "": lone surrogates (which JSON escapes can carry) never reach its UTF-8.
-        distinct = self.distinct = [v if v.isascii() else "" for v in index]
+        self.distinct = [v if v.isascii() else "" for v in found]
         self._originals = None
         self._lowered: tuple[list[str], dict[str, list[int]]] | None = None
-        self.uniques = pc.utf8_lower(pa.array(distinct, pa.string()))
-        self.nonascii = np.fromiter((not v.isascii() for v in index), bool, len(distinct))
-        self.codes = np.asarray(codes, dtype=np.int32)
+        self._uniques = None  # Arrow's copy, made when a test first needs it
+        self.nonascii = np.fromiter((not v.isascii() for v in found), bool, len(found))
         self.rows = np.asarray(rows, dtype=np.int32)
         # Rows holding a value that is not a string (numbers, booleans), with the value.
         self.odd = np.asarray([r for r, _ in odd], dtype=np.int32) if odd else None
         self.odd_values = odd
+
+    @property
+    def uniques(self) -> pa.Array:
+        """The distinct values lower-cased, in Arrow (by code)."""
+        if self._uniques is None:
+            self._uniques = pc.utf8_lower(pa.array(self.distinct, pa.string()))
+        return self._uniques
 
     def values(self, kind: str) -> pa.Array:
         """The distinct values a test of ``kind`` reads: as they are for a regular
@@ -146,6 +157,16 @@ class Column:
             self._originals = pa.array(self.distinct, pa.string())
         return self._originals
 
+    def lowered(self) -> list[str]:
+        """The distinct values lower-cased, by code. They are ASCII (others are "" and
+        pass through ``nonascii``), where ``str.lower`` is Arrow's ``utf8_lower``."""
+        if self._lowered is None:
+            lowered = [v.lower() for v in self.distinct]
+            by_value: dict[str, list[int]] = {}
+            for code, v in enumerate(lowered):
+                by_value.setdefault(v, []).append(code)
+            self._lowered = (lowered, by_value)
+        return self._lowered[0]
 
     def plain_test(self, t: FieldTest) -> np.ndarray:
         """Which distinct values pass an ``in``, ``prefix``, ``suffix`` or ``contains``
@@ -153,13 +174,8 @@ class Column:
         field of few values) a call to Arrow costs more than the test. The values are
         ASCII (others are "" and pass through ``nonascii``), where ``str.lower`` is
         Arrow's ``utf8_lower`` and both compare code points alike."""
-        if self._lowered is None:
-            lowered = [v.lower() for v in self.distinct]
-            by_value: dict[str, list[int]] = {}
-            for code, v in enumerate(lowered):
-                by_value.setdefault(v, []).append(code)
-            self._lowered = (lowered, by_value)
-        lowered, by_value = self._lowered
+        lowered = self.lowered()
+        by_value = self._lowered[1]
         hit = np.zeros(len(lowered), dtype=bool)
         kind, values = t.kind, t.values
         if kind == "in":
@@ -215,14 +231,14 @@ class Batch:
             if col.odd is not None:
                 out[col.odd] = True
         elif col is not None:
-            if len(col.uniques):
+            if col.distinct:
                 try:
-                    if len(col.uniques) <= SMALL and t.kind in _PLAIN:
+                    if len(col.distinct) <= SMALL and t.kind in _PLAIN:
                         hit = col.plain_test(t) | col.nonascii
                     else:
                         hit = _dictionary_test(col.values(t.kind), t) | col.nonascii
                 except (pa.ArrowException, ValueError):
-                    hit = np.ones(len(col.uniques), dtype=bool)  # a pattern RE2 refuses: every value
+                    hit = np.ones(len(col.distinct), dtype=bool)  # a pattern RE2 refuses: every value
                 out[col.rows[hit[col.codes]]] = True
             if col.odd is not None:
                 out[col.odd] = True

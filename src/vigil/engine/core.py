@@ -20,6 +20,7 @@ import numpy as np
 
 from vigil.engine.batches import Reader
 from vigil.engine.engine import Engine, _doc_of, _Sequences
+from vigil.engine.gates import Gates
 from vigil.engine.routing import RulePlan, _stage_filters
 from vigil.engine.vector import event_filter, fields_of
 from vigil.events.model import Event
@@ -78,6 +79,7 @@ class EventRules:
         self.paths: set[str] = set()
         for *_, filt in self.plans:
             self.paths |= fields_of(filt)
+        self.gates = Gates((k, plan[3]) for k, plan in enumerate(self.plans))
         self.candidates = 0  # rows that reached a compiled matcher
 
     def alerts(self, batch, starts, events: list[Event]) -> list[tuple[int, dict]]:
@@ -85,11 +87,18 @@ class EventRules:
         with the row of its event."""
         stats = self.engine.stats
         found: list[tuple[int, int, int]] = []
+        reached = self.gates.reached(batch)
+        counted: dict[int, int] = {}  # id(start mask) -> its rows
         for k, (pos, rule, query, filt) in enumerate(self.plans):
             start = starts(rule)
             if start is None:
                 continue
-            stats[rule.rule_id]["events"] += int(start.sum())
+            rows_in = counted.get(id(start))
+            if rows_in is None:
+                rows_in = counted[id(start)] = int(start.sum())
+            stats[rule.rule_id]["events"] += rows_in
+            if k not in reached:
+                continue
             rows = np.flatnonzero(batch.mask(filt, start))
             self.candidates += len(rows)
             for row in rows.tolist():
@@ -113,26 +122,40 @@ class Starts:
         self._patterns = patterns or (lambda rule: tuple(rule.index or ()))
         self._decide = reads or (lambda rule, index: rule.matches_index(index))
         self._reads: dict[tuple, bool] = {}
+        self._of_rule: dict[int, tuple] = {}  # id(rule) -> (rule, its patterns)
 
     def reads(self, rule, index: str | None) -> bool:
-        key = (self._patterns(rule), index)
+        key = (self.patterns(rule), index)
         found = self._reads.get(key)
         if found is None:
             found = self._reads[key] = self._decide(rule, index)
         return found
 
+    def patterns(self, rule) -> tuple:
+        found = self._of_rule.get(id(rule))
+        if found is None or found[0] is not rule:
+            found = self._of_rule[id(rule)] = (rule, self._patterns(rule))
+        return found[1]
+
     def of(self, events: list[Event]):
+        """``start(rule)``: the rows of ``events`` whose index ``rule`` reads (a mask,
+        shared by the rules of the same patterns), or None when there is none."""
         n = len(events)
         by_index: dict[str | None, list[int]] = {}
         for row, e in enumerate(events):
             by_index.setdefault(e.index, []).append(row)
         groups = [(idx, np.asarray(rows, dtype=np.int32)) for idx, rows in by_index.items()]
         every = np.ones(n, dtype=bool)
-        masks: dict[tuple, np.ndarray | None] = {}
+        by_key: dict[tuple, np.ndarray | None] = {}
+        by_patterns: dict[tuple, np.ndarray | None] = {}
 
         def start(rule) -> np.ndarray | None:
+            patterns = self.patterns(rule)
+            found = by_patterns.get(patterns, False)
+            if found is not False:
+                return found
             key = tuple(i for i, (idx, _) in enumerate(groups) if self.reads(rule, idx))
-            found = masks.get(key, False)
+            found = by_key.get(key, False)
             if found is False:
                 if not key:
                     found = None
@@ -142,7 +165,8 @@ class Starts:
                     found = np.zeros(n, dtype=bool)
                     for i in key:
                         found[groups[i][1]] = True
-                masks[key] = found
+                by_key[key] = found
+            by_patterns[patterns] = found
             return found
 
         return start
@@ -160,12 +184,16 @@ class Filtered:
             paths |= fields_of(filt)
         self.reader = Reader(paths)
         self.starts = Starts(patterns, reads)
+        self.gates = Gates((k, filt) for k, (_, filt) in enumerate(items))
 
     def rows(self, events: list[Event]) -> Iterator[tuple[int, list[int]]]:
         """``(k, rows)``: the rows of ``events`` that may match the ``k``-th rule."""
         batch = self.reader.batch([e.doc for e in events])
         start = self.starts.of(events)
+        reached = self.gates.reached(batch)
         for k, (rule, filt) in enumerate(self.items):
+            if k not in reached:
+                continue
             first = start(rule)
             if first is not None:
                 rows = np.flatnonzero(batch.mask(filt, first))
@@ -232,11 +260,16 @@ class StageRules:
         # _Sequences reads the plans from the engine's router: these, without routing.
         sub._router = _Plans(self.plans)
         self.paths = paths
+        # A rule is reached when one of its stages may be.
+        self.gates = Gates((k, f) for k, filters in enumerate(self.filters) for f in filters)
 
     def taken(self, batch, starts: dict[str | None, np.ndarray], events: list[Event]) -> list[list]:
         """Per row of the batch: (plan, stages that may match) of each rule, in rule order."""
         per_row: list[list] = [[] for _ in events]
-        for p, filters in zip(self.plans, self.filters, strict=True):
+        reached = self.gates.reached(batch)
+        for k, (p, filters) in enumerate(zip(self.plans, self.filters, strict=True)):
+            if k not in reached:
+                continue
             start = starts(p.rule)
             if start is None:
                 continue
