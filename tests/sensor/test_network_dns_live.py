@@ -411,3 +411,26 @@ assert sendmmsg(m, [query(b"many%d.vigil.xyz" % i) for i in range({n})]) == {n}
     health = [d for d in docs if d["event"]["dataset"] == "vigil.sensor.health"]
     assert health[-1]["vigil"]["sensor"]["lost"] == before + 3
     assert kernel.stats.dns_unread == before + 3
+
+
+def test_programs_load_without_the_map_of_dns_senders(kernel):
+    """Where that map cannot be made, write and writev are left out and the rest still loads."""
+    from vigil.sensor import bpf
+    from vigil.sensor.programs import sensor as prog
+
+    offsets = prog.Offsets.from_btf(bpf.BTF())
+    fds = [
+        bpf.map_create(bpf.BPF_MAP_TYPE_ARRAY, 4, 16, 1, "t_counts"),
+        bpf.map_create(bpf.BPF_MAP_TYPE_PERCPU_ARRAY, 4, prog.SCRATCH, 1, "t_scratch"),
+    ]
+    ring = bpf.RingBuffer(1 << 16, "t_ring")
+    try:
+        maps = prog.Maps(ring.fd, fds[1], fds[0])
+        loaded = [name for name, _tp, code in prog.programs(offsets, maps, prog.SYSCALLS_X86_64)]
+        for name, _tp, code in prog.programs(offsets, maps, prog.SYSCALLS_X86_64):
+            fds.append(bpf.prog_load(code, prog.LICENSE, name))
+        assert "vigil_sysexit" in loaded and "vigil_dnssend" not in loaded
+    finally:
+        for fd in fds:
+            os.close(fd)
+        ring.close()

@@ -641,7 +641,10 @@ def _dns(p: _Program, syscalls: dict[str, int]) -> None:
     length, -160 a msghdr, -176 an iovec, -208 a sockaddr, -216 a query's first bytes, -224
     an iovec array, -232 its length (0: the buffer at -120)."""
     off = p.o
-    for kind, name in enumerate(("sendto", "sendmsg", "sendmmsg", "write", "writev")):
+    # write and writev only with the map of threads that sent to port 53 (sock_send_length).
+    writes = p.maps.dns_senders >= 0
+    calls = ("sendto", "sendmsg", "sendmmsg") + (("write", "writev") if writes else ())
+    for kind, name in enumerate(calls):
         p.mov(R2, kind)
         p.jmp("==", R1, syscalls[name], "dns_send")
     p.ja("out")
@@ -650,13 +653,75 @@ def _dns(p: _Program, syscalls: dict[str, int]) -> None:
     p.stx(8, FP, -72, R2)
     p.stx(8, FP, -80, R7)
     p.stx(8, FP, -104, R6)
-    p.jmp("<", R2, 3, "dns_sent")
+    if writes:
+        p.jmp("<", R2, 3, "dns_sent")
+        _written(p)
+    p.label("dns_sent")
+    p.begin(DNS)
+    p.ldx(8, R6, FP, -104)
+    p.load_ptr(R7, R6, off.regs_di)
+    p.socket_of(R7, SOCK_DGRAM)
+    p.stx(8, FP, -88, R6)
+    p.ldx(8, R6, FP, -104)
+    p.ldx(8, R1, FP, -72)
+    p.jmp("==", R1, 1, "dns_sendmsg")
+    p.jmp("==", R1, 2, "dns_sendmmsg")
+    if writes:
+        p.jmp(">=", R1, 3, "dns_written_out")
+    # sendto(fd, buf, len, flags, dest_addr, addrlen)
+    p.st(8, FP, -232, 0)
+    p.load_ptr(R1, R6, off.regs_r8)
+    p.stx(8, FP, -112, R1)
+    p.load_ptr(R1, R6, off.regs_si)
+    p.stx(8, FP, -120, R1)
+    p.load_ptr(R1, R6, off.regs_dx)
+    p.stx(8, FP, -128, R1)
+    _datagram(p, "out")
+    p.ja("out")
+    if writes:
+        p.label("dns_written_out")  # write or writev: the buffers are set, no address
+        _datagram(p, "out")
+        p.ja("out")
+    # sendmsg(fd, msg, flags)
+    p.label("dns_sendmsg")
+    p.load_ptr(R7, R6, off.regs_si)
+    _msghdr(p, R7)
+    _datagram(p, "out")
+    p.ja("out")
+    # sendmmsg(fd, msgvec, vlen, flags): struct mmsghdr is 64 bytes, its msghdr first.
+    p.label("dns_sendmmsg")
+    for i in range(MMSG_MAX):
+        p.ldx(8, R1, FP, -80)
+        p.jmp("<=", R1, i, "out")
+        p.ldx(8, R6, FP, -104)
+        p.load_ptr(R7, R6, off.regs_si)
+        p.alu("+", R7, 64 * i)
+        _msghdr(p, R7)
+        nxt = p.fresh("mmsg")
+        _datagram(p, nxt)
+        p.label(nxt)
+    # More datagrams than were looked at, on a socket connected to port 53: a record without
+    # a datagram that says how many were not read (never a silent loss).
+    p.ldx(8, R7, FP, -80)
+    p.jmp("<=", R7, MMSG_MAX, "out")
+    p.ldx(8, R6, FP, -88)
+    p.sock(R6)
+    p.ldx(2, R1, R9, O_DPORT)
+    p.jmp("!=", R1, DNS_PORT_RAW, "out")
+    p.alu("-", R7, MMSG_MAX)
+    p.stx(8, R9, O_RET, R7)
+    p.st(4, R9, O_ARGLEN, 0)
+    p.output()
+
+
+def _written(p: _Program) -> None:
+    """The part of :func:`_dns` for ``write`` (kind 3) and ``writev`` (4), r2 the kind, r7
+    what was written: on to ``dns_sent`` with the buffers set, or ``out``."""
+    off = p.o
     # write(fd, buf, count) or writev(fd, iov, iovcnt): a query's size, by a thread that has
     # just sent on a UDP socket connected to port 53 (sock_send_length), a query's header.
     p.jmp("<", R7, DNS_MIN, "out")
     p.jmp(">", R7, DNS_MAX, "out")
-    if p.maps.dns_senders < 0:
-        p.ja("out")
     p.call(GET_CURRENT_PID_TGID)
     p.stx(8, FP, -216, R0)
     p.ld_map(R1, p.maps.dns_senders)
@@ -690,60 +755,6 @@ def _dns(p: _Program, syscalls: dict[str, int]) -> None:
     p.jmp("&", R1, 0xF8, "out")  # QR (a reply) or an opcode other than QUERY
     p.ldx(2, R1, FP, -212)
     p.jmp("!=", R1, 1 << 8, "out")  # QDCOUNT 1, big-endian
-    p.label("dns_sent")
-    p.begin(DNS)
-    p.ldx(8, R6, FP, -104)
-    p.load_ptr(R7, R6, off.regs_di)
-    p.socket_of(R7, SOCK_DGRAM)
-    p.stx(8, FP, -88, R6)
-    p.ldx(8, R6, FP, -104)
-    p.ldx(8, R1, FP, -72)
-    p.jmp("==", R1, 1, "dns_sendmsg")
-    p.jmp("==", R1, 2, "dns_sendmmsg")
-    p.jmp(">=", R1, 3, "dns_written_out")
-    # sendto(fd, buf, len, flags, dest_addr, addrlen)
-    p.st(8, FP, -232, 0)
-    p.load_ptr(R1, R6, off.regs_r8)
-    p.stx(8, FP, -112, R1)
-    p.load_ptr(R1, R6, off.regs_si)
-    p.stx(8, FP, -120, R1)
-    p.load_ptr(R1, R6, off.regs_dx)
-    p.stx(8, FP, -128, R1)
-    _datagram(p, "out")
-    p.ja("out")
-    p.label("dns_written_out")  # write or writev: the buffers are set, no address
-    _datagram(p, "out")
-    p.ja("out")
-    # sendmsg(fd, msg, flags)
-    p.label("dns_sendmsg")
-    p.load_ptr(R7, R6, off.regs_si)
-    _msghdr(p, R7)
-    _datagram(p, "out")
-    p.ja("out")
-    # sendmmsg(fd, msgvec, vlen, flags): struct mmsghdr is 64 bytes, its msghdr first.
-    p.label("dns_sendmmsg")
-    for i in range(MMSG_MAX):
-        p.ldx(8, R1, FP, -80)
-        p.jmp("<=", R1, i, "out")
-        p.ldx(8, R6, FP, -104)
-        p.load_ptr(R7, R6, off.regs_si)
-        p.alu("+", R7, 64 * i)
-        _msghdr(p, R7)
-        nxt = p.fresh("mmsg")
-        _datagram(p, nxt)
-        p.label(nxt)
-    # More datagrams than were looked at, on a socket connected to port 53: a record without
-    # a datagram that says how many were not read (never a silent loss).
-    p.ldx(8, R7, FP, -80)
-    p.jmp("<=", R7, MMSG_MAX, "out")
-    p.ldx(8, R6, FP, -88)
-    p.sock(R6)
-    p.ldx(2, R1, R9, O_DPORT)
-    p.jmp("!=", R1, DNS_PORT_RAW, "out")
-    p.alu("-", R7, MMSG_MAX)
-    p.stx(8, R9, O_RET, R7)
-    p.st(4, R9, O_ARGLEN, 0)
-    p.output()
 
 
 def _msghdr(p: _Program, msg: int) -> None:
