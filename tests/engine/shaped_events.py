@@ -340,3 +340,14 @@ def map_ips(doc, path=()):
             return doc
         return f"::ffff:{addr}" if addr.version == 4 else doc
     return doc
+
+
+def dotted(doc: dict, prefix: str = "") -> dict:
+    """``doc`` with every nested object written as dotted keys (``{"a.b": 1}``)."""
+    out = {}
+    for k, v in doc.items():
+        if isinstance(v, dict) and v:
+            out.update(dotted(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

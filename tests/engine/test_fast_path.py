@@ -20,6 +20,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shaped_events import dotted
 from split_values import split_lines
 
 from vigil.engine import Engine
@@ -30,16 +31,6 @@ from vigil.rules.loaders import bundled_rules
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 gen_events = pytest.importorskip("gen_events")
-
-
-def _flatten(doc: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in doc.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _traps(rng: random.Random, docs: list[dict]) -> list[bytes]:
@@ -54,7 +45,7 @@ def _traps(rng: random.Random, docs: list[dict]) -> list[bytes]:
         upper = copy.deepcopy(d)
         upper["file"]["path"] = upper["file"]["path"].upper()  # like~ is case-insensitive
         lines.append(orjson.dumps(upper))
-        lines.append(orjson.dumps(_flatten(d)))  # dotted keys instead of objects
+        lines.append(orjson.dumps(dotted(d)))  # dotted keys instead of objects
         noidx = copy.deepcopy(d)
         noidx.pop("data_stream", None)  # no index: every rule may read it
         lines.append(orjson.dumps(noidx))
@@ -215,7 +206,7 @@ def test_route_candidates_hold_every_matching_rule(prebuilt):
         e.setdefault("process", {})["name"] = rng.choice([7, True, ["x", 3], "\u212aworker", "CMD.EXE"])
         odd.append(e)
     matched = 0
-    for doc in docs + [_flatten(d) for d in docs[:500]] + odd:
+    for doc in docs + [dotted(d) for d in docs[:500]] + odd:
         event = Event(doc, None)
         low = orjson.dumps(doc).lower() if orjson.dumps(doc).isascii() else None
         candidates = {id(p): stages for p, stages in router.group(event).candidates(doc, low)}

@@ -24,7 +24,7 @@ from vigil.engine.vector import FieldTest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from shaped_events import satisfy  # noqa: E402
+from shaped_events import dotted, satisfy  # noqa: E402
 
 gen_events = pytest.importorskip("gen_events")
 
@@ -34,16 +34,6 @@ def core(prebuilt_rules):
     engine = Engine(prebuilt_rules, now=datetime(2026, 12, 1, tzinfo=UTC))
     rules, stages = EventRules(engine), StageRules(engine)
     return rules, stages, Reader(rules.paths | stages.paths)
-
-
-def _dotted(doc: dict, prefix: str = "") -> dict:
-    out: dict = {}
-    for k, v in doc.items():
-        if isinstance(v, dict) and v:
-            out.update(_dotted(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _reshaped(doc):
@@ -65,7 +55,7 @@ def test_every_prebuilt_event_rule_is_reached_by_its_own_event(core):
         if doc is None or not query.matches(doc):
             continue
         built += 1
-        for shape in (doc, _dotted(doc), _reshaped(copy.deepcopy(doc))):
+        for shape in (doc, dotted(doc), _reshaped(copy.deepcopy(doc))):
             batch = reader.batch([*others, shape])
             assert k in rules.gates.reached(batch), (rule.name, shape)
             checked += 1
