@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 from rule_events import Unsupported, _stage_doc, put
-from test_fast_path import _flatten
+from shaped_events import dotted
 
 from vigil.engine import Engine
 from vigil.engine.batches import Reader
@@ -37,14 +37,14 @@ def _map_leaves(doc, fn):
 def _shapes(doc: dict) -> list[dict]:
     """The document and rewritings of it that the exact matcher may still accept."""
     half = {k: v for k, v in doc.items() if k != "event"}
-    half["event"] = _flatten({"x": doc.get("event", {})})  # some keys dotted, some not
+    half["event"] = dotted({"x": doc.get("event", {})})  # some keys dotted, some not
     nested_list = copy.deepcopy(doc)
     for k, v in list(nested_list.items()):
         if isinstance(v, dict):
             nested_list[k] = [v, {"other": "x"}]  # an array of objects on the way
     return [
         doc,
-        _flatten(doc),
+        dotted(doc),
         half,
         nested_list,
         _map_leaves(doc, lambda v: [v, "vigil-other"] if isinstance(v, str) else v),
