@@ -583,8 +583,7 @@ def split(rule_args: tuple[str, ...], exec_rate: int, conn_rate: int, seconds: f
         live = LiveRules(engine)
         t = time.process_time()
         for b in events:
-            for e in b:
-                live.feed(e)
+            live.feed_batch(b)
         out["threshold, new terms, ES|QL rules' feed"] = time.process_time() - t
     return {"records": len(records), "events": len(docs), "seconds": out}
 
