@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from vigil.engine.batches import Reader
-from vigil.engine.engine import Engine, _doc_of, _Sequences
+from vigil.engine.engine import Engine, SortKeys, _doc_of, _Sequences
 from vigil.engine.gates import Gates
 from vigil.engine.routing import RulePlan, _stage_filters
 from vigil.engine.vector import event_filter, fields_of
@@ -263,9 +263,9 @@ class StageRules:
         # A rule is reached when one of its stages may be.
         self.gates = Gates((k, f) for k, filters in enumerate(self.filters) for f in filters)
 
-    def taken(self, batch, starts: dict[str | None, np.ndarray], events: list[Event]) -> list[list]:
-        """Per row of the batch: (plan, stages that may match) of each rule, in rule order."""
-        per_row: list[list] = [[] for _ in events]
+    def rows(self, batch, starts) -> Iterator[tuple[RulePlan, list[int], list[tuple]]]:
+        """Per rule some row of the batch may reach, in rule order: the rows, and for
+        each the stages (until: the number after the last) that it may match."""
         reached = self.gates.reached(batch)
         for k, (p, filters) in enumerate(zip(self.plans, self.filters, strict=True)):
             if k not in reached:
@@ -274,8 +274,22 @@ class StageRules:
             if start is None:
                 continue
             masks = [batch.mask(f, start) for f in filters]
-            for row in np.flatnonzero(np.logical_or.reduce(masks)).tolist():
-                per_row[row].append((p, tuple(i for i, m in enumerate(masks) if m[row])))
+            rows = np.flatnonzero(np.logical_or.reduce(masks)).tolist()
+            if not rows:
+                continue
+            if len(masks) == 1:
+                hits = [(0,)] * len(rows)
+            else:
+                by_stage = [m[rows].tolist() for m in masks]
+                hits = [tuple(i for i, on in enumerate(flags) if on) for flags in zip(*by_stage, strict=True)]
+            yield p, rows, hits
+
+    def taken(self, batch, starts, events: list[Event]) -> list[list]:
+        """Per row of the batch: (plan, stages that may match) of each rule, in rule order."""
+        per_row: list[list] = [[] for _ in events]
+        for p, rows, hits in self.rows(batch, starts):
+            for row, hit in zip(rows, hits, strict=True):
+                per_row[row].append((p, hit))
         return per_row
 
 
@@ -309,15 +323,9 @@ def scan_items(
         start = starts.of(pending)
         out = rules.alerts(batch, start, pending)
         if stages is not None:
-            seq = stages.engine
-            for event, taken in zip(pending, stages.taken(batch, start, pending), strict=True):
-                for p, hit in taken:
-                    seq.stats[p.rule.rule_id]["events"] += 1
-                    if seqs.idle(p, event, hit):
-                        continue
-                    hit = p.hit_stages(event.doc, hit)
-                    if hit and seq._takes(p.rule, event):
-                        seqs.feed(p, event, hit)
+            keys = SortKeys(pending)
+            for p, rows, hits in stages.rows(batch, start):
+                seqs.feed_rows(p, pending, rows, hits, keys)
         return out
 
     def given(found: list[tuple[int, dict]]) -> Iterator:

@@ -249,21 +249,50 @@ class _Sequences:
         if found:
             self.held.setdefault(rid, []).extend(found)
 
-    def idle(self, p, event: Event, stages: tuple[int, ...]) -> bool:
-        """Whether ``event``, which may match the stages ``stages`` of ``p``'s sequence,
-        can change nothing now (:meth:`SequenceMatcher.idle`), so that it need not be
-        tested exactly nor fed. Its place in time is still checked: an idle event that
-        comes before an earlier one in time is what makes a rule be run again at the end
-        (an event left out now may have met a sequence started at that earlier time)."""
+    def feed_rows(self, p, events: list[Event], rows: list[int], hits: list[tuple], keys: SortKeys) -> None:
+        """One rule's share of a batch: the rows of ``events`` its stage masks allow, in
+        order, each with the stages it may match, as :meth:`idle` and :meth:`feed` take
+        them one by one. Rules keep no state in common, so each takes its rows in turn."""
         rid = p.rule.rule_id
+        engine = self.engine
+        self.engine.stats[rid]["events"] += len(rows)
         if self.rescan is None or not p.streamable:
-            return False
+            for row, hit in zip(rows, hits, strict=True):
+                event = events[row]
+                hit = p.hit_stages(event.doc, hit)
+                if hit and engine._takes(p.rule, event):
+                    self.buffered.setdefault(rid, []).append(self._park(event))
+            return
         if rid in self.disordered:
-            return True  # nothing more is fed to this rule: it is run again at the end
-        if not self._stream(p).idle(stages):
-            return False
-        self._in_order(p, event)
-        return True
+            return  # nothing more is fed to this rule: it is run again at the end
+        stream = self._stream(p)
+        key_of = keys.of(p.query)
+        last = self.last.get(rid)
+        for row, hit in zip(rows, hits, strict=True):
+            event = events[row]
+            idle = stream.idle(hit)  # only its place in time is checked
+            if not idle:
+                hit = p.hit_stages(event.doc, hit)
+                if not hit or not engine._takes(p.rule, event):
+                    continue
+            key = key_of(row)
+            if last is not None and key < last:
+                self.disordered.add(rid)
+                self.streams.pop(rid, None)
+                self.held.pop(rid, None)
+                return
+            last = key
+            if not idle:
+                found = [
+                    m.events
+                    for m in stream.feed_matched(
+                        lambda e=event: self._park(e), event.doc, None if key[0] else key[1], hit
+                    )
+                ]
+                if found:
+                    self.held.setdefault(rid, []).extend(found)
+        if last is not None:
+            self.last[rid] = last
 
     def _stream(self, p):
         stream = self.streams.get(p.rule.rule_id)
@@ -328,6 +357,31 @@ class _Sequences:
             for events in found:
                 yield from engine._alerts(rule, [self._event(h) for h in events])
         self._spill.close()
+
+
+class SortKeys:
+    """The events of a batch's sort keys (timestamp, tiebreaker), read once per event
+    and pair of fields, for every rule that orders by them."""
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+        self._by_fields: dict[tuple, list] = {}
+
+    def of(self, query) -> Callable[[int], tuple]:
+        options = query.options
+        fields = (options.timestamp_field, options.tiebreaker_field)
+        keys = self._by_fields.get(fields)
+        if keys is None:
+            keys = self._by_fields[fields] = [None] * len(self.events)
+        events = self.events
+
+        def key(row: int) -> tuple:
+            found = keys[row]
+            if found is None:
+                found = keys[row] = query._sort_key(events[row].doc, 0)[:4]
+            return found
+
+        return key
 
 
 def _doc_of(event: Event) -> dict:
