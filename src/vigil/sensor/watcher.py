@@ -66,9 +66,13 @@ class Sensor:
         self.ignore = {_real(p) for p in ignore_paths}
         self.ignore |= {p + suffix for p in list(self.ignore) for suffix in ("-journal", "-wal", "-shm")}
         self.stats = SensorStats()
-        # After a wake-up, wait this long so one read takes a batch: far fewer wake-ups
-        # (CPU) for a few milliseconds of latency.
+        # Batches are cut at most once per ``coalesce`` seconds: after a wake-up, what is left
+        # of that time since the last batch is waited so one read takes a batch (far fewer
+        # wake-ups, and so CPU, for a few milliseconds of latency). When handling the last
+        # batch took longer (a busy rule engine), the next one is cut at once (eBPF; with the
+        # process connector each wake-up still waits the whole time).
         self.coalesce = coalesce
+        self._last_cut = 0.0
         self.host = HostInfo.local()
         self.procs = ProcessTable()
         self._ids = itertools.count(1)
@@ -160,7 +164,13 @@ class Sensor:
         ready, _, _ = select.select(fds, [], [], timeout)
         out: list[dict] = []
         if ready and self.coalesce and not behind:
-            time.sleep(self.coalesce)
+            # The process connector's thread needs the whole wait to read /proc for a program
+            # that has just started, before a file event of it is attributed.
+            wait = self.coalesce
+            if self.kernel is not None:
+                wait += self._last_cut - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
         self._drain_connector()
         if self._pending:
             out += self._pending
@@ -177,6 +187,8 @@ class Sensor:
                 if doc is not None:
                     out.append(doc)
         now = time.monotonic()
+        if out:
+            self._last_cut = now
         if now - self._last_sweep > 10:
             self.procs.sweep()
             self._last_sweep = now

@@ -1,4 +1,4 @@
-"""``vigil watch --events-out`` writes each event exactly as ``vigil.cli.output.dumps`` does."""
+"""``vigil watch --events-out`` writes each event and alert exactly as ``vigil.cli.output.dumps`` does."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from vigil.cli.output import dumps
-from vigil.cli.watch import event_lines
+from vigil.cli.watch import ndjson_lines
 
 
 def _doc(value) -> dict:
@@ -34,15 +34,15 @@ def _doc(value) -> dict:
 )
 def test_lines_are_byte_identical_to_dumps(value):
     docs = [_doc("first"), _doc(value), _doc("last \u00e9")]
-    assert event_lines(docs) == b"".join(dumps(d) + b"\n" for d in docs)
+    assert ndjson_lines(docs) == b"".join(dumps(d) + b"\n" for d in docs)
 
 
 def test_keys_and_values_orjson_needs_options_for_fall_back_to_dumps():
     docs = [_doc("a"), {"n": {1: "int key"}, "when": dt.date(2026, 12, 7)}]
-    assert event_lines(docs) == b"".join(dumps(d) + b"\n" for d in docs)
+    assert ndjson_lines(docs) == b"".join(dumps(d) + b"\n" for d in docs)
     odd = [{"path": PurePosixPath("/var/log/x")}]  # written by default=str
-    assert event_lines(odd) == dumps(odd[0]) + b"\n"
+    assert ndjson_lines(odd) == dumps(odd[0]) + b"\n"
 
 
 def test_no_documents_no_bytes():
-    assert event_lines([]) == b""
+    assert ndjson_lines([]) == b""
