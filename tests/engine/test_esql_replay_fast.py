@@ -201,3 +201,35 @@ def _query(text: str):
     from vigil.esql.evaluate import Program
 
     return Program(parse(text))
+
+
+def test_one_path_reads_what_lookup_reads(events):
+    """values._one_path (one key from each object to the next) beside fields.lookup, the
+    reference walk (dotted keys, arrays of objects: vigil.eql.fields)."""
+    from vigil.eql.fields import lookup
+    from vigil.esql.values import _one_path
+
+    docs = [e.doc for e in events[:3000]]
+    docs += [
+        {"process": {"name": "a"}, "process.name": "b"},
+        {"process": [{"name": "a"}, {"name": "c"}]},
+        {"process": {"name": [["x", None], {"k": 1}, "y"]}},
+        {"process": {"name": None}, "a.b": {"c": 1}},
+        {"process": "flat", "a": {"b.c": [1, 2]}},
+    ]
+    names = ["process.name", "a.b.c", "process", "event.category", "host.os.type", "user.name"]
+    fast = 0
+    for doc in docs:
+        for name in names + [".".join(p) for p in _paths(doc)][:20]:
+            got = _one_path(doc, name)
+            if got is not None:
+                fast += 1
+                assert got == lookup(doc, name), (doc, name)
+    assert fast > 10_000
+
+
+def _paths(doc, prefix=()):
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield prefix + (k,)
+            yield from _paths(v, prefix + (k,))

@@ -246,6 +246,7 @@ class EsqlReplay:
         src = rows.get(row)
         if src is None:
             src = rows[row] = {}  # the event's fields read so far (Row.src)
+        source = None
         if program.leading_where:
             source = rows.get((row,))
             if source is None:
@@ -268,7 +269,7 @@ class EsqlReplay:
         elif narrowed is not None and row not in narrowed:
             pass
         elif program.stats_reads is not None and program.aggregating and self._budget > 0:
-            got = program.prefix_rows(event, kept=True, src=src)
+            got = program.prefix_rows(event, kept=True, src=src, source=source)
             if got:
                 item = _Rows(program.project(got))
                 self._budget -= len(item)

@@ -25,8 +25,10 @@ warning) on overflow or division by zero; a double result that is not finite is 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 import operator
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -245,15 +247,25 @@ class Program:
         return self._result(rows)
 
     def prefix_rows(
-        self, event: Any, *, kept: bool = False, end: int | None = None, src: dict | None = None
+        self,
+        event: Any,
+        *,
+        kept: bool = False,
+        end: int | None = None,
+        src: dict | None = None,
+        source: Row | None = None,
     ) -> list[Row]:
         """The rows of ``event`` after the local prefix (up to command ``end``; default:
         all of it). ``kept``: the event passed :meth:`keeps`, so the leading WHERE is skipped.
         The prefix works row by row and reads only the row, so an event's rows are the same
         in every run, whatever other events the run holds. ``src``: the event's fields read
-        so far (:attr:`Row.src`), shared with other programs."""
+        so far (:attr:`Row.src`), shared with other programs; ``source``: its row from
+        :meth:`source_row`, given back (to be read, not changed) when no command is left."""
+        steps = self.steps[1 if kept and self.leading_where else 0 : self.local if end is None else end]
+        if not steps and source is not None:
+            return [source]
         rows = [self._row(event, src)]
-        for step in self.steps[1 if kept and self.leading_where else 0 : self.local if end is None else end]:
+        for step in steps:
             rows = step(rows)
             if not rows:
                 break
@@ -389,12 +401,12 @@ class Program:
         return step
 
     def _keep(self, c: T.Keep, env: Env):
-        selected: list[str] = []
+        chosen: dict[str, None] = {}  # the selected names in order (a set that keeps it)
         source_patterns: list[str] = []
         for p in c.patterns:
             if "*" in p:
-                hits = [n for n in env.columns if fnmatch.fnmatchcase(n, p) and n not in selected]
-                selected += hits
+                hits = [n for n in env.columns if fnmatch.fnmatchcase(n, p) and n not in chosen]
+                chosen.update(dict.fromkeys(hits))
                 if env.source:
                     source_patterns.append(p)
                 elif not hits:
@@ -403,18 +415,18 @@ class Program:
             ok, typ = env.lookup(p)
             if not ok:
                 raise _err(f"Unknown column [{p}]", c.loc, self.text)
-            if p in selected:
-                selected.remove(p)
-            selected.append(p)
+            chosen.pop(p, None)  # named again: moves last
+            chosen[p] = None
             if p not in env.columns:
                 env.columns[p] = typ
         if env.source:
             # A pattern over the source names every mapped field it matches.
             for p in source_patterns:
                 for n in _mapped_names(p):
-                    if n not in selected and env.lookup(n)[0]:
-                        selected.append(n)
+                    if n not in chosen and env.lookup(n)[0]:
+                        chosen[n] = None
                         env.columns.setdefault(n, field_type(n))
+        selected = list(chosen)
         types = {n: env.columns[n] for n in selected}
         was_source = env.source
         dropped = list(env.dropped)
@@ -1393,10 +1405,12 @@ def _leaf_names(doc: Any, prefix: str = "") -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _mapped_names(pattern: str) -> list[str]:
+@functools.lru_cache(maxsize=1024)
+def _mapped_names(pattern: str) -> tuple[str, ...]:
     from vigil.eql import ecs
 
-    return sorted(n for n in ecs._table() if fnmatch.fnmatchcase(n, pattern))
+    match = re.compile(fnmatch.translate(pattern)).match  # fnmatchcase's own test, compiled once
+    return tuple(sorted(n for n in ecs._table() if match(n)))
 
 
 # Groups one row may join: the product of its multi-valued keys' sizes (an event an

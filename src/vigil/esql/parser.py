@@ -38,6 +38,10 @@ SPAN_UNITS = {
 MAX_DEPTH = 50
 _OPERATORS = ("==", "!=", "=~", "<=", ">=", "::", "<", ">", "=", ":", ",", ".", "+", "-", "*", "/", "%")
 _OPERATORS += ("(", ")", "[", "]", "{", "}", "|", "?")
+# The operators by their first character, in the order above (longest first).
+_OPERATORS_AT: dict[str, tuple[str, ...]] = {}
+for _op in _OPERATORS:
+    _OPERATORS_AT[_op[0]] = (*_OPERATORS_AT.get(_op[0], ()), _op)
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", '"': '"', "\\": "\\"}
 _ID_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _ID_BODY = _ID_START | frozenset("0123456789_")
@@ -113,7 +117,7 @@ class _Lexer:
             if low in KEYWORDS:
                 return Token("kw", low, i, j)
             return Token("id", word, i, j)
-        for op in _OPERATORS:
+        for op in _OPERATORS_AT.get(c, ()):
             if text.startswith(op, i):
                 self.pos = i + len(op)
                 return Token("op", op, i, self.pos)

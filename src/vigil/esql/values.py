@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vigil.eql import ecs
-from vigil.eql.fields import lookup
+from vigil.eql.fields import _leaves, _prefixes, lookup, split_path
 from vigil.eql.semantics import INVALID, DateValue, IpValue, VersionValue, convert, java_double_str, to_string
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
@@ -87,9 +87,13 @@ def value_type(value: Any) -> str:
 
 def read(doc: Any, name: str, typ: str | None) -> Any:
     """The cell of field ``name`` of a JSON document, read as type ``typ``."""
-    raw = lookup(doc, name)
+    raw = _one_path(doc, name)
+    if raw is None:
+        raw = lookup(doc, name)
     if not raw:
         return None
+    if len(raw) == 1 and type(raw[0]) is str and typ in (None, "keyword", "text"):
+        return raw[0]  # coerce's answer for a string as a string
     if typ is None:
         typ = value_type(raw[0])
     if typ == "unsupported":
@@ -111,6 +115,36 @@ def read(doc: Any, name: str, typ: str | None) -> Any:
         except TypeError:
             pass
     return out
+
+
+def _one_path(doc: Any, name: str) -> list | None:
+    """:func:`vigil.eql.fields.lookup`'s values when one key leads from each object to the
+    next (the field held once, in objects, not in arrays of objects); None otherwise,
+    where the general walk decides (values of several keys in document order)."""
+    parts = split_path(name)
+    prefixes = _prefixes(parts)
+    node = doc
+    i, n = 0, len(parts)
+    while i < n:
+        if type(node) is not dict:
+            return None
+        found = None
+        for key, j in prefixes[i]:
+            if key in node:
+                if found is not None:
+                    return None
+                found = key, j
+        if found is None:
+            return []
+        node = node[found[0]]
+        i = found[1]
+    if node is None or type(node) is dict:
+        return []
+    if type(node) is list:
+        out: list = []
+        _leaves(node, out)
+        return out
+    return [node]
 
 
 _CONVERT_AS = {"keyword": "keyword", "text": "keyword", "datetime": "date", "integer": "long"}
