@@ -113,3 +113,19 @@ def test_turned_off_by_the_environment(tmp_path, monkeypatch):
     rules = tmp_path / "rules"
     _write(rules, "a.toml", RULE)
     assert load_rules([rules]).rules[0].runnable
+
+
+def test_the_cache_holds_each_querys_superset_filters(tmp_path):
+    # The engine's filters are made at check time and read back with the query, equal
+    # to those made afresh from the statement.
+    from vigil.engine.vector import FieldTest, event_filter, query_filters
+
+    rules = tmp_path / "rules"
+    _write(rules, "a.toml", RULE)
+    load_rules([rules], cache=RuleCache(tmp_path / "cache"))
+    (rule,) = load_rules([rules], cache=RuleCache(tmp_path / "cache")).rules
+    query = rule.compiled()
+    kept = query.derived["superset"]
+    assert kept == (event_filter(query.statement.query),)
+    assert query_filters(query) is kept
+    assert FieldTest("file.path", "prefix", ("/usr/lib/dracut/modules.d/",)) in kept[0].terms

@@ -22,7 +22,7 @@ from vigil.engine.batches import Reader
 from vigil.engine.engine import Engine, SortKeys, _doc_of, _Sequences
 from vigil.engine.gates import Gates
 from vigil.engine.routing import RulePlan, _stage_filters
-from vigil.engine.vector import event_filter, fields_of
+from vigil.engine.vector import fields_of, query_filters
 from vigil.events.model import Event
 
 # Events per batch. Each distinct field test of the rules costs a call per batch, whatever
@@ -74,8 +74,7 @@ class EventRules:
         for pos, rule in enumerate(engine.rules):
             query = rule.compiled()
             if query.kind == "event":
-                filt = event_filter(query.statement.query, query.options.event_category_field)
-                self.plans.append((pos, rule, query, filt))
+                self.plans.append((pos, rule, query, query_filters(query)[0]))
         self.paths: set[str] = set()
         for *_, filt in self.plans:
             self.paths |= fields_of(filt)
@@ -239,10 +238,8 @@ class StageRules:
         for rule in rules:
             query = rule.compiled()
             stmt = query.statement
-            q = stmt.query
-            stages = [s.query for s in q.stages] + ([q.until.query] if getattr(q, "until", None) else [])
             cat = query.options.event_category_field
-            filters = tuple(event_filter(eq, cat) for eq in stages)
+            filters = query_filters(query)
             for f in filters:
                 paths |= fields_of(f)
             self.filters.append(filters)

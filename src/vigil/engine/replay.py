@@ -170,17 +170,11 @@ class Replay:
                 self.feed_indicator(event)
         if self._filtered is None:
             from vigil.engine.core import Filtered
-            from vigil.engine.vector import ALL, event_filter
+            from vigil.engine.vector import ALL, query_filters
 
-            items = []
-            for p in self._router.plans:
-                q = p.query
-                filt = (
-                    event_filter(q.statement.query, q.options.event_category_field)
-                    if q.kind == "event"
-                    else ALL
-                )
-                items.append((p, filt))
+            items = [
+                (p, query_filters(p.query)[0] if p.query.kind == "event" else ALL) for p in self._router.plans
+            ]
             self._filtered = Filtered(
                 items,
                 patterns=lambda p: tuple(p.rule.index or ()),

@@ -60,9 +60,16 @@ class Query:
         self._schema = schema
         q = statement.query
         self.kind = (
-            "event" if isinstance(q, ast.EventQuery) else "sequence" if isinstance(q, ast.Sequence) else "sample"
+            "event"
+            if isinstance(q, ast.EventQuery)
+            else "sequence"
+            if isinstance(q, ast.Sequence)
+            else "sample"
         )
         self._built: tuple | None = None
+        # What other layers derive from the statement alone (the engine's superset
+        # filters), kept when the query is pickled into the rule cache.
+        self.derived: dict[str, Any] = {}
 
     # The matchers are Python closures, built on first use: a rule set loaded from the
     # rule cache (vigil.rules.cache) holds checked statements, and a rule that no event
@@ -112,7 +119,9 @@ class Query:
         until = None
         if isinstance(q, ast.Sequence) and q.until is not None:
             u = q.until
-            until = Stage(compile_event_filter(u.query, schema, cat), [compile_value(k, schema) for k in u.keys])
+            until = Stage(
+                compile_event_filter(u.query, schema, cat), [compile_value(k, schema) for k in u.keys]
+            )
         filters = [s.filter for s in stages] + ([until.filter] if until else [])
         return (lambda d, fs=filters: any(f(d) for f in fs)), stages, until
 

@@ -177,7 +177,14 @@ def _checked(text: str, name: str, cache: RuleCache) -> RuleSet:
         return RuleSet(rules=found[0], problems=found[1], texts=[(name, text)])
     out = _parse(text, name)
     for rule in out.rules:
-        rule.why_not_runnable  # noqa: B018 - compiles the query: its verdict is kept
+        if rule.why_not_runnable is None and rule.type != "esql":
+            # The engine's superset filters of a query that runs, kept in the cache with it.
+            from vigil.engine.vector import query_filters
+
+            try:
+                query_filters(rule.compiled())
+            except Exception:  # noqa: BLE001 - made again where the engine needs them
+                pass
     cache.put(key, (out.rules, out.problems))
     return out
 
