@@ -818,7 +818,12 @@ class Scheduler:
         events = self._window(ctx or _Tick(0, None, None), key).events
         seen = [0]
         out: dict[str, list[dict]] = {}
-        for alert in scan_items(engine, ((e, None) for e in _budgeted(events, deadline, seen))):
+        # With ``rescan`` (the window, in memory), sequences and samples are streamed while
+        # their events come in order, as a scan streams them, rather than each kept event
+        # written out and read back for one run at the end; a rule that sees an event out of
+        # order runs again over the window, as Engine.batch says.
+        items = ((e, None) for e in _budgeted(events, deadline, seen))
+        for alert in scan_items(engine, items, rescan=lambda: events):
             if time.monotonic() > deadline:
                 raise RunTimeout
             out.setdefault(alert["kibana.alert.rule.rule_id"], []).append(alert)
