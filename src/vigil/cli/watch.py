@@ -270,6 +270,7 @@ class _Outputs:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vigil.engine.core import few_collections
     from vigil.sensor.fanotify import SensorUnavailable
     from vigil.sensor.watcher import DEFAULT_PATHS, Sensor
 
@@ -344,57 +345,62 @@ def run(args: argparse.Namespace) -> int:
         kernel_seen = 0
         drain_until = None
         first: list[dict] | None = sensor.already_running()
-        while True:
-            if stopping and drain_until is None:
-                # Stop cleanly: what the kernel already queued is still read (bounded in time).
-                drain_until = time.monotonic() + _DRAIN_AT_STOP
-            if first is not None:
-                docs, first = first, None
-            else:
-                try:
-                    docs = sensor.poll(0 if drain_until else 0.5)
-                except InterruptedError:
-                    continue
-                if drain_until is not None and not docs:
+        # The loaded rules are left out of Python's cyclic collections for the whole loop, and
+        # young collections come less often (the engine core's setting, held from batch to
+        # batch instead of set and undone around each): the sensor's documents of a batch are
+        # many young objects, and each older collection walked them again.
+        with few_collections():
+            while True:
+                if stopping and drain_until is None:
+                    # Stop cleanly: what the kernel already queued is still read (bounded in time).
+                    drain_until = time.monotonic() + _DRAIN_AT_STOP
+                if first is not None:
+                    docs, first = first, None
+                else:
+                    try:
+                        docs = sensor.poll(0 if drain_until else 0.5)
+                    except InterruptedError:
+                        continue
+                    if drain_until is not None and not docs:
+                        break
+                events: list[Event] = []
+                for doc in docs:
+                    if doc["event"]["kind"] != "event":
+                        continue
+                    ds = doc["data_stream"]
+                    index = f"{ds['type']}-{ds['dataset']}-{ds['namespace']}"
+                    events.append(Event(doc, index=index, id=doc["event"]["id"]))
+                # What the sensor read since the last poll is one batch: a busy host gives larger
+                # batches, which the engine core runs for less per event.
+                alerts = engine.process_batch(events)
+                # The events, then the engine's alerts, go out before the scheduled rules keep the
+                # events (their feed adds nothing to this batch's alerts): the same order as
+                # before, without the feed's latency.
+                outputs.record(docs)
+                if alerts:
+                    counts["alerts"] += len(alerts)
+                    outputs.alerts(alerts)
+                live.feed_batch(events)
+                alerts = live.tick(int(time.time() * 1000))
+                if alerts:
+                    counts["alerts"] += len(alerts)
+                    outputs.alerts(alerts)
+                if sensor.stats.lost != lost_seen and time.monotonic() - lost_told > _LOSS_NOTICE_EVERY:
+                    lost_seen, lost_told = sensor.stats.lost, time.monotonic()
+                    print(
+                        f"vigil watch: kernel queue overflowed {lost_seen} times: file events were lost",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                if sensor.stats.kernel_lost != kernel_seen:
+                    kernel_seen = sensor.stats.kernel_lost
+                    print(
+                        f"vigil watch: eBPF ring buffer full: {kernel_seen} process/network records lost",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                if drain_until is not None and time.monotonic() > drain_until:
                     break
-            events: list[Event] = []
-            for doc in docs:
-                if doc["event"]["kind"] != "event":
-                    continue
-                ds = doc["data_stream"]
-                index = f"{ds['type']}-{ds['dataset']}-{ds['namespace']}"
-                events.append(Event(doc, index=index, id=doc["event"]["id"]))
-            # What the sensor read since the last poll is one batch: a busy host gives larger
-            # batches, which the engine core runs for less per event.
-            alerts = engine.process_batch(events)
-            # The events, then the engine's alerts, go out before the scheduled rules keep the
-            # events (their feed adds nothing to this batch's alerts): the same order as
-            # before, without the feed's latency.
-            outputs.record(docs)
-            if alerts:
-                counts["alerts"] += len(alerts)
-                outputs.alerts(alerts)
-            live.feed_batch(events)
-            alerts = live.tick(int(time.time() * 1000))
-            if alerts:
-                counts["alerts"] += len(alerts)
-                outputs.alerts(alerts)
-            if sensor.stats.lost != lost_seen and time.monotonic() - lost_told > _LOSS_NOTICE_EVERY:
-                lost_seen, lost_told = sensor.stats.lost, time.monotonic()
-                print(
-                    f"vigil watch: kernel queue overflowed {lost_seen} times: file events were lost",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            if sensor.stats.kernel_lost != kernel_seen:
-                kernel_seen = sensor.stats.kernel_lost
-                print(
-                    f"vigil watch: eBPF ring buffer full: {kernel_seen} process/network records lost",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            if drain_until is not None and time.monotonic() > drain_until:
-                break
         last = engine.finish()
         if last:
             counts["alerts"] += len(last)
