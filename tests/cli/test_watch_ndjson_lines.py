@@ -46,3 +46,13 @@ def test_keys_and_values_orjson_needs_options_for_fall_back_to_dumps():
 
 def test_no_documents_no_bytes():
     assert ndjson_lines([]) == b""
+
+
+def test_every_code_point_is_written_as_dumps_writes_it():
+    # Every character json_line could escape, in every batch position: the byte search that
+    # spares the scan must never skip one.
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    docs = [_doc("ascii"), {"all": everything}, {"one": "\u0085"}, {"bidi": "\u2067"}]
+    assert ndjson_lines(docs) == b"".join(dumps(d) + b"\n" for d in docs)
+    for doc in docs[2:]:
+        assert ndjson_lines([doc]) == dumps(doc) + b"\n"

@@ -190,6 +190,11 @@ _TABLE_FIELDS = (
 )
 
 
+# The first bytes of what vigil.sinks.terminal.json_line escapes: DEL and the UTF-8 of C1
+# controls (0xC2), of U+061C (0xD8) and of the separators and bidirectional controls (0xE2).
+_CONTROL_LEADS = (b"\x7f", b"\xc2", b"\xd8", b"\xe2")
+
+
 def ndjson_lines(docs: list[dict]) -> bytes:
     """``docs`` (events or alerts) as NDJSON, byte for byte what
     :func:`vigil.cli.output.dumps` writes for each.
@@ -197,15 +202,17 @@ def ndjson_lines(docs: list[dict]) -> bytes:
     The sensor's documents and their alerts have string keys and JSON's own types, so orjson
     writes them without the options for other keys and types (a batch that has others is
     written by ``dumps``); the scan for C1 and bidirectional controls (:func:`json_line`) runs only on
-    a batch that is not all ASCII or holds a DEL: it cost as much as orjson itself."""
+    a batch that holds a byte one of them starts with: it cost as much as orjson itself."""
     try:
         data = b"".join([orjson.dumps(d, option=orjson.OPT_APPEND_NEWLINE) for d in docs])
     except TypeError:
         return b"".join(dumps(d) + b"\n" for d in docs)
-    if data.isascii() and b"\x7f" not in data:
-        return data
-    # No pattern of json_line holds a newline: the whole batch at once is each line alone.
-    return json_line(data)
+    # Each sequence json_line escapes starts with one of these bytes (a byte search each is
+    # far cheaper than the pattern); none holds a newline, so the whole batch at once is
+    # each line alone.
+    if any(lead in data for lead in _CONTROL_LEADS):
+        return json_line(data)
+    return data
 
 
 def table_line(alert: dict) -> str:
