@@ -603,7 +603,10 @@ class Scheduler:
         terms = [r for r in rules if r.type == "new_terms"]
         if terms:
             histories = {rule_id(r): self._history(r) for r in terms}
-            stateful.catch_up_together(terms, histories, engine, self._sources(ctx, None))
+            # The window's events were fed above: of those also stored since a history's
+            # position, each history takes what its rule kept, and only the others are fed.
+            fed = stateful.Fed(events, {rule_id(r): out[rule_id(r)][2] for r in terms})
+            stateful.catch_up_together(terms, histories, engine, self._sources(ctx, None), fed)
         return out, engine
 
     def _history(self, rule: Any) -> Any:

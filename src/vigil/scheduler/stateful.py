@@ -67,12 +67,7 @@ class TermsHistory:
         self.positions: dict[str, int] = {}  # source -> the position read up to
 
     def catch_up(self, rule, engine, sources: dict[str, Source]) -> None:
-        replay = Replay([rule], engine=engine)
-        for events in stored_since(self.positions, sources):
-            for event in events:
-                replay.feed(event)
-            for ts, item in replay.drain(rule.rule_id):
-                self.index.insert(new_terms.Seen(ts, None, item.terms))
+        catch_up_together([rule], {rule.rule_id: self}, engine, sources)
 
 
 def stored_since(positions: dict[str, int], sources: dict[str, Source]) -> Iterator[list[Event]]:
@@ -104,22 +99,29 @@ class IndicatorHistory:
 
 
 def catch_up_together(
-    rules: list, histories: dict[str, TermsHistory], engine, sources: dict[str, Source]
+    rules: list,
+    histories: dict[str, TermsHistory],
+    engine,
+    sources: dict[str, Source],
+    fed: Fed | None = None,
 ) -> None:
     """:meth:`TermsHistory.catch_up` for many new terms rules at once: the rules whose
     histories were read up to the same place are fed the events stored since in one
     replay, in batches (each batch's queries run as masks over it), and each history
-    takes its rule's terms."""
+    takes its rule's terms.
+
+    ``fed``: events a replay with the same engine was fed already, and what each rule kept
+    of them (:class:`Fed`): those among the events stored since are not fed again, their
+    kept items are taken as they are (the same query, exceptions and event time decide)."""
     groups: dict[tuple, list] = {}
     for rule in rules:
         groups.setdefault(tuple(sorted(histories[rule.rule_id].positions.items())), []).append(rule)
     for place, group in groups.items():
-        if len(group) < 2:
-            histories[group[0].rule_id].catch_up(group[0], engine, sources)
-            continue
         replay = Replay(group, engine=engine)
         positions = dict(place)
         for events in stored_since(positions, sources):
+            if fed is not None:
+                events = fed.take(group, events, histories)
             for k in range(0, len(events), FEED_BATCH):
                 replay.feed_batch(events[k : k + FEED_BATCH])
         for rule in group:
@@ -127,6 +129,30 @@ def catch_up_together(
             for ts, item in replay.drain(rule.rule_id):
                 history.index.insert(new_terms.Seen(ts, None, item.terms))
             history.positions = dict(positions)
+
+
+class Fed:
+    """The events a shared replay was fed (by identity) and each new terms rule's items
+    kept of them (:meth:`Replay.take`'s), so that a history's catch-up over events stored
+    since a position feeds only those the replay was not fed."""
+
+    def __init__(self, events: list[Event], kept: dict[str, list]) -> None:
+        self.ids = {id(e) for e in events}
+        self.kept = kept
+        self._events = events  # held, so that no id is reused while this lives
+
+    def take(self, rules: list, events: list[Event], histories: dict[str, TermsHistory]) -> list[Event]:
+        """Put into each rule's history the items kept of ``events`` that were fed; return
+        the others, to be fed."""
+        ids = {id(e) for e in events}
+        if not ids & self.ids:
+            return events
+        for rule in rules:
+            index = histories[rule.rule_id].index
+            for item in self.kept.get(rule.rule_id, ()):
+                if id(item.event) in ids:
+                    index.insert(new_terms.Seen(item.ts, None, item.terms))
+        return [e for e in events if id(e) not in self.ids]
 
 
 def scheduled_alerts(
@@ -156,8 +182,9 @@ def scheduled_alerts(
         return _esql_run(rule, engine, window, from_ms=from_ms, to_ms=to_ms, kept=kept)
     if taken is None:
         replay = Replay([rule], engine=engine)
-        for event in window or ():
-            replay.feed(event)
+        events = list(window or ())
+        for k in range(0, len(events), FEED_BATCH):
+            replay.feed_batch(events[k : k + FEED_BATCH])
         taken = replay.take(rule.rule_id)
     params, times, items = taken
     items = items[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
