@@ -233,3 +233,39 @@ def _paths(doc, prefix=()):
         for k, v in doc.items():
             yield prefix + (k,)
             yield from _paths(v, prefix + (k,))
+
+
+def test_case_remembered_by_its_column_gives_each_rows_answer(esql_rules, events, monkeypatch):
+    """A CASE that reads one column is remembered by its value (Program._memo_by_column):
+    the same rows and warnings as the CASE run on every row, on every prebuilt rule that
+    has one, over the built events."""
+    from vigil.esql.evaluate import Program
+
+    with_case = [r for r in esql_rules if "case(" in r.query.lower()]
+    assert len(with_case) > 10
+    remembered = 0
+    for r in with_case:
+        text = _program(r).text
+        fast = Program(parse(text))
+        remembered += "remembered" in repr([fn for fn in _closures(fast)])
+        with monkeypatch.context() as m:
+            m.setattr(Program, "_memo_by_column", lambda self, args, env, fn: None)
+            slow = Program(parse(text))
+        window = [e for e in events if e.doc.get("@timestamp")][:2000]
+        a, b = fast.run(window, limit=None, now=0), slow.run(window, limit=None, now=0)
+        assert (a.columns, a.rows, a.warnings) == (b.columns, b.rows, b.warnings), r.name
+    assert remembered > 5
+
+
+def _closures(program) -> list:
+    """The functions a program's steps close over, two levels down."""
+    out = []
+    for step in program.steps:
+        for cell in step.__closure__ or ():
+            v = cell.cell_contents
+            out.append(v)
+            if isinstance(v, list):
+                for item in v:
+                    if isinstance(item, tuple):
+                        out.extend(x for x in item if callable(x))
+    return out

@@ -1122,7 +1122,47 @@ class Program:
                     return value(r)
             return default_fn(r) if default_fn is not None else None
 
-        return case, typ
+        memo = self._memo_by_column(args, env, case)
+        return (memo or case), typ
+
+    def _memo_by_column(self, args: tuple, env: Env, fn: Fn) -> Fn | None:
+        """``fn`` remembered by the value of the one column ``args`` read, when they read one
+        and nothing else (no document, no NOW()): a CASE of hundreds of LIKE tests on a
+        process name runs once per name. A multi-valued cell, a list result or a run that
+        warns is not remembered (so warnings count as before)."""
+        names = set()
+        for a in args:
+            for x in walk(a):
+                if isinstance(x, T.Match) or (isinstance(x, T.Call) and x.name in (*_DOC_FUNCTIONS, "now")):
+                    return None
+                if isinstance(x, T.Column):
+                    names.add(x.name)
+        if len(names) != 1:
+            return None
+        column = self._column(T.Column(names.pop()), env)[0]
+        counts = self.warn.counts
+        memo: dict = {}
+
+        def remembered(r: Row) -> Cell:
+            v = column(r)
+            if isinstance(v, list):
+                return fn(r)
+            key = (type(v), v)
+            try:
+                return memo[key]
+            except KeyError:
+                pass
+            except TypeError:  # a value that cannot be a key
+                return fn(r)
+            warned = sum(counts.values())
+            out = fn(r)
+            if not isinstance(out, list) and sum(counts.values()) == warned:
+                if len(memo) >= 4096:
+                    memo.clear()
+                memo[key] = out
+            return out
+
+        return remembered
 
     def _date_arg(self, e: T.Expr, env: Env) -> Fn:
         fn, typ = self._expr(e, env)

@@ -117,14 +117,22 @@ def read(doc: Any, name: str, typ: str | None) -> Any:
     return out
 
 
+_PATHS: dict[str, tuple[int, tuple]] = {}  # name -> (its parts, the keys to try at each)
+
+
 def _one_path(doc: Any, name: str) -> list | None:
     """:func:`vigil.eql.fields.lookup`'s values when one key leads from each object to the
     next (the field held once, in objects, not in arrays of objects); None otherwise,
     where the general walk decides (values of several keys in document order)."""
-    parts = split_path(name)
-    prefixes = _prefixes(parts)
+    found = _PATHS.get(name)
+    if found is None:
+        if len(_PATHS) >= 8192:
+            _PATHS.clear()
+        parts = split_path(name)
+        found = _PATHS[name] = (len(parts), _prefixes(parts))
+    n, prefixes = found
     node = doc
-    i, n = 0, len(parts)
+    i = 0
     while i < n:
         if type(node) is not dict:
             return None
