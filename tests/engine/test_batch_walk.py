@@ -101,8 +101,9 @@ def _field_tests(node, out: set) -> None:
 
 @pytest.mark.parametrize("mix", ["default", "linux"])
 def test_plain_tests_give_arrows_answer(prebuilt_rules, monkeypatch, mix):
-    """Columns of few values are tested with Python's string methods (Column.plain_test);
-    every field test of every prebuilt event rule gives Arrow's answer, on every column."""
+    """``in`` tests, and columns of few values, are tested with Python's string methods
+    (Column.plain_test); every field test of every prebuilt event rule gives Arrow's
+    answer, on every column."""
     from vigil.engine import Engine
     from vigil.engine.core import EventRules
 
@@ -115,10 +116,10 @@ def test_plain_tests_give_arrows_answer(prebuilt_rules, monkeypatch, mix):
     for doc in docs[::7]:  # upper case and arrays too
         doc["process"] = {"name": ["BASH", "Sh"], "args": ["-C", "Curl http://X"]}
     reader = Reader(rules.paths)
-    monkeypatch.setattr(batches, "SMALL", 10**9)
+    monkeypatch.setattr(batches, "_plain", lambda col, kind: kind in batches._PLAIN)
     plain = reader.batch(docs)
     answers = {t: plain.test(t) for t in tests}
-    monkeypatch.setattr(batches, "SMALL", 0)
+    monkeypatch.setattr(batches, "_plain", lambda col, kind: False)
     arrow = reader.batch(docs)
     differ = [t for t in tests if not (arrow.test(t) == answers[t]).all()]
     assert not differ

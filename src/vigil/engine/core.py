@@ -281,14 +281,6 @@ class StageRules:
                 hits = [tuple(i for i, on in enumerate(flags) if on) for flags in zip(*by_stage, strict=True)]
             yield p, rows, hits
 
-    def taken(self, batch, starts, events: list[Event]) -> list[list]:
-        """Per row of the batch: (plan, stages that may match) of each rule, in rule order."""
-        per_row: list[list] = [[] for _ in events]
-        for p, rows, hits in self.rows(batch, starts):
-            for row, hit in zip(rows, hits, strict=True):
-                per_row[row].append((p, hit))
-        return per_row
-
 
 class _Plans:
     def __init__(self, plans: list[RulePlan]) -> None:
@@ -360,40 +352,41 @@ class LiveSequences:
         self.engine = self.stages.engine
         self.paths = self.stages.paths  # the fields the batches must hold for these rules
         self.streams: dict[str, object] = {}
-        self.position = {id(p): k for k, p in enumerate(self.stages.plans)}
         # Fed every row of their index: sequences whose last stages are missing ones.
         self.every = [p for p in self.stages.plans if _trailing_missing(p.query)]
         self._every_ids = {id(p) for p in self.every}
 
     def process_batch(self, events: list[Event], batch, start) -> list[list[dict]]:
         """Per event, the alerts of the sequences and samples it completes; ``batch`` holds
-        the events' columns (at least :attr:`paths`) and ``start`` is :meth:`Starts.of`."""
+        the events' columns (at least :attr:`paths`) and ``start`` is :meth:`Starts.of`.
+        Each rule takes its rows in turn (rules share no state); an event's alerts come
+        in rule order."""
         out: list[list[dict]] = [[] for _ in events]
         if not self.stages.plans:
             return out
         engine = self.engine
-        taken = self.stages.taken(batch, start, events)
-        for p in self.every:
-            first = start(p.rule)
-            for row in np.flatnonzero(first).tolist() if first is not None else ():
-                taken[row].append((p, None))
-        for row, event in enumerate(events):
-            offers = taken[row]
-            if self.every:
-                offers = sorted(
-                    (o for o in offers if o[1] is None or id(o[0]) not in self._every_ids),
-                    key=lambda o: self.position[id(o[0])],
-                )
-            for p, hit in offers:
-                rule = p.rule
-                engine.stats[rule.rule_id]["events"] += 1
-                stream = self.streams.get(rule.rule_id)
-                if stream is None:
-                    stream = self.streams[rule.rule_id] = p.query.stream(doc=_doc_of)
-                if hit is None or p.query.kind != "sequence":
+        offered = {id(p): (rows, hits) for p, rows, hits in self.stages.rows(batch, start)}
+        for p in self.stages.plans:
+            if id(p) in self._every_ids:
+                first = start(p.rule)
+                rows = np.flatnonzero(first).tolist() if first is not None else []
+                hits = [None] * len(rows)
+            else:
+                rows, hits = offered.get(id(p), ((), ()))
+            if not rows:
+                continue
+            rule = p.rule
+            engine.stats[rule.rule_id]["events"] += len(rows)
+            stream = self.streams.get(rule.rule_id)
+            if stream is None:
+                stream = self.streams[rule.rule_id] = p.query.stream(doc=_doc_of)
+            sequence = p.query.kind == "sequence"
+            for row, hit in zip(rows, hits, strict=True):
+                event = events[row]
+                if hit is None or not sequence:
                     if not engine._takes(rule, event):
                         continue
-                    found = stream.feed(event)  # tests the query itself, as Engine.process
+                    matches = stream.feed(event)  # tests the query itself, as Engine.process
                 else:
                     if stream.idle(hit):
                         continue
@@ -401,8 +394,10 @@ class LiveSequences:
                     if not hit or not engine._takes(rule, event):
                         continue
                     key = p.query._sort_key(event.doc, 0)
-                    found = stream.feed_matched(lambda e=event: e, event.doc, None if key[0] else key[1], hit)
-                for match in found:
+                    matches = stream.feed_matched(
+                        lambda e=event: e, event.doc, None if key[0] else key[1], hit
+                    )
+                for match in matches:  # rules in order: each row's alerts come in rule order
                     out[row] += engine._alerts(rule, match.events)
         return out
 

@@ -23,35 +23,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vigil.engine.batches import SMALL
-from vigil.engine.vector import AndF, FieldTest, OrF
+from vigil.engine.vector import COMMON_FIELDS, AndF, FieldTest, OrF
 
 # A gate: alternatives, each a field path with the (lower-cased) values one of which it
 # must hold, or None when any value will do.
 Gate = tuple[tuple[str, tuple[str, ...] | None], ...]
 
-# Fields whose values most events of a kind share: an ``in`` test of them is a poor gate
-# when the filter has another (only the best gate of an ``or`` branch is kept).
-COMMON = frozenset(
-    (
-        "event.category",
-        "event.type",
-        "event.kind",
-        "event.outcome",
-        "event.action",
-        "host.os.type",
-        "host.os.name",
-        "host.os.family",
-        "host.os.platform",
-        "event.module",
-        "event.dataset",
-        "data_stream.dataset",
-    )
-)
-
 
 def _score(gate: Gate) -> float:
     return max(
-        (2.0 if path in COMMON else 0.0) + (1.0 if values is None else len(values) / 1000)
+        (2.0 if path in COMMON_FIELDS else 0.0) + (1.0 if values is None else len(values) / 1000)
         for path, values in gate
     )
 
