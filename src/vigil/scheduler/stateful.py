@@ -67,7 +67,12 @@ class TermsHistory:
         self.positions: dict[str, int] = {}  # source -> the position read up to
 
     def catch_up(self, rule, engine, sources: dict[str, Source]) -> None:
-        catch_up_together([rule], {rule.rule_id: self}, engine, sources)
+        replay = Replay([rule], engine=engine)
+        for events in stored_since(self.positions, sources):
+            for event in events:
+                replay.feed(event)
+            for ts, item in replay.drain(rule.rule_id):
+                self.index.insert(new_terms.Seen(ts, None, item.terms))
 
 
 def stored_since(positions: dict[str, int], sources: dict[str, Source]) -> Iterator[list[Event]]:
@@ -117,6 +122,9 @@ def catch_up_together(
     for rule in rules:
         groups.setdefault(tuple(sorted(histories[rule.rule_id].positions.items())), []).append(rule)
     for place, group in groups.items():
+        if len(group) < 2 and fed is None:
+            histories[group[0].rule_id].catch_up(group[0], engine, sources)
+            continue
         replay = Replay(group, engine=engine)
         positions = dict(place)
         for events in stored_since(positions, sources):
@@ -182,9 +190,8 @@ def scheduled_alerts(
         return _esql_run(rule, engine, window, from_ms=from_ms, to_ms=to_ms, kept=kept)
     if taken is None:
         replay = Replay([rule], engine=engine)
-        events = list(window or ())
-        for k in range(0, len(events), FEED_BATCH):
-            replay.feed_batch(events[k : k + FEED_BATCH])
+        for event in window or ():
+            replay.feed(event)
         taken = replay.take(rule.rule_id)
     params, times, items = taken
     items = items[bisect.bisect_left(times, from_ms) : bisect.bisect_right(times, to_ms)]
