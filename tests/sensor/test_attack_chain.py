@@ -15,7 +15,6 @@ rules load and compile once).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
+from live_watch import alerted_rules, ebpf_refusal, read_ndjson
 
 REPO = Path(__file__).resolve().parents[2]
 DRACUT = Path("/usr/lib/dracut/modules.d/97vigil-chain")
@@ -85,14 +85,9 @@ def _local_address() -> str | None:
 
 
 def _reason(shared: Path) -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    try:
-        from vigil.sensor.bpf import Probes
-
-        Probes(1 << 20).close()
-    except Exception as exc:  # noqa: BLE001 - any refusal is the reason to skip
-        return f"eBPF unavailable: {str(exc).splitlines()[0]}"
+    refusal = ebpf_refusal()
+    if refusal:
+        return refusal
     for tool in ("setpriv", "getcap", "setcap", "chattr", "openssl", "useradd", "usermod"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
@@ -161,7 +156,7 @@ def chain_run(shared, tmp_path_factory):
         )
         # The alerts come as the engine reaches the events: wait for them, generously.
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not EXPECTED <= _names(alerts):
+        while time.monotonic() < deadline and not EXPECTED <= alerted_rules(alerts):
             time.sleep(1)
     finally:
         watch.send_signal(signal.SIGTERM)
@@ -173,17 +168,7 @@ def chain_run(shared, tmp_path_factory):
         listener.close()
         shutil.rmtree(DRACUT, ignore_errors=True)
         subprocess.run(["userdel", USER], capture_output=True, check=False)
-    return _read(events), _read(alerts), (err + rest).decode()
-
-
-def _read(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().split("\n")[:-1] if x.strip()]
-
-
-def _names(path: Path) -> set[str]:
-    return {a["kibana.alert.rule.name"] for a in _read(path)}
+    return read_ndjson(events), read_ndjson(alerts), (err + rest).decode()
 
 
 def test_each_step_raises_its_prebuilt_rule(chain_run):

@@ -12,7 +12,6 @@ Needs root and eBPF; skipped with the reason otherwise.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from live_watch import alerted_rules, ebpf_refusal, read_ndjson
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = {
@@ -44,27 +44,9 @@ for name in sys.argv[3:]:
 """
 
 
-def _reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    try:
-        from vigil.sensor.bpf import Probes
-
-        Probes(1 << 20).close()
-    except Exception as exc:  # noqa: BLE001 - any refusal is the reason to skip
-        return f"eBPF unavailable: {str(exc).splitlines()[0]}"
-    return None
-
-
-def _read(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().split("\n")[:-1] if x.strip()]
-
-
 @pytest.fixture(scope="module")
 def dns_run(shared, tmp_path_factory):
-    reason = _reason()
+    reason = ebpf_refusal()
     if reason:
         pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("dns")
@@ -112,7 +94,7 @@ def dns_run(shared, tmp_path_factory):
             check=True,
         )
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not set(names.values()) <= _names(alerts):
+        while time.monotonic() < deadline and not set(names.values()) <= alerted_rules(alerts):
             time.sleep(0.5)
     finally:
         sink.close()
@@ -122,17 +104,13 @@ def dns_run(shared, tmp_path_factory):
         except subprocess.TimeoutExpired:
             watch.kill()
             _, rest = watch.communicate()
-    return names, _read(events), _read(alerts), (err + rest).decode()
+    return names, read_ndjson(events), read_ndjson(alerts), (err + rest).decode()
 
 
 def _rule_name(path: Path) -> str:
     import tomllib
 
     return tomllib.loads(path.read_text())["rule"]["name"]
-
-
-def _names(path: Path) -> set[str]:
-    return {a["kibana.alert.rule.name"] for a in _read(path)}
 
 
 def test_each_prebuilt_dns_rule_raises_its_alert(dns_run):

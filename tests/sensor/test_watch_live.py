@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from live_watch import read_ndjson
 
 REPO = Path(__file__).resolve().parents[2]
 MODULES = Path("/usr/lib/dracut/modules.d")
@@ -96,10 +97,7 @@ class Watch:
         self.ready_line = line.decode()
 
     def _read(self, path: Path) -> list[dict]:
-        if not path.exists():
-            return []
-        # A line still being written (no newline yet) is read next time.
-        return [json.loads(x) for x in path.read_text().split("\n")[:-1] if x.strip()]
+        return read_ndjson(path)  # a line still being written is read next time
 
     def events_for(self, path: str, action: str = "creation", timeout: float = 15.0) -> list[dict]:
         deadline = time.monotonic() + timeout
