@@ -366,6 +366,7 @@ class LiveSequences:
             return out
         engine = self.engine
         offered = {id(p): (rows, hits) for p, rows, hits in self.stages.rows(batch, start)}
+        keys = SortKeys(events)
         for p in self.stages.plans:
             if id(p) in self._every_ids:
                 first = start(p.rule)
@@ -381,6 +382,7 @@ class LiveSequences:
             if stream is None:
                 stream = self.streams[rule.rule_id] = p.query.stream(doc=_doc_of)
             sequence = p.query.kind == "sequence"
+            key_of = keys.of(p.query)
             for row, hit in zip(rows, hits, strict=True):
                 event = events[row]
                 if hit is None or not sequence:
@@ -393,7 +395,7 @@ class LiveSequences:
                     hit = p.hit_stages(event.doc, hit)
                     if not hit or not engine._takes(rule, event):
                         continue
-                    key = p.query._sort_key(event.doc, 0)
+                    key = key_of(row)
                     matches = stream.feed_matched(
                         lambda e=event: e, event.doc, None if key[0] else key[1], hit
                     )

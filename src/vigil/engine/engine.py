@@ -277,9 +277,7 @@ class _Sequences:
                     continue
             key = key_of(row)
             if last is not None and key < last:
-                self.disordered.add(rid)
-                self.streams.pop(rid, None)
-                self.held.pop(rid, None)
+                self._disorder(rid)
                 return
             last = key
             if not idle:
@@ -293,6 +291,13 @@ class _Sequences:
                     self.held.setdefault(rid, []).extend(found)
         if last is not None:
             self.last[rid] = last
+
+    def _disorder(self, rid: str) -> None:
+        """An event of rule ``rid`` came before its last one in time: nothing more is fed to
+        it, what it found is dropped, and it is run again over all the events at the end."""
+        self.disordered.add(rid)
+        self.streams.pop(rid, None)
+        self.held.pop(rid, None)
 
     def _stream(self, p):
         stream = self.streams.get(p.rule.rule_id)
@@ -317,9 +322,7 @@ class _Sequences:
             self._key = (event, fields, key)
         prev = self.last.get(rid)
         if prev is not None and key < prev:
-            self.disordered.add(rid)
-            self.streams.pop(rid, None)
-            self.held.pop(rid, None)
+            self._disorder(rid)
             return None
         self.last[rid] = key
         return key
